@@ -1,0 +1,83 @@
+"""Checkpoints: a plain dict of tensors and primitives, saved atomically, loaded weights-only.
+
+Loading never unpickles arbitrary objects: ``torch.load(weights_only=True)`` refuses any
+pickled class outside tensors and plain containers, so a checkpoint that carries code is
+rejected without running it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgecn.errors import EdgecnError
+from edgecn.fileio import atomic_path
+
+FORMAT = "edgecn-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (with its ``edgecn_config``) and ``extra`` (training state) atomically."""
+    config = getattr(model, "edgecn_config", None)
+    if config is None:
+        raise ValueError("model has no edgecn_config; build it with edgecn.models.create_model")
+    payload = {"format": FORMAT, "version": VERSION, "config": config,
+               "state_dict": model.state_dict(), "extra": extra or {}}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The raw checkpoint dict, validated; raises EdgecnError for anything that is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise EdgecnError(f"checkpoint {str(path)!r} does not exist", "check the path (checkpoints are written by `edgecn train` and `edgecn condense`)")
+    if path.is_dir():
+        raise EdgecnError(f"{str(path)!r} is a folder, not a checkpoint", "pass the .pt file inside it (e.g. runs/NAME/last.pt)")
+    data = path.read_bytes()
+    if not data:
+        raise EdgecnError(f"checkpoint {str(path)!r} is empty", "re-create it with `edgecn train` (an interrupted copy?)")
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise EdgecnError(f"checkpoint {str(path)!r} contains pickled objects that are not plain weights; refusing to load it",
+                          "only load checkpoints written by edgecn (they hold tensors and plain values only)") from e
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+        raise EdgecnError(f"checkpoint {str(path)!r} is truncated or corrupt ({str(e).splitlines()[0][:120]})",
+                          "re-create it with `edgecn train`, or resume from an earlier checkpoint") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise EdgecnError(f"{str(path)!r} is not an edgecn checkpoint",
+                          "pass a checkpoint written by `edgecn train` or `edgecn condense`")
+    if payload.get("version") != VERSION:
+        raise EdgecnError(f"checkpoint {str(path)!r} has format version {payload.get('version')}, this edgecn reads {VERSION}",
+                          "use the edgecn version that wrote it")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the model stored in ``path`` and load its weights.
+
+    Returns:
+        ``(model, extra)``: the model in eval mode, and the extra training state.
+    """
+    from edgecn.models import rebuild_model
+
+    payload = read_checkpoint(path)
+    config = payload["config"]
+    model = rebuild_model(config)
+    model.edgecn_config = config
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        raise EdgecnError(f"checkpoint {str(path)!r} does not match model {config.get('name')!r} ({str(e).splitlines()[0][:160]})",
+                          "it was probably edited or written by another version; re-create it with `edgecn train`") from e
+    return model.eval(), payload.get("extra", {})

@@ -1,0 +1,77 @@
+"""The ``edgecn`` command: a thin shell over the Python API.
+
+Each subcommand is one module in this package that calls ``@subcommand``; ``main`` imports
+them all, so adding a subcommand is adding a file. Handlers import the heavy API lazily,
+so ``edgecn --help`` and ``edgecn profile`` stay fast and torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import traceback
+from typing import Callable
+
+from edgecn import __version__
+from edgecn.errors import USER_ERROR_EXIT, EdgecnError
+
+_SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def subcommand(name: str, help: str):
+    """Register ``configure(parser)``; it must set ``parser.set_defaults(run=handler)``."""
+
+    def add(configure):
+        _SUBCOMMANDS[name] = (help, configure, configure)
+        return configure
+
+    return add
+
+
+def build_parser() -> argparse.ArgumentParser:
+    for mod in pkgutil.iter_modules(__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+    parser = argparse.ArgumentParser(
+        prog="edgecn",
+        description="Train, condense, rewrite, quantize and compile efficient CNNs for edge devices, and profile them there.",
+        epilog="Run `edgecn COMMAND --help` for a command's options. Exit status 2 means a problem with the input.")
+    parser.add_argument("--version", action="version", version=f"edgecn {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in sorted(_SUBCOMMANDS):
+        help_text, configure, _ = _SUBCOMMANDS[name]
+        p = subs.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors")
+        configure(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return USER_ERROR_EXIT
+    try:
+        return int(args.run(args) or 0)
+    except EdgecnError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"edgecn {args.command}: error: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"edgecn {args.command}: interrupted; finished files are kept, partial ones were removed", file=sys.stderr)
+        return 130
+    except Exception as e:  # an edgecn bug or an unexpected environment problem
+        if args.debug:
+            raise
+        print(f"edgecn {args.command}: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n"
+              f"  rerun with --debug for the traceback, and report it if the input looks right", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The build manifest: what each artifact is and how to feed it. Torch-free (runs on devices).
+
+Written by ``edgecn build`` as ``build/<model>-<target>/manifest.json`` and read by the
+profiler. Schema (version 1)::
+
+    {
+      "format": "edgecn-manifest", "version": 1,
+      "model": {"name": str, "num_classes": int, "input_size": int, "form": str},
+      "target": str, "created": str (ISO 8601), "tools": {package: version},
+      "labels": [str, ...],
+      "float_top1": float | null,
+      "artifacts": [{
+        "path": str (relative to the manifest), "sha256": str, "backend": str,
+        "precision": "fp32" | "fp16" | "int8", "size_bytes": int,
+        "input":  {"name": str, "shape": [int], "layout": "NCHW" | "NHWC", "dtype": str,
+                   "quant": {"scale": float, "zero_point": int} | null,
+                   "normalize": {"mean": [float], "std": [float]} | null},
+        "output": {"name": str, "shape": [int], "dtype": str, "quant": {...} | null},
+        "top1": float | null, "float_top1": float | null, "sqnr_db": float | null,
+        "ops": {op: count}, "delegated_share": float | null,
+        "float_layers": [str], "notes": [str]
+      }, ...]
+    }
+
+Any extra keys are kept and ignored, so newer builds stay readable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from edgecn.errors import EdgecnError
+
+FORMAT = "edgecn-manifest"
+VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    layout: str = "NCHW"
+    quant: dict | None = None
+    normalize: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactEntry:
+    path: Path
+    sha256: str
+    backend: str
+    precision: str
+    input: TensorSpec
+    output: TensorSpec | None
+    raw: dict
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    path: Path
+    model: dict
+    target: str
+    labels: list[str]
+    artifacts: list[ArtifactEntry]
+    raw: dict
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Manifest":
+        """Read and validate ``manifest.json``; EdgecnError names the broken field."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "manifest.json"
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise EdgecnError(f"manifest {str(path)!r} does not exist", "pass a build folder made by `edgecn build`") from e
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise EdgecnError(f"manifest {str(path)!r} is not valid JSON ({e})",
+                              "rebuild with `edgecn build`; the file is truncated or was edited") from e
+        return cls.from_dict(raw, path)
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: Path) -> "Manifest":
+        where = str(path)
+        _expect(isinstance(raw, dict), where, "top level", "a JSON object")
+        _expect(raw.get("format") == FORMAT, where, "format", f"{FORMAT!r}")
+        _expect(raw.get("version") == VERSION, where, "version", f"{VERSION}")
+        arts = raw.get("artifacts")
+        _expect(isinstance(arts, list), where, "artifacts", "a list")
+        entries = [_artifact(a, i, path.parent, where) for i, a in enumerate(arts)]
+        labels = raw.get("labels") or []
+        _expect(isinstance(labels, list), where, "labels", "a list of strings")
+        model = raw.get("model") or {}
+        _expect(isinstance(model, dict), where, "model", "an object")
+        return cls(path, model, str(raw.get("target", "")), [str(x) for x in labels], entries, raw)
+
+    def find(self, artifact: str | os.PathLike) -> ArtifactEntry | None:
+        """The entry describing ``artifact`` (matched by resolved path), or None."""
+        p = Path(artifact).resolve()
+        for e in self.artifacts:
+            if e.path.resolve() == p:
+                return e
+        return None
+
+
+def find_manifest_for(artifact: str | os.PathLike) -> Manifest | None:
+    """The manifest in the artifact's folder that lists it, if any."""
+    candidate = Path(artifact).resolve().parent / "manifest.json"
+    if not candidate.exists():
+        return None
+    m = Manifest.load(candidate)
+    return m if m.find(artifact) else None
+
+
+def _tensor(d: Any, where: str, field: str) -> TensorSpec:
+    _expect(isinstance(d, dict), where, field, "an object")
+    shape = d.get("shape")
+    _expect(isinstance(shape, list) and all(isinstance(s, int) and s > 0 for s in shape), where, f"{field}.shape",
+            "a list of positive integers")
+    _expect(isinstance(d.get("dtype"), str), where, f"{field}.dtype", "a string such as 'float32' or 'int8'")
+    layout = d.get("layout", "NCHW")
+    _expect(layout in ("NCHW", "NHWC", "NC"), where, f"{field}.layout", "'NCHW', 'NHWC' or 'NC'")
+    quant = d.get("quant")
+    if quant is not None:
+        _expect(isinstance(quant, dict) and isinstance(quant.get("scale"), (int, float)) and isinstance(quant.get("zero_point"), int),
+                where, f"{field}.quant", "null or {'scale': float, 'zero_point': int}")
+    norm = d.get("normalize")
+    if norm is not None:
+        _expect(isinstance(norm, dict) and isinstance(norm.get("mean"), list) and isinstance(norm.get("std"), list)
+                and all(isinstance(v, (int, float)) and v > 0 for v in norm["std"]), where, f"{field}.normalize",
+                "null or {'mean': [float], 'std': [positive float]}")
+    return TensorSpec(str(d.get("name", "")), tuple(shape), d["dtype"], layout, quant, norm)
+
+
+def _artifact(a: Any, i: int, root: Path, where: str) -> ArtifactEntry:
+    field = f"artifacts[{i}]"
+    _expect(isinstance(a, dict), where, field, "an object")
+    for key in ("path", "sha256", "backend", "precision"):
+        _expect(isinstance(a.get(key), str) and a[key], where, f"{field}.{key}", "a non-empty string")
+    rel = Path(a["path"])
+    _expect(not rel.is_absolute() and ".." not in rel.parts, where, f"{field}.path", "a path inside the build folder")
+    out = _tensor(a["output"], where, f"{field}.output") if a.get("output") is not None else None
+    return ArtifactEntry(root / rel, a["sha256"].lower(), a["backend"], a["precision"],
+                         _tensor(a.get("input"), where, f"{field}.input"), out, a)
+
+
+def _expect(ok: bool, where: str, field: str, wanted: str) -> None:
+    if not ok:
+        raise EdgecnError(f"manifest {where!r}: field {field!r} must be {wanted}",
+                          "rebuild with `edgecn build` (the manifest is damaged or from another tool)")
