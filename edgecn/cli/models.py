@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from edgecn.cli import subcommand
+from edgecn.errors import EdgecnError
 
 
 @subcommand("models", help="list models with parameters and multiply-adds (training and condensed form)")
@@ -20,6 +21,9 @@ def run(args):
     from edgecn.models import MODELS
     from edgecn.models.summary import summarize
 
+    families = sorted({MODELS.get(n).family for n in MODELS.names()})
+    if args.family is not None and args.family not in families:
+        raise EdgecnError(f"unknown model family {args.family!r}", f"use one of {', '.join(families)}")
     rows = [summarize(name, args.num_classes, args.input_size) for name in MODELS.names()
             if args.family is None or MODELS.get(name).family == args.family]
     if args.json:
