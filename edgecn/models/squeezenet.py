@@ -71,4 +71,4 @@ for _v in ("1_0", "1_1"):
     for _b in BYPASSES:
         _name = f"squeezenet{_v}" + ("" if _b == "none" else f"-{_b}-bypass")
         register_model(_name, family="squeezenet", input_size=224, num_classes=1000,
-                       description=f"SqueezeNet v{_v.replace('_', '.')}, {_b} bypass")(_variant(_v, _b))
+                       description=f"SqueezeNet v{_v.replace('_', '.')}, " + ("no bypass" if _b == "none" else f"{_b} bypass"))(_variant(_v, _b))
