@@ -1,0 +1,98 @@
+"""Remove channel shuffles (TFLite makes each one 3 TRANSPOSEs and 2 RESHAPEs)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgecn.layers.shuffle import ChannelShuffle, shuffle_permutation
+from edgecn.passes.base import Pass, add_module, erase_dead, is_module, macs, module, register_pass, shape
+from edgecn.passes.gather_forms import channel_chain, emit_chain, emit_conv_over_gather, selection
+
+_FOLDS = ("fold_producer", "fold_consumer", "split", "selection_conv")
+
+
+@register_pass("shuffle")
+class RemoveShuffle(Pass):
+    """Rewrites every ``ChannelShuffle`` (``x[:, perm]`` for a fixed permutation).
+
+    Forms, all exact, from cheapest:
+
+    - ``fold_producer``: the shuffle reads a dense conv (groups=1) used only by it: the
+      conv's output channels are permuted instead. Free.
+    - ``fold_consumer``: the shuffle feeds (through BN/ReLU, whose parameters are permuted
+      as they move in front of it) a dense conv: its input columns are permuted. Free.
+    - ``split``: that consumer is grouped (CondenseNet's 3x3 conv, whose groups mix all 1x1
+      groups, so no permutation of grouped weights absorbs the shuffle): one conv per group
+      over the slices of the un-shuffled input it reads, then a concat. Same MACs; G convs,
+      G concats and about G x G slices instead of one shuffle.
+    - ``selection_conv``: a 1x1 conv with the permutation matrix: one op, C x C MACs per pixel.
+
+    ``fold`` takes the first legal form in this order; ``keep`` leaves shuffles alone;
+    ``auto`` times the legal forms (and keeping) with ``measure`` when given, else takes a
+    free fold when there is one and keeps the shuffle otherwise (XNNPACK delegates it).
+    """
+
+    def sites(self, gm):
+        return [n.name for n in gm.graph.nodes if is_module(gm, n, ChannelShuffle)]
+
+    def measured(self, cfg):
+        return cfg.shuffle == "auto"
+
+    def legal(self, gm, node, cfg):
+        out = {"keep": "kept"}
+        x = node.args[0]
+        if len(shape(x)) != 4:
+            return out
+        if is_module(gm, x, nn.Conv2d) and module(gm, x).groups == 1 and len(x.users) == 1:
+            out["fold_producer"] = "the shuffle reads a dense conv: its output channels are permuted"
+        found = channel_chain(gm, node)
+        if found is not None and module(gm, found[1]).groups == 1:
+            out["fold_consumer"] = "the shuffle feeds a dense conv: its input columns are permuted"
+        elif found is not None:
+            out["split"] = "the shuffle feeds a grouped conv: split into per-group convs over slices"
+        out["selection_conv"] = "a 1x1 permutation conv is exact for any shuffle"
+        return out
+
+    def decide(self, gm, node, cfg, legal):
+        if cfg.shuffle == "keep":
+            return "keep", "requested"
+        for choice in _FOLDS if cfg.shuffle == "fold" else _FOLDS[:2]:
+            if choice in legal:
+                return choice, legal[choice]
+        return "keep", "auto: no free fold (the shuffle is delegated as is)"
+
+    def apply(self, gm, node, choice):
+        x = node.args[0]
+        channels = shape(x)[1]
+        perm = shuffle_permutation(channels, module(gm, node).groups)
+        if choice == "fold_producer":
+            return self._fold_producer(gm, node, x, perm)
+        if choice == "selection_conv":
+            sel = selection(perm, channels, 4)
+            with gm.graph.inserting_before(node):
+                node.replace_all_uses_with(gm.graph.call_module(add_module(gm, node.target, "perm", sel), (x,)))
+            erase_dead(gm, [node])
+            return 0, macs(sel, shape(node))
+        chain, conv_node = channel_chain(gm, node)
+        before = macs(module(gm, conv_node), shape(conv_node))
+        with gm.graph.inserting_before(conv_node):
+            moved = emit_chain(gm, x, chain, perm, channels)
+            out, mods = emit_conv_over_gather(gm, moved, conv_node, perm, channels, split=choice == "split")
+        conv_node.replace_all_uses_with(out)
+        erase_dead(gm, [node, *chain, conv_node])
+        return before, sum(macs(m, shape(conv_node)) for m in mods)
+
+    def _fold_producer(self, gm, node, x, perm):
+        conv = module(gm, x)
+        new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                        conv.dilation, 1, conv.bias is not None, conv.padding_mode)
+        with torch.no_grad():
+            new.weight.copy_(conv.weight[perm])
+            if conv.bias is not None:
+                new.bias.copy_(conv.bias[perm])
+        with gm.graph.inserting_before(node):
+            out = gm.graph.call_module(add_module(gm, x.target, "shuffled", new), tuple(x.args))
+        node.replace_all_uses_with(out)
+        erase_dead(gm, [x, node])
+        return macs(conv, shape(x)), macs(new, shape(x))

@@ -1,0 +1,142 @@
+"""The index pass: op counts before/after on condensed CondenseNet and small blocks, exactness."""
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from edgecn.layers import ChannelGather
+from edgecn.passes import LoweringConfig, rewrite
+
+
+class GatherBlock(nn.Module):
+    """gather -> BN -> ReLU -> grouped 3x3 conv, with a chosen index."""
+
+    def __init__(self, index, channels=8, groups=2):
+        super().__init__()
+        self.index = ChannelGather(index, channels)
+        self.norm = nn.BatchNorm2d(len(index))
+        self.relu = nn.ReLU()
+        self.conv = nn.Conv2d(len(index), 4, 3, padding=1, groups=groups, bias=True)
+
+    def forward(self, x):
+        return self.conv(self.relu(self.norm(self.index(x))))
+
+
+def _block(index, consistent=True):
+    block = GatherBlock(index).eval()
+    full = nn.BatchNorm2d(8)
+    with torch.no_grad():
+        for p in (full.running_mean, full.bias, full.weight):
+            p.uniform_(-1, 1)
+        full.running_var.uniform_(0.5, 2)
+        idx = torch.tensor(index)
+        for name in ("running_mean", "running_var", "weight", "bias"):
+            getattr(block.norm, name).copy_(getattr(full, name)[idx])
+        if not consistent:
+            block.norm.running_mean[2] += 0.5  # position 2 repeats channel 1 with other stats
+    return block
+
+
+def _index(cfg_index, **kw):
+    return LoweringConfig(index=cfg_index, **kw)
+
+
+def test_selection_conv_removes_every_index_select(condensed, x32, op_counts, assert_same):
+    before = op_counts(condensed, x32)
+    model, report = rewrite(condensed, _index("selection_conv"), x32, passes=["index"])
+    after = op_counts(model, x32)
+    assert before["index_select"] == 13 and after["index_select"] == 0
+    # 12 conv gathers become 1x1 convs; the classifier's flat gather folds into its Linear.
+    assert after["conv2d"] == before["conv2d"] + 12 and after["linear"] == 1
+    assert after["batch_norm"] == before["batch_norm"]
+    assert sorted(r["choice"] for r in report) == ["dense"] + ["selection_conv"] * 12
+    assert_same(condensed, model, (2, 3, 32, 32))
+
+
+def test_dense_folds_gather_and_group_conv(condensed, x32, op_counts, conv_groups, assert_same):
+    before = op_counts(condensed, x32)
+    model, report = rewrite(condensed, _index("dense"), x32, passes=["index"])
+    after = op_counts(model, x32)
+    assert after["index_select"] == 0 and after["conv2d"] == before["conv2d"]
+    # The grouped 1x1 convs became dense; only the 12 grouped 3x3 convs stay grouped.
+    assert conv_groups(condensed, x32).count(4) == 24 and conv_groups(model, x32).count(4) == 12
+    conv_sites = [r for r in report if r["site"].endswith("conv_1.index")]
+    assert len(conv_sites) == 12
+    # CondenseNet with C=4: a dense 1x1 costs C times the grouped one.
+    assert all(r["macs_after"] == 4 * r["macs_before"] for r in conv_sites)
+    assert_same(condensed, model, (2, 3, 32, 32))
+
+
+def test_gather_keeps_everything(condensed, x32, op_counts):
+    model, report = rewrite(condensed, _index("gather"), x32, passes=["index"])
+    assert report == [] and op_counts(model, x32) == op_counts(condensed, x32)
+
+
+def test_slices_for_contiguous_index(op_counts, assert_same):
+    block, x = _block([0, 1, 2, 5, 6, 7]), torch.randn(1, 8, 6, 6)
+    assert op_counts(block, x)["index_select"] == 1
+    model, report = rewrite(block, _index("slices"), x, passes=["index"])
+    after = op_counts(model, x)
+    assert after["index_select"] == 0 and after["narrow"] == 2 and after["cat"] == 1
+    assert report[0]["choice"] == "slices" and report[0]["macs_after"] == 0
+    assert_same(block, model, (2, 8, 6, 6))
+
+
+def test_slices_left_alone_when_too_many_runs(op_counts):
+    block, x = _block([0, 2, 4, 6, 1, 3]), torch.randn(1, 8, 6, 6)
+    model, report = rewrite(block, _index("slices", max_slices=4), x, passes=["index"])
+    assert report == [] and op_counts(model, x)["index_select"] == 1
+
+
+def test_dense_sums_weights_of_repeated_indices(op_counts, assert_same):
+    block, x = _block([0, 1, 1, 3, 4, 4, 4, 7]), torch.randn(1, 8, 6, 6)
+    model, report = rewrite(block, _index("dense"), x, passes=["index"])
+    after = op_counts(model, x)
+    assert after["index_select"] == 0 and after["conv2d"] == 1
+    assert report[0]["choice"] == "dense"
+    assert_same(block, model, (2, 8, 6, 6))
+
+
+def test_dense_left_alone_when_repeated_bn_params_differ(op_counts, assert_same):
+    block, x = _block([0, 1, 1, 3], consistent=False), torch.randn(1, 8, 6, 6)
+    model, report = rewrite(block, _index("dense"), x, passes=["index"])
+    assert report == [] and op_counts(model, x)["index_select"] == 1
+    # auto still removes it, exactly, without moving the BN.
+    model, report = rewrite(block, _index("auto"), x, passes=["index"])
+    assert report[0]["choice"] in ("selection_conv", "slices")
+    assert op_counts(model, x)["index_select"] == 0
+    assert_same(block, model, (2, 8, 6, 6))
+
+
+def test_auto_rule_removes_every_gather(condensed, x32, op_counts, assert_same):
+    model, report = rewrite(condensed, _index("auto"), x32, passes=["index"])
+    assert op_counts(model, x32)["index_select"] == 0
+    assert all(r["reason"] for r in report)
+    assert_same(condensed, model, (2, 3, 32, 32))
+
+
+def _eager_seconds(model):
+    x = torch.randn(1, 8, 6, 6)
+    with torch.no_grad():
+        model(x)
+        start = time.perf_counter()
+        for _ in range(5):
+            model(x)
+    return (time.perf_counter() - start) / 5
+
+
+@pytest.mark.parametrize("index", [[0, 1, 2, 5, 6, 7], [0, 1, 1, 3, 4, 4, 4, 7]])
+def test_auto_with_measure_times_candidates(index, assert_same):
+    block, x = _block(index), torch.randn(1, 8, 6, 6)
+    calls = []
+
+    def measure(model):
+        calls.append(model)
+        return _eager_seconds(model)
+
+    model, report = rewrite(block, _index("auto"), x, measure=measure, passes=["index"])
+    assert len(calls) >= 3  # gather, selection_conv, dense (and slices when legal)
+    assert all(r["reason"].startswith("fastest when measured") for r in report)
+    assert_same(block, model, (2, 8, 6, 6))
