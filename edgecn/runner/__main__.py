@@ -1,0 +1,5 @@
+import sys
+
+from edgecn.runner.cli import main
+
+sys.exit(main())

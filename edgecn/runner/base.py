@@ -1,0 +1,188 @@
+"""The runner interface (in the spirit of Polygraphy's) and the registry keyed by file suffix.
+
+Torch-free. Each runtime lives in its own module and registers itself with ``@register``;
+its heavy import happens in ``activate()``, so importing this package costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgecn.errors import EdgecnError
+
+_RUNNERS: dict[str, type["Runner"]] = {}
+_MODULES = ("tflite", "pte", "onnxrt", "trt")  # the modules that register runtimes, imported on first lookup
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    """What a runtime says about one input or output."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    quant: dict | None = None
+
+
+def register(*suffixes: str) -> Callable[[type["Runner"]], type["Runner"]]:
+    """Class decorator: the runner for files ending in any of ``suffixes`` (".tflite")."""
+
+    def add(cls):
+        for s in suffixes:
+            if s in _RUNNERS:
+                raise ValueError(f"suffix {s!r} registered twice")
+            _RUNNERS[s] = cls
+        return cls
+
+    return add
+
+
+def runners() -> dict[str, type["Runner"]]:
+    """All registered runners by suffix."""
+    for name in _MODULES:
+        importlib.import_module(f"edgecn.runner.{name}")
+    return dict(_RUNNERS)
+
+
+def runner_class(path: str | os.PathLike) -> type["Runner"]:
+    """The runner class for ``path``, chosen from its suffix."""
+    suffix = Path(path).suffix.lower()
+    table = runners()
+    if suffix not in table:
+        raise EdgecnError(f"{str(path)!r} has no known artifact suffix ({suffix or 'none'})",
+                          f"pass a file ending in one of: {', '.join(sorted(table))}")
+    return table[suffix]
+
+
+class Runner:
+    """One loaded artifact in one runtime: ``activate()``, ``infer(feed)``, ``deactivate()``.
+
+    Subclasses implement ``_load`` (returns nothing, keeps the session), ``_run`` (one
+    inference on prepared arrays) and ``_details``; the base class times and validates.
+
+    Args:
+        path: the artifact.
+        threads: intra-op threads for the runtime (None: the runtime's default).
+    """
+
+    runtime = ""
+    """Name of the runtime, as reported."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        self.path = Path(path)
+        self.threads = threads
+        self.active = False
+        self.load_time: float | None = None
+        self.import_time: float | None = None
+        self._last: float | None = None
+        self.inputs: list[TensorInfo] = []
+        self.outputs: list[TensorInfo] = []
+
+    # -- the interface ---------------------------------------------------------------
+    def activate(self) -> "Runner":
+        """Load the artifact into the runtime; records ``load_time`` in seconds."""
+        if self.active:
+            return self
+        start = time.perf_counter()
+        self._import()
+        self.import_time = time.perf_counter() - start
+        start = time.perf_counter()
+        self._load()
+        self.inputs, self.outputs = self._details()
+        self.load_time = time.perf_counter() - start
+        self.active = True
+        return self
+
+    def infer(self, feed: dict[str, np.ndarray] | np.ndarray) -> np.ndarray:
+        """Run one inference; returns the first output. ``feed`` is one array or {input name: array}."""
+        if not self.active:
+            raise EdgecnError("runner used before activate()", "use `with open_runner(path) as r:` or call r.activate()")
+        arrays = self._arrange(feed)
+        start = time.perf_counter()
+        out = self._run(arrays)
+        self._last = time.perf_counter() - start
+        return out
+
+    def last_inference_time(self) -> float | None:
+        """Seconds the runtime spent in the last ``infer`` (the runtime call only)."""
+        return self._last
+
+    def deactivate(self) -> None:
+        """Release the runtime's session."""
+        self._unload()
+        self.active = False
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the runtime libraries in use."""
+        return {}
+
+    def op_profile(self, feed: np.ndarray, runs: int) -> dict[str, Any]:
+        """Per-op timings if the runtime offers them; else {"available": False, "reason": ...}."""
+        return {"available": False, "reason": f"{self.runtime} offers no per-op profile from Python"}
+
+    def __enter__(self) -> "Runner":
+        return self.activate()
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
+
+    # -- for subclasses ------------------------------------------------------------------
+    def _import(self) -> None:
+        """Import the runtime (timed apart from loading: it is a one-off cost per process)."""
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _details(self) -> tuple[list[TensorInfo], list[TensorInfo]]:
+        raise NotImplementedError
+
+    def _run(self, arrays: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _unload(self) -> None:
+        pass
+
+    def _arrange(self, feed: dict[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
+        """Order the feed like the model's inputs and check shapes/dtypes (a wrong feed can crash a runtime)."""
+        if isinstance(feed, dict):
+            missing = [t.name for t in self.inputs if t.name not in feed]
+            if missing and len(feed) == len(self.inputs) == 1:
+                arrays = list(feed.values())
+            elif missing:
+                raise EdgecnError(f"feed lacks input(s) {missing}", f"pass {{name: array}} for {[t.name for t in self.inputs]}")
+            else:
+                arrays = [feed[t.name] for t in self.inputs]
+        else:
+            arrays = [feed]
+        if len(arrays) != len(self.inputs):
+            raise EdgecnError(f"model has {len(self.inputs)} inputs, feed has {len(arrays)}", "pass a dict with one array per input")
+        for a, t in zip(arrays, self.inputs):
+            if tuple(a.shape) != t.shape or str(a.dtype) != t.dtype:
+                raise EdgecnError(f"input {t.name!r} wants {t.dtype}{list(t.shape)}, got {a.dtype}{list(a.shape)}",
+                                  "match the artifact's input shape and dtype (see its manifest)")
+        return [np.ascontiguousarray(a) for a in arrays]
+
+
+def open_runner(path: str | os.PathLike, threads: int | None = None, check: bool = True, **options) -> Runner:
+    """A runner for ``path`` (not yet active; use it as a context manager).
+
+    Args:
+        path: a .tflite, .pte, .onnx, .engine or .plan file.
+        threads: intra-op threads (None: the runtime's default).
+        check: validate the file's structure first, so a damaged file gives an error, not a crash.
+        **options: runner-specific options (e.g. ``etdump=True`` for .pte).
+    """
+    from edgecn.runner.check import check_artifact
+
+    path = Path(path)
+    cls = runner_class(path)
+    if check:
+        check_artifact(path)
+    return cls(path, threads=threads, **options)

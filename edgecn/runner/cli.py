@@ -1,0 +1,137 @@
+"""``python -m edgecn.runner`` / ``edgecn profile``: argument parsing and the process plan.
+
+Torch-free. One artifact at one thread setting runs in this process. Several artifacts or
+thread settings run one subprocess each (runtimes' thread pools are sized once per process,
+and two runtimes in one process fight), and their JSON is merged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import edgecn
+from edgecn.errors import USER_ERROR_EXIT, EdgecnError
+from edgecn.runner import report, sysinfo
+from edgecn.runner.measure import Plan
+
+FORMAT = "edgecn-profile"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The profile options, shared by ``edgecn profile`` and ``python -m edgecn.runner``."""
+    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help=".tflite, .pte, .onnx, .engine or .plan files")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--runs", type=int, default=None, help="timed inferences (default 100)")
+    g.add_argument("--duration", type=float, default=None, help="time for this many seconds instead of --runs")
+    p.add_argument("--warmup", type=int, default=10, help="untimed inferences after the first (default 10)")
+    p.add_argument("--threads", default=None, help="thread count, or a comma list to sweep (1,2,4); one process each")
+    p.add_argument("--fps", type=float, default=None, help="real-time mode: frames arrive at this rate")
+    p.add_argument("--json", action="store_true", help="print every figure and the environment as JSON")
+    p.add_argument("--plot", default=None, metavar="PNG", help="write latency histogram and timeline")
+    p.add_argument("--accuracy", action="store_true", help="report top-1 on labelled data (--data)")
+    p.add_argument("--data", default=None, help="'digits' (sklearn's) or a folder of images (one subfolder per class)")
+    p.add_argument("--op-profile", action="store_true", help="per-op timings where the runtime offers them")
+    p.add_argument("--force", action="store_true", help="profile even if the sha256 does not match the manifest")
+    p.add_argument("--remote", default=None, metavar="ssh://user@host[:port]", help="run on a device over ssh")
+    p.add_argument("--remote-python", default="python3", help="python on the remote device (default python3)")
+    p.add_argument("--ssh-key", default=None, help="identity file for --remote")
+    p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")
+
+
+def parse_threads(text: str | None) -> list[int | None]:
+    if not text:
+        return [None]
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise EdgecnError(f"--threads {text!r} is not a comma list of integers", "pass e.g. --threads 1,2,4") from None
+    if not values or any(v < 1 for v in values):
+        raise EdgecnError(f"--threads {text!r} must list positive integers", "pass e.g. --threads 1,2,4")
+    return values
+
+
+def plan_of(args) -> Plan:
+    runs = args.runs if args.runs is not None else (None if args.duration else 100)
+    return Plan(runs=runs, duration=args.duration, warmup=args.warmup, fps=args.fps)
+
+
+def run(args) -> int:
+    """Profile, then print a table or JSON (and a plot); returns the exit status."""
+    if args.remote:
+        from edgecn.runner.remote import profile_remote
+
+        doc = profile_remote(args)
+    else:
+        doc = profile_local(args)
+    if args.plot:
+        report.plot(doc, args.plot)
+    print(json.dumps(doc, indent=1) if args.json else report.render(doc))
+    return 0
+
+
+def profile_local(args) -> dict:
+    from edgecn.runner.check import check_artifact
+    from edgecn.runner.profile import Options, profile_artifact, verify
+
+    plan = plan_of(args)
+    threads = parse_threads(args.threads)
+    if args.op_profile and args.fps:
+        raise EdgecnError("--op-profile and --fps do not mix", "profile ops in a separate run")
+    for a in args.artifacts:  # fail fast, before any subprocess starts
+        check_artifact(a)
+        verify(Path(a), args.force)
+    combos = [(a, t) for a in args.artifacts for t in threads]
+    if len(combos) == 1:
+        opts = Options(plan=plan, threads=threads[0], accuracy=args.accuracy, data=args.data,
+                       op_profile=args.op_profile, force=args.force)
+        results = [profile_artifact(args.artifacts[0], opts)]
+    else:
+        results = [r for a, t in combos for r in _child(args, a, t)]
+    return {"format": FORMAT, "version": 1, "edgecn": edgecn.__version__, "environment": sysinfo.environment(),
+            "results": results}
+
+
+def _child(args, artifact: str, threads: int | None) -> list[dict]:
+    """Profile one artifact at one thread setting in a fresh python process."""
+    argv = [sys.executable, "-m", "edgecn.runner", str(artifact), "--json", "--warmup", str(args.warmup)]
+    for flag, value in (("--runs", args.runs), ("--duration", args.duration), ("--fps", args.fps),
+                        ("--threads", threads), ("--data", args.data)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += [f for f, on in (("--accuracy", args.accuracy), ("--op-profile", args.op_profile), ("--force", args.force)) if on]
+    root = str(Path(edgecn.__file__).resolve().parent.parent)  # a folder or the runner zip on a device
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        what = f"profiling {artifact!r} with {threads or 'default'} threads failed (exit {proc.returncode}): {last}"
+        raise EdgecnError(what, "run that artifact alone with the same options to see the whole message")
+    return json.loads(proc.stdout)["results"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m edgecn.runner",
+                                description="Profile edge artifacts (.tflite, .pte, .onnx, TensorRT engines) on this "
+                                            "device, without torch.")
+    add_arguments(p)
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except EdgecnError as e:
+        if args.debug:
+            raise
+        print(f"edgecn profile: error: {e.message}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except KeyboardInterrupt:
+        print("edgecn profile: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,118 @@
+"""Inputs for profiling: random, images from a folder, or sklearn's digits, shaped and quantized per the manifest.
+
+Torch-free; sklearn and Pillow are optional (only the sources that need them do).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from edgecn.errors import EdgecnError
+from edgecn.runner.base import TensorInfo
+from edgecn.runner.manifest import TensorSpec
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm")
+
+
+@dataclasses.dataclass
+class Inputs:
+    """Feeds to cycle through, and labels when the source has them (for top-1)."""
+
+    source: str
+    arrays: list[np.ndarray]
+    labels: list[int] | None = None
+
+
+def input_spec(runner_info: TensorInfo, manifest_spec: TensorSpec | None) -> TensorSpec:
+    """The manifest's input spec if there is one, else what the runtime reports (no normalisation)."""
+    if manifest_spec is not None:
+        return manifest_spec
+    layout = "NHWC" if len(runner_info.shape) == 4 and runner_info.shape[-1] in (1, 3) else "NCHW"
+    return TensorSpec(runner_info.name, runner_info.shape, runner_info.dtype, layout, runner_info.quant, None)
+
+
+def random_inputs(spec: TensorSpec, count: int = 8, seed: int = 0) -> Inputs:
+    """``count`` random feeds: images in [0, 1] normalised and quantized like real ones."""
+    rng = np.random.default_rng(seed)
+    return Inputs("random", [prepare(rng.random(_nhwc(spec), dtype=np.float32), spec) for _ in range(count)])
+
+
+def digits_inputs(spec: TensorSpec) -> Inputs:
+    """sklearn's 1,797 handwritten digits (8x8, shipped with sklearn), resized to the input size."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise EdgecnError("--data digits needs scikit-learn", "pip install scikit-learn, or pass --data FOLDER") from None
+    d = load_digits()
+    images = (d.images / 16.0).astype(np.float32)[..., None]  # N, 8, 8, 1 in [0, 1]
+    return Inputs("digits", [prepare(img[None], spec) for img in images], [int(t) for t in d.target])
+
+
+def folder_inputs(folder: str | Path, spec: TensorSpec, labels: list[str]) -> Inputs:
+    """Images (or .npy arrays, HWC in [0, 1]) from ``folder``; class subfolders named like labels give top-1."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES + (".npy",))
+    if not files:
+        raise EdgecnError(f"no images in {str(folder)!r}", f"put {', '.join(IMAGE_SUFFIXES)} or .npy files there")
+    names = labels or sorted({p.parent.name for p in files if p.parent != folder})
+    arrays, targets = [], []
+    for p in files:
+        arrays.append(prepare(_read(p)[None], spec))
+        targets.append(names.index(p.parent.name) if p.parent.name in names else -1)
+    has_labels = all(t >= 0 for t in targets)
+    return Inputs(f"folder:{folder}", arrays, targets if has_labels else None)
+
+
+def _read(p: Path) -> np.ndarray:
+    if p.suffix.lower() == ".npy":
+        a = np.load(p, allow_pickle=False).astype(np.float32)  # never unpickle
+        return a if a.ndim == 3 else a[..., None]
+    try:
+        from PIL import Image
+    except ImportError:
+        raise EdgecnError(f"reading {p.suffix} images needs Pillow", "pip install pillow, or convert them to .npy") from None
+    with Image.open(p) as img:
+        a = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return a
+
+
+def _nhwc(spec: TensorSpec) -> tuple[int, ...]:
+    s = spec.shape
+    if len(s) != 4:
+        return tuple(s)
+    return (s[0], s[2], s[3], s[1]) if spec.layout == "NCHW" else tuple(s)
+
+
+def prepare(image: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """An N,H,W,C float image in [0, 1] -> the model's input: resized, channels, normalised, laid out, quantized."""
+    if len(spec.shape) == 4:
+        n, h, w, c = _nhwc(spec)
+        image = _resize(image, h, w)
+        if image.shape[-1] != c:  # grey <-> colour
+            image = image.mean(axis=-1, keepdims=True) if c == 1 else np.repeat(image[..., :1], c, axis=-1)
+        if spec.normalize:
+            image = (image - np.asarray(spec.normalize["mean"], np.float32)) / np.asarray(spec.normalize["std"], np.float32)
+        if spec.layout == "NCHW":
+            image = image.transpose(0, 3, 1, 2)
+    return _cast(np.ascontiguousarray(image.reshape(spec.shape)), spec)
+
+
+def _resize(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Nearest-neighbour resize; enough for timing and for label checks on small sets."""
+    if image.shape[1:3] == (h, w):
+        return image
+    rows = (np.arange(h) * image.shape[1] / h).astype(int)
+    cols = (np.arange(w) * image.shape[2] / w).astype(int)
+    return image[:, rows][:, :, cols]
+
+
+def _cast(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    dtype = np.dtype(spec.dtype)
+    if dtype.kind in "iu":
+        q = spec.quant or {"scale": 1.0, "zero_point": 0}
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / q["scale"]) + q["zero_point"], info.min, info.max).astype(dtype)
+    return x.astype(dtype)

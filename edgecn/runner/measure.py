@@ -1,0 +1,131 @@
+"""Timing loops: fixed runs or duration, real-time pacing at a frame rate, and top-1 on labelled inputs.
+
+Torch-free. All times are taken with ``time.perf_counter`` around the runtime call
+(``Runner.last_inference_time``), so the loop's own bookkeeping is not counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from edgecn.runner.base import Runner
+from edgecn.runner.inputs import Inputs
+
+SPIN_S = 0.0005  # sleep until this close to a frame's start, then spin: sleep alone overshoots by ~0.1 ms
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How long to measure: ``runs`` inferences or ``duration`` seconds, after ``warmup``; ``fps`` paces frames."""
+
+    runs: int | None = 100
+    duration: float | None = None
+    warmup: int = 10
+    fps: float | None = None
+
+    def __post_init__(self):
+        from edgecn.errors import EdgecnError
+
+        if self.runs is not None and self.runs < 1:
+            raise EdgecnError(f"--runs must be at least 1, got {self.runs}", "pass --runs 100")
+        if self.duration is not None and self.duration <= 0:
+            raise EdgecnError(f"--duration must be positive, got {self.duration}", "pass --duration 10")
+        if self.warmup < 0:
+            raise EdgecnError(f"--warmup must be >= 0, got {self.warmup}", "pass --warmup 10")
+        if self.fps is not None and self.fps <= 0:
+            raise EdgecnError(f"--fps must be positive, got {self.fps}", "pass --fps 30")
+
+    def done(self, count: int, elapsed: float) -> bool:
+        return elapsed >= self.duration if self.duration is not None else count >= (self.runs or 1)
+
+
+def stats_ms(seconds: list[float]) -> dict:
+    """min, mean, median, p90, p99, max, std of latencies, in milliseconds."""
+    a = np.asarray(seconds, dtype=np.float64) * 1e3
+    if a.size == 0:
+        return {}
+    return {"min": float(a.min()), "mean": float(a.mean()), "median": float(np.median(a)),
+            "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99)), "max": float(a.max()),
+            "std": float(a.std())}
+
+
+def first_and_warmup(runner: Runner, inputs: Inputs, warmup: int) -> tuple[float, list[float]]:
+    """Time the first inference (caches cold, delegate set-up) and the warm-up runs."""
+    runner.infer(inputs.arrays[0])
+    first = runner.last_inference_time()
+    times = []
+    for i in range(warmup):
+        runner.infer(inputs.arrays[i % len(inputs.arrays)])
+        times.append(runner.last_inference_time())
+    return first, times
+
+
+def timed(runner: Runner, inputs: Inputs, plan: Plan) -> dict:
+    """Back-to-back inferences; latency stats and throughput."""
+    arrays, n_arrays = inputs.arrays, len(inputs.arrays)
+    lat: list[float] = []
+    start = time.perf_counter()
+    while not plan.done(len(lat), time.perf_counter() - start):
+        runner.infer(arrays[len(lat) % n_arrays])
+        lat.append(runner.last_inference_time())
+    wall = time.perf_counter() - start
+    return {"runs": len(lat), "wall_s": wall, "latency_ms": stats_ms(lat), "throughput_ips": len(lat) / wall,
+            "samples_ms": [t * 1e3 for t in lat], "start_offsets_s": None}
+
+
+def realtime(runner: Runner, inputs: Inputs, plan: Plan) -> dict:
+    """Frames arrive every 1/fps s on an absolute schedule (no drift), as from a camera.
+
+    A frame whose successor has already arrived when the runner is free is dropped (a
+    camera overwrites its buffer); a frame that finishes after the next frame's arrival
+    misses its deadline. Jitter is how late each processed frame started.
+    """
+    period = 1.0 / plan.fps
+    arrays, n_arrays = inputs.arrays, len(inputs.arrays)
+    lat, jitter, offsets = [], [], []
+    misses = dropped = frame = 0
+    t0 = time.perf_counter()
+    while not plan.done(len(lat), time.perf_counter() - t0):
+        now = time.perf_counter()
+        latest = int((now - t0) / period)
+        if latest > frame:  # frames frame..latest-1 were overwritten before we could take them
+            dropped += latest - frame
+            frame = latest
+        due = t0 + frame * period
+        _wait_until(due)
+        begin = time.perf_counter()
+        runner.infer(arrays[frame % n_arrays])
+        end = time.perf_counter()
+        lat.append(runner.last_inference_time())
+        jitter.append(begin - due)
+        offsets.append(begin - t0)
+        misses += end > due + period
+        frame += 1
+    wall = time.perf_counter() - t0
+    return {"runs": len(lat), "wall_s": wall, "latency_ms": stats_ms(lat), "throughput_ips": len(lat) / wall,
+            "samples_ms": [t * 1e3 for t in lat], "start_offsets_s": offsets,
+            "realtime": {"fps": plan.fps, "period_ms": period * 1e3, "frames": frame, "processed": len(lat),
+                         "deadline_misses": misses, "dropped_frames": dropped, "achieved_fps": len(lat) / wall,
+                         "jitter_ms": stats_ms(jitter)}}
+
+
+def _wait_until(t: float) -> None:
+    remaining = t - time.perf_counter()
+    if remaining > SPIN_S:
+        time.sleep(remaining - SPIN_S)
+    while time.perf_counter() < t:
+        pass
+
+
+def top1(runner: Runner, inputs: Inputs, output_quant: dict | None = None) -> dict | None:
+    """Top-1 accuracy over every labelled input, on this device."""
+    if not inputs.labels:
+        return None
+    correct = 0
+    for x, label in zip(inputs.arrays, inputs.labels):
+        y = runner.infer(x).reshape(-1)
+        correct += int(np.argmax(y)) == label  # argmax is unaffected by an affine dequantization
+    return {"top1": correct / len(inputs.labels), "samples": len(inputs.labels), "data": inputs.source}

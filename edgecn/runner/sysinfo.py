@@ -1,0 +1,109 @@
+"""The device and its state during a run: model, CPU, versions, peak RSS, CPU frequency and temperature.
+
+Torch-free; everything degrades to "not available" where /proc or /sys lack the files.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+NOT_AVAILABLE = "not available"
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(errors="replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def device_model() -> str:
+    """The board name from the device tree (Raspberry Pi, Jetson), else the DMI product name."""
+    for p in ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model", "/sys/class/dmi/id/product_name"):
+        text = _read(p)
+        if text:
+            return text
+    return NOT_AVAILABLE
+
+
+def cpu_model() -> str:
+    text = _read("/proc/cpuinfo") or ""
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        for line in text.splitlines():
+            if line.split(":")[0].strip() == key:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or NOT_AVAILABLE
+
+
+def environment() -> dict:
+    """Where the numbers were taken."""
+    return {"device": device_model(), "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+            "os": platform.platform(), "python": sys.version.split()[0], "hostname": platform.node()}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+class SensorSampler:
+    """Samples CPU frequencies (MHz) and thermal zones (deg C) in a background thread.
+
+    Args:
+        interval: seconds between samples.
+    """
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.freq_files = sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq"))
+        self.temp_files = sorted(glob.glob("/sys/class/thermal/thermal_zone*/temp"))
+        self.freq: list[float] = []
+        self.temp: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="edgecn-sensors", daemon=True)
+
+    def __enter__(self) -> "SensorSampler":
+        if self.freq_files or self.temp_files:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.freq += [v / 1000.0 for v in _numbers(self.freq_files)]
+            self.temp += [v / 1000.0 for v in _numbers(self.temp_files)]
+            self._stop.wait(self.interval)
+
+    def summary(self) -> dict:
+        return {"cpu_freq_mhz": _minmax(self.freq), "temperature_c": _minmax(self.temp)}
+
+
+def _numbers(files: list[str]) -> list[float]:
+    out = []
+    for f in files:
+        text = _read(f)
+        if text and text.lstrip("-").isdigit():
+            out.append(float(text))
+    return out
+
+
+def _minmax(values: list[float]) -> dict | str:
+    if not values:
+        return NOT_AVAILABLE
+    return {"min": min(values), "mean": sum(values) / len(values), "max": max(values), "samples": len(values)}
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

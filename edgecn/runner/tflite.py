@@ -1,0 +1,80 @@
+"""LiteRT / TFLite runner: ai_edge_litert's interpreter if installed, else tflite_runtime's."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgecn.errors import EdgecnError
+from edgecn.runner.base import Runner, TensorInfo, register
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        return Interpreter, "ai-edge-litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+        return Interpreter, "tflite-runtime"
+    except ImportError:
+        raise EdgecnError("no TFLite interpreter is installed",
+                          "pip install 'edgecn[runner]' (ai-edge-litert) or tflite-runtime") from None
+
+
+def _info(d: dict) -> TensorInfo:
+    scale, zero = d.get("quantization", (0.0, 0))
+    quant = {"scale": float(scale), "zero_point": int(zero)} if scale else None
+    return TensorInfo(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name, quant)
+
+
+@register(".tflite")
+class TFLiteRunner(Runner):
+    """A .tflite file in the LiteRT interpreter (XNNPACK delegate by default)."""
+
+    runtime = "litert"
+
+    def _import(self) -> None:
+        self._cls, self._package = _interpreter_class()
+
+    def _load(self) -> None:
+        try:
+            self._it = self._cls(model_path=str(self.path), num_threads=self.threads)
+            self._it.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise EdgecnError(f"LiteRT could not load {str(self.path)!r}: {str(e).splitlines()[0]}",
+                              "rebuild the artifact, or update ai-edge-litert if it uses newer ops") from e
+        self._in = [d["index"] for d in self._it.get_input_details()]
+        self._out = self._it.get_output_details()[0]["index"]
+
+    def _details(self):
+        return ([_info(d) for d in self._it.get_input_details()], [_info(d) for d in self._it.get_output_details()])
+
+    def _run(self, arrays):
+        it = self._it
+        for index, a in zip(self._in, arrays):
+            it.set_tensor(index, a)
+        it.invoke()
+        return it.get_tensor(self._out)
+
+    def _unload(self) -> None:
+        self._it = None
+
+    def versions(self):
+        from importlib import metadata
+
+        try:
+            return {self._package: metadata.version(self._package)}
+        except metadata.PackageNotFoundError:
+            return {self._package: "unknown"}
+
+    def op_profile(self, feed, runs):
+        ops = {}
+        try:
+            for op in self._it._get_ops_details():
+                ops[op["op_name"]] = ops.get(op["op_name"], 0) + 1
+        except (AttributeError, KeyError):
+            pass
+        return {"available": False, "ops": ops,
+                "reason": "LiteRT has no per-op timing from Python; run LiteRT's benchmark_model "
+                          "--graph=FILE --enable_op_profiling=true for it (op counts are listed)"}

@@ -1,0 +1,96 @@
+"""Build small test artifacts (.tflite, .pte with ETRecord, .onnx) from a conv-bn-relu-pool-linear model.
+
+Run as a script in its own process (``python make_artifacts.py OUTDIR``) so the test
+process never imports torch and no runtime's thread pool fights another's.
+Writes OUTDIR/model.{tflite,pte,onnx}, OUTDIR/model.etrecord and OUTDIR/manifest.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+SHAPE = (1, 1, 8, 8)  # the sklearn digits size, so --accuracy has real data to run on
+CLASSES = 10
+
+
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                      nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 4 * 4, CLASSES))
+    return m.eval()
+
+
+def train_on_digits(m: nn.Module) -> None:
+    """A few hundred steps on sklearn digits so that --accuracy has something to find."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images / 16.0, dtype=torch.float32).unsqueeze(1)
+    x = (x - 0.5) / 0.5
+    y = torch.tensor(d.target)
+    opt = torch.optim.Adam(m.parameters(), lr=0.01)
+    m.train()
+    for _ in range(150):
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+    m.eval()
+
+
+def export_tflite(m, x, out: Path) -> None:
+    import litert_torch
+
+    litert_torch.convert(m, (x,)).export(str(out))
+
+
+def export_pte(m, x, out: Path, etrecord: Path) -> None:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.devtools import generate_etrecord
+    from executorch.exir import to_edge_transform_and_lower
+
+    ep = torch.export.export(m, (x,))
+    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()], generate_etrecord=True)
+    et = edge.to_executorch()
+    out.write_bytes(et.buffer)
+    et.get_etrecord().save(str(etrecord)) if hasattr(et, "get_etrecord") else generate_etrecord(
+        str(etrecord), edge, et)
+
+
+def export_onnx(m, x, out: Path) -> None:
+    torch.onnx.export(m, (x,), str(out), input_names=["x"], output_names=["logits"], dynamo=False, opset_version=17)
+
+
+def manifest(outdir: Path, names: list[str]) -> dict:
+    arts = []
+    for n in names:
+        p = outdir / n
+        arts.append({"path": n, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "backend": p.suffix[1:],
+                     "precision": "fp32", "size_bytes": p.stat().st_size,
+                     "input": {"name": "x", "shape": list(SHAPE), "layout": "NCHW", "dtype": "float32", "quant": None,
+                               "normalize": {"mean": [0.5], "std": [0.5]}},
+                     "output": {"name": "logits", "shape": [1, CLASSES], "dtype": "float32", "quant": None}})
+    return {"format": "edgecn-manifest", "version": 1, "model": {"name": "tiny", "num_classes": CLASSES, "input_size": 8},
+            "target": "test", "labels": [str(i) for i in range(CLASSES)], "artifacts": arts}
+
+
+def main(outdir: str) -> None:
+    torch.set_num_threads(1)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    m = model()
+    train_on_digits(m)
+    x = torch.randn(*SHAPE)
+    export_tflite(m, x, out / "model.tflite")
+    export_onnx(m, x, out / "model.onnx")
+    export_pte(m, x, out / "model.pte", out / "model.etrecord")
+    (out / "manifest.json").write_text(json.dumps(manifest(out, ["model.tflite", "model.onnx", "model.pte"]), indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
