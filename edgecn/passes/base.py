@@ -154,14 +154,19 @@ class Pass:
 
     def run(self, gm: fx.GraphModule, cfg, example: torch.Tensor, measure=None) -> list[dict]:
         """Rewrite every site of ``gm`` in place; returns one report entry per rewritten site."""
-        report = []
+        report, fresh = [], False
         for name in self.sites(gm):
             node = find(gm, name)
             if node is None:
                 continue
-            propagate(gm, example)
+            if not fresh or not _has_meta(node):
+                # Shapes are re-recorded only when a rewrite touched this neighbourhood.
+                finish(gm)
+                propagate(gm, example)
+                fresh = True
             legal = self.legal(gm, node, cfg)
             if measure is not None and self.measured(cfg) and len(legal) > 1:
+                finish(gm)
                 choice, reason = self._time(gm, name, legal, measure)
             else:
                 choice, reason = self.decide(gm, node, cfg, legal)
@@ -169,9 +174,10 @@ class Pass:
                 continue
             site = node.target if node.op == "call_module" else node.name
             before, after = self.apply(gm, node, choice)
-            finish(gm)
+            gm.graph.lint()
             report.append({"pass": self.name, "site": site, "choice": choice, "reason": reason,
                            "macs_before": before, "macs_after": after})
+        finish(gm)
         return report
 
     def _time(self, gm, name: str, legal: dict[str, str], measure) -> tuple[str, str]:
@@ -187,3 +193,12 @@ class Pass:
         return best, f"fastest when measured ({listing})"
 
 
+
+
+def _has_meta(node: fx.Node, depth: int = 4) -> bool:
+    """Whether ``node``, its inputs and its users ``depth`` levels down all have shapes recorded."""
+    if node.op != "output" and "tensor_meta" not in node.meta:
+        return False
+    if any("tensor_meta" not in n.meta for n in node.all_input_nodes):
+        return False
+    return depth == 0 or all(_has_meta(u, depth - 1) for u in node.users if u.op != "output")

@@ -19,6 +19,11 @@ def randomize_bn(model: nn.Module) -> nn.Module:
     return model
 
 
+@pytest.fixture(scope="session", name="randomize_bn")
+def _randomize_bn_fixture():
+    return randomize_bn
+
+
 @pytest.fixture(scope="session")
 def condensed():
     """condensenet-light, condensed after a random-weight ``set_progress(1.0)``."""

@@ -1,0 +1,44 @@
+"""The grouped-conv pass: native, split and block-diagonal dense forms."""
+
+import torch
+from torch import nn
+
+from edgecn.passes import LoweringConfig, rewrite
+
+
+def _grouped():
+    return nn.Sequential(nn.Conv2d(8, 12, 3, padding=1, groups=4, bias=True), nn.ReLU()).eval()
+
+
+def test_dense_makes_every_conv_groups_1(condensed, x32, op_counts, conv_groups, assert_same):
+    model, report = rewrite(condensed, LoweringConfig(index="gather", group_conv="dense", shuffle="keep"),
+                            x32, passes=["group_conv"])
+    assert set(conv_groups(model, x32)) == {1} and conv_groups(condensed, x32).count(4) == 24
+    assert op_counts(model, x32)["conv2d"] == op_counts(condensed, x32)["conv2d"]
+    assert len(report) == 24 and all(r["macs_after"] == 4 * r["macs_before"] for r in report)
+    assert_same(condensed, model, (2, 3, 32, 32))
+
+
+def test_split_gives_one_conv_per_group(op_counts, conv_groups, assert_same):
+    model, x = _grouped(), torch.randn(1, 8, 6, 6)
+    out, report = rewrite(model, LoweringConfig(group_conv="split"), x, passes=["group_conv"])
+    after = op_counts(out, x)
+    assert after["conv2d"] == 4 and after["narrow"] == 4 and after["cat"] == 1
+    assert conv_groups(out, x) == [1, 1, 1, 1]
+    assert report[0]["macs_after"] == report[0]["macs_before"]
+    assert_same(model, out, (2, 8, 6, 6))
+
+
+def test_native_and_auto_keep_grouped_convs(op_counts):
+    model, x = _grouped(), torch.randn(1, 8, 6, 6)
+    for choice in ("native", "auto"):
+        out, report = rewrite(model, LoweringConfig(group_conv=choice), x, passes=["group_conv"])
+        assert report == [] and op_counts(out, x)["conv2d"] == 1
+
+
+def test_split_leaves_shuffled_convs_to_the_shuffle_pass(condensed, x32, conv_groups):
+    cfg = LoweringConfig(index="gather", group_conv="split", shuffle="fold")
+    model, report = rewrite(condensed, cfg, x32, passes=["group_conv"])
+    # Only the 12 grouped 1x1 convs are split here; the 3x3 convs read shuffles.
+    assert len(report) == 12 and all(r["site"].endswith("conv_1.conv") for r in report)
+    assert conv_groups(model, x32).count(4) == 12

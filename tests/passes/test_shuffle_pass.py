@@ -1,0 +1,80 @@
+"""The shuffle pass: every form removes the view/transpose/reshape of the shuffle, exactly."""
+
+import torch
+from torch import nn
+
+from edgecn.layers import ChannelShuffle
+from edgecn.passes import LoweringConfig, rewrite
+
+SHUFFLE_OPS = ("view", "transpose", "reshape")
+
+
+def _shuffle_ops(counts):
+    return sum(counts[k] for k in SHUFFLE_OPS)
+
+
+def test_fold_into_dense_producer(condensed, x32, op_counts, assert_same):
+    cfg = LoweringConfig(index="dense", shuffle="fold")
+    dense, _ = rewrite(condensed, cfg, x32, passes=["index"])
+    model, report = rewrite(dense, cfg, x32, passes=["shuffle"])
+    before, after = op_counts(dense, x32), op_counts(model, x32)
+    assert before["transpose"] == 12 and _shuffle_ops(after) == 0
+    assert after["conv2d"] == before["conv2d"]
+    assert {r["choice"] for r in report} == {"fold_producer"} and len(report) == 12
+    assert all(r["macs_after"] == r["macs_before"] for r in report)
+    assert_same(condensed, model, (2, 3, 32, 32))
+
+
+def test_split_the_grouped_consumer(condensed, x32, op_counts, assert_same):
+    cfg = LoweringConfig(index="gather", group_conv="native", shuffle="fold")
+    model, report = rewrite(condensed, cfg, x32, passes=["shuffle"])
+    before, after = op_counts(condensed, x32), op_counts(model, x32)
+    assert _shuffle_ops(after) == 0 and after["index_select"] == 13
+    # Each grouped 3x3 conv (4 groups) becomes 4 convs over 4 slices of 2 channels each.
+    assert after["conv2d"] == before["conv2d"] + 12 * 3
+    assert after["narrow"] == 12 * 4 * 4
+    assert all(r["choice"] == "split" and r["macs_after"] == r["macs_before"] for r in report)
+    # The BN between shuffle and conv moved in front of the shuffle, permuted: still 25.
+    assert after["batch_norm"] == before["batch_norm"]
+    assert_same(condensed, model, (2, 3, 32, 32))
+
+
+class ShuffleOut(nn.Module):
+    """A grouped conv whose shuffled output is concatenated, not convolved."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 1, groups=2)
+        self.shuffle = ChannelShuffle(2)
+
+    def forward(self, x):
+        return torch.cat([x, self.shuffle(self.conv(x))], 1)
+
+
+def test_permutation_conv_when_nothing_folds(op_counts, assert_same):
+    model, x = ShuffleOut().eval(), torch.randn(1, 4, 5, 5)
+    out, report = rewrite(model, LoweringConfig(shuffle="fold"), x, passes=["shuffle"])
+    after = op_counts(out, x)
+    assert _shuffle_ops(after) == 0 and after["conv2d"] == 2
+    assert report[0]["choice"] == "selection_conv" and report[0]["macs_after"] == 8 * 8 * 25
+    assert_same(model, out, (2, 4, 5, 5))
+
+
+def test_keep_and_auto_without_free_fold_leave_it(op_counts):
+    model, x = ShuffleOut().eval(), torch.randn(1, 4, 5, 5)
+    for shuffle in ("keep", "auto"):
+        out, report = rewrite(model, LoweringConfig(shuffle=shuffle), x, passes=["shuffle"])
+        assert report == [] and op_counts(out, x)["transpose"] == 1
+
+
+def test_fold_into_dense_consumer(op_counts, assert_same):
+    model = nn.Sequential(nn.Conv2d(4, 8, 1, groups=2), ChannelShuffle(2), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.Conv2d(8, 3, 3, padding=1)).eval()
+    with torch.no_grad():
+        model[2].running_mean.uniform_(-1, 1)
+        model[2].weight.uniform_(0.5, 2)
+    x = torch.randn(1, 4, 6, 6)
+    out, report = rewrite(model, LoweringConfig(shuffle="auto"), x, passes=["shuffle"])
+    assert report[0]["choice"] == "fold_consumer" and _shuffle_ops(op_counts(out, x)) == 0
+    assert op_counts(out, x)["conv2d"] == 2
+    assert_same(model, out, (2, 4, 6, 6))
