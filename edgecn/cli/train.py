@@ -1,0 +1,77 @@
+"""`edgecn train`: train a model (single process, or data-parallel under torchrun)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from edgecn.cli import subcommand
+from edgecn.errors import EdgecnError
+
+
+@subcommand("train", help="train a model on the embedded digits, a CIFAR folder or an ImageFolder tree")
+def configure(p):
+    from edgecn.train.config import TrainConfig as _C  # light: no torch import at parse time
+
+    d = _C.__dataclass_fields__
+    p.epilog = ("Writes OUT/last.pt every epoch and OUT/final.pt at the end. The condensing stages take the "
+                "first half of the epochs. Data-parallel: `torchrun --nproc_per_node N -m edgecn train ...` "
+                "(--batch-size is per process).")
+    p.add_argument("--model", default=d["model"].default, help="model name from `edgecn models` (default: %(default)s)")
+    p.add_argument("--data", default=d["data"].default,
+                   help="'digits' (embedded, scikit-learn's handwritten digits), a CIFAR-10/100 python folder, "
+                        "or an ImageFolder tree (default: %(default)s)")
+    p.add_argument("--input-size", type=int, default=None, help="image side in pixels (default: the model's own, 32 for condensenet-light)")
+    p.add_argument("--epochs", type=int, default=d["epochs"].default, help="epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="images per step and process (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=d["lr"].default, help="peak learning rate, cosine-annealed per step (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d["seed"].default, help="seed of weights, data order, augmentation (default: %(default)s)")
+    p.add_argument("--group-lasso", type=float, default=d["group_lasso"].default,
+                   help="weight of the group-lasso term (default: %(default)s)")
+    p.add_argument("--no-augment", action="store_true", help="train without random shifts/flips")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="model option, e.g. --set groups=8 --set condense_factor=8 (repeatable)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/MODEL-DATA)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--overwrite", action="store_true", help="start afresh even if --out already holds a run")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from edgecn.train import TrainConfig, train
+
+    config = TrainConfig(model=args.model, data=args.data, input_size=args.input_size, epochs=args.epochs,
+                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, group_lasso=args.group_lasso,
+                         augment=not args.no_augment, overrides=parse_overrides(args.overrides),
+                         out_dir=args.out or default_out(args.model, args.data), resume=args.resume,
+                         overwrite=args.overwrite)
+    result = train(config, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(f"held-out top-1 {result.heldout_top1 * 100:.2f}%  ({len(result.labels)} classes, "
+              f"{result.epochs} epochs, {result.seconds:.1f} s)\ncheckpoint: {result.checkpoint}")
+    return 0
+
+
+def default_out(model: str, data: str) -> str:
+    tag = os.path.basename(os.path.normpath(data)) or "data"
+    return os.path.join("runs", f"{model}-{tag}")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["groups=8", "bottleneck=2"]`` -> ``{"groups": 8, "bottleneck": 2}`` (JSON values, else strings)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise EdgecnError(f"--set {item!r} is not KEY=VALUE", "write e.g. --set groups=8")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out

@@ -1,0 +1,80 @@
+"""``TrainConfig``: everything that defines a training run, validated once."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from edgecn.errors import EdgecnError
+
+# Fields that change the result: a resumed run must match the run it continues on all of them.
+RESULT_FIELDS = ("model", "data", "input_size", "epochs", "batch_size", "lr", "seed", "group_lasso",
+                 "overrides", "augment", "momentum", "weight_decay")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training run.
+
+    Attributes:
+        model: registry name (see ``edgecn models``).
+        data: ``"digits"`` (embedded) or a local folder (CIFAR python layout or ImageFolder).
+        input_size: image side in pixels; ``None`` takes the model's own (32 for CIFAR-style models).
+        epochs: passes over the training split. The condensing stages take the first half.
+        batch_size: images per step and per process.
+        lr: peak learning rate of the per-iteration cosine schedule.
+        seed: seeds weights, data order and augmentation; same seed, same result.
+        out_dir: where ``last.pt`` (every epoch) and ``final.pt`` go.
+        resume: continue from ``out_dir/last.pt``.
+        overwrite: allow starting afresh in an ``out_dir`` that already holds a run.
+        group_lasso: weight of the group-lasso term that steers which inputs each group keeps.
+        overrides: model options, e.g. ``{"groups": 4, "condense_factor": 4}``.
+        augment: random shifts (and flips where the data allows) of training images.
+        momentum: Nesterov momentum of SGD.
+        weight_decay: L2 weight decay of SGD.
+    """
+
+    model: str = "condensenet-light"
+    data: str = "digits"
+    input_size: int | None = None
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 0.1
+    seed: int = 0
+    out_dir: str = "runs/train"
+    resume: bool = False
+    overwrite: bool = False
+    group_lasso: float = 1e-5
+    overrides: dict = dataclasses.field(default_factory=dict)
+    augment: bool = True
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+
+    def __post_init__(self):
+        from edgecn.models import MODELS
+
+        object.__setattr__(self, "model", MODELS.canonical(self.model))
+        object.__setattr__(self, "out_dir", str(self.out_dir))
+        object.__setattr__(self, "overrides", dict(self.overrides or {}))
+        _at_least("epochs", self.epochs, 1)
+        _at_least("batch size", self.batch_size, 2, "batch norm needs at least two images per step")
+        _at_least("seed", self.seed, 0)
+        if self.input_size is not None:
+            _at_least("input size", self.input_size, 8)
+        for name in ("lr", "group_lasso", "momentum", "weight_decay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0 or (name == "lr" and value == 0):
+                raise EdgecnError(f"{name.replace('_', ' ')} must be a {'positive' if name == 'lr' else 'non-negative'} number (got {value!r})",
+                                  f"pass a valid --{name.replace('_', '-')}")
+        if self.resume and self.overwrite:
+            raise EdgecnError("resume and overwrite both requested", "pass only one of --resume and --overwrite")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (stored in checkpoints, which load weights-only)."""
+        return dataclasses.asdict(self)
+
+
+def _at_least(what: str, value, low: int, why: str = "") -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise EdgecnError(f"{what} must be an integer of at least {low} (got {value!r})",
+                          why or f"pass a valid {what}")

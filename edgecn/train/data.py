@@ -1,0 +1,129 @@
+"""Data sets for training: the embedded digits, CIFAR python folders, ImageFolder trees.
+
+Nothing is downloaded. ``"digits"`` is scikit-learn's scanned handwritten digits (shipped
+inside scikit-learn); anything else is a local folder. Every source ends up as float32 NCHW
+tensors, 3 channels, ``input_size`` square, normalised with the training split's own
+per-channel mean and std (recorded in ``Dataset.normalize`` so deployment can repeat it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+from edgecn.errors import EdgecnError
+
+HELDOUT_FRACTION = 0.2
+SPLIT_SEED = 0  # fixed forever: the held-out split must never change between runs
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A loaded data set, ready to train on.
+
+    Attributes:
+        name: ``"digits"`` or the folder it came from.
+        train: ``(x, y)`` TensorDataset; x float32 NCHW normalised, y int64.
+        heldout: same, for evaluation only.
+        labels: class names; their count is the model's output count.
+        normalize: ``{"mean": [3 floats], "std": [3 floats]}`` for pixels scaled to [0, 1].
+        input_size: side of the square images.
+        mirror_ok: whether horizontal flips keep the label (not for digits).
+    """
+
+    name: str
+    train: TensorDataset
+    heldout: TensorDataset
+    labels: list[str]
+    normalize: dict
+    input_size: int
+    mirror_ok: bool = True
+
+
+def load_dataset(source: str, input_size: int = 32) -> Dataset:
+    """Load ``"digits"`` or a local folder (CIFAR-10/100 python layout, or ImageFolder).
+
+    Args:
+        source: ``"digits"`` or a folder path.
+        input_size: side in pixels the images are resized to.
+
+    Raises:
+        EdgecnError: the source does not exist or does not have a known, valid layout.
+    """
+    if input_size < 8:
+        raise EdgecnError(f"input size {input_size} is too small", "use an input side of at least 8 pixels")
+    if source == "digits":
+        return _digits(input_size)
+    from edgecn.train import folders
+
+    path = Path(source)
+    if not path.exists():
+        raise EdgecnError(f"data {source!r} is neither the embedded 'digits' set nor an existing folder",
+                          "pass 'digits', a CIFAR-10/100 python folder (data_batch_1..5, test_batch, batches.meta) "
+                          "or an ImageFolder tree (one subfolder of images per class)")
+    if not path.is_dir():
+        raise EdgecnError(f"data {source!r} is a file, not a folder",
+                          "pass the folder that holds the data (e.g. cifar-10-batches-py/), not a file in it")
+    return folders.load_folder(path, input_size)
+
+
+def _digits(input_size: int) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    pixels = torch.from_numpy(raw.images.astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8) in [0, 1]
+    labels = np.asarray(raw.target, dtype=np.int64)
+    train_idx, held_idx = stratified_split(labels, HELDOUT_FRACTION, SPLIT_SEED)
+    images = resize(pixels, input_size).expand(-1, 3, -1, -1)
+    return build_dataset("digits", images[train_idx], labels[train_idx], images[held_idx], labels[held_idx],
+                         [str(n) for n in raw.target_names], input_size, mirror_ok=False)
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic per-class split: ``fraction`` of each class (at least one when possible) held out.
+
+    Returns:
+        Sorted index arrays ``(train, heldout)``.
+    """
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        n_held = int(round(len(idx) * fraction))
+        n_held = min(max(n_held, 1), len(idx) - 1) if len(idx) > 1 else 0
+        held.append(idx[:n_held])
+        train.append(idx[n_held:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of NCHW float images to ``size`` x ``size`` (antialiased when shrinking)."""
+    if images.shape[-2:] == (size, size):
+        return images
+    shrink = images.shape[-1] > size or images.shape[-2] > size
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def build_dataset(name: str, x_train: torch.Tensor, y_train, x_held: torch.Tensor, y_held,
+                  labels: list[str], input_size: int, mirror_ok: bool = True) -> Dataset:
+    """Normalise with the training split's statistics and wrap into a ``Dataset``."""
+    x_train = x_train.float().contiguous()
+    mean = x_train.mean(dim=(0, 2, 3))
+    std = x_train.std(dim=(0, 2, 3)).clamp(min=1e-3)
+
+    def norm(x):
+        return ((x.float() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).contiguous()
+
+    def target(y):
+        return torch.as_tensor(np.asarray(y), dtype=torch.int64)
+
+    return Dataset(name=name, train=TensorDataset(norm(x_train), target(y_train)),
+                   heldout=TensorDataset(norm(x_held), target(y_held)), labels=list(labels),
+                   normalize={"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+                   input_size=int(input_size), mirror_ok=mirror_ok)

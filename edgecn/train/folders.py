@@ -1,0 +1,133 @@
+"""Local folders: CIFAR-10/100 in their python layout, and ImageFolder trees."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgecn.errors import EdgecnError
+from edgecn.train.data import HELDOUT_FRACTION, SPLIT_SEED, Dataset, build_dataset, resize, stratified_split
+from edgecn.train.safe_pickle import safe_load
+
+CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+CIFAR100_FILES = ["train", "test", "meta"]
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
+LAYOUTS = ("a CIFAR-10 python folder (data_batch_1..5, test_batch, batches.meta), a CIFAR-100 python folder "
+           "(train, test, meta), or an ImageFolder tree (one subfolder of images per class, optionally inside "
+           "train/ and val/ or test/)")
+
+
+def load_folder(path: Path, input_size: int) -> Dataset:
+    """Detect the layout of ``path`` and load it."""
+    names = {p.name for p in path.iterdir()}
+    if names & set(CIFAR10_FILES):
+        return _cifar(path, input_size, CIFAR10_FILES, ["data_batch_%d" % i for i in range(1, 6)], "test_batch",
+                      "batches.meta", b"labels", b"label_names")
+    if {"meta", "test"} <= names or ("train" in names and (path / "train").is_file()):
+        return _cifar(path, input_size, CIFAR100_FILES, ["train"], "test", "meta", b"fine_labels", b"fine_label_names")
+    return _image_folder(path, input_size)
+
+
+# -- CIFAR ----------------------------------------------------------------------------------
+def _cifar(path, input_size, expected, train_files, test_file, meta_file, label_key, names_key) -> Dataset:
+    missing = [f for f in expected if not (path / f).is_file()]
+    if missing:
+        raise EdgecnError(f"CIFAR folder {str(path)!r} lacks {', '.join(missing)}",
+                          f"pass the complete extracted folder: {LAYOUTS}")
+    meta = _read_pickle(path / meta_file)
+    labels = [_text(n) for n in _field(meta, names_key, path / meta_file)]
+    parts = [_cifar_batch(path / f, label_key) for f in train_files]
+    x_train = torch.cat([p[0] for p in parts])
+    y_train = np.concatenate([p[1] for p in parts])
+    x_test, y_test = _cifar_batch(path / test_file, label_key)
+    for y, f in ((y_train, train_files[0]), (y_test, test_file)):
+        if len(y) and (y.min() < 0 or y.max() >= len(labels)):
+            raise EdgecnError(f"{str(path / f)!r} has labels outside the {len(labels)} names of {meta_file}",
+                              "re-extract the CIFAR archive; the files do not belong together")
+    if len(labels) < 2:
+        raise EdgecnError(f"{str(path / meta_file)!r} names fewer than two classes", "re-extract the CIFAR archive")
+    return build_dataset(str(path), resize(x_train, input_size), y_train, resize(x_test, input_size), y_test,
+                         labels, input_size)
+
+
+def _read_pickle(file: Path):
+    try:
+        return safe_load(file.read_bytes())
+    except pickle.UnpicklingError as e:
+        raise EdgecnError(f"refusing to read {str(file)!r}: {e}",
+                          "use the original CIFAR python files (they hold only arrays, lists and strings)") from e
+
+
+def _field(d, key: bytes, file: Path):
+    if isinstance(d, dict):
+        for k in (key, key.decode()):
+            if k in d:
+                return d[k]
+    raise EdgecnError(f"{str(file)!r} has no {key.decode()!r} entry", f"pass an unmodified CIFAR folder: {LAYOUTS}")
+
+
+def _text(v) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _cifar_batch(file: Path, label_key: bytes) -> tuple[torch.Tensor, np.ndarray]:
+    d = _read_pickle(file)
+    data = np.asarray(_field(d, b"data", file))
+    y = np.asarray(_field(d, label_key, file), dtype=np.int64)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(y):
+        raise EdgecnError(f"{str(file)!r} does not hold CIFAR images (uint8 rows of 3x32x32 with one label each)",
+                          f"pass an unmodified CIFAR folder: {LAYOUTS}")
+    return torch.from_numpy(data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0), y
+
+
+# -- ImageFolder ----------------------------------------------------------------------------
+def _image_folder(path: Path, input_size: int) -> Dataset:
+    split = [path / n for n in ("val", "test") if (path / n).is_dir()]
+    if (path / "train").is_dir():
+        if not split:
+            raise EdgecnError(f"{str(path)!r} has a train/ folder but no val/ or test/ beside it",
+                              "add val/ (same class subfolders) or put the class folders directly in the root")
+        labels = _classes(path / "train")
+        x_train, y_train = _read_images(path / "train", labels, input_size)
+        x_held, y_held = _read_images(split[0], labels, input_size)
+    else:
+        labels = _classes(path)
+        x, y = _read_images(path, labels, input_size)
+        tr, he = stratified_split(y, HELDOUT_FRACTION, SPLIT_SEED)
+        x_train, y_train, x_held, y_held = x[tr], y[tr], x[he], y[he]
+    return build_dataset(str(path), x_train, y_train, x_held, y_held, labels, input_size)
+
+
+def _classes(root: Path) -> list[str]:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        found = f"only {classes[0]!r}" if classes else "no class subfolders"
+        raise EdgecnError(f"{str(root)!r} has {found}; a classifier needs at least two classes",
+                          f"pass {LAYOUTS}")
+    return classes
+
+
+def _read_images(root: Path, labels: list[str], input_size: int) -> tuple[torch.Tensor, np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+
+    images, targets = [], []
+    for c, name in enumerate(labels):
+        folder = root / name
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        if not files:
+            raise EdgecnError(f"class folder {str(folder)!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
+                              "put at least one image in every class folder, with the same classes in every split")
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    im = im.convert("RGB").resize((input_size, input_size), Image.BILINEAR)
+                    images.append(np.asarray(im, dtype=np.uint8))
+            except (UnidentifiedImageError, OSError, ValueError) as e:
+                raise EdgecnError(f"cannot read image {str(f)!r} ({type(e).__name__})",
+                                  "remove or replace the broken file") from e
+            targets.append(c)
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+    return x, np.asarray(targets, dtype=np.int64)
