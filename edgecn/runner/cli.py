@@ -83,8 +83,8 @@ def profile_local(args) -> dict:
     if args.op_profile and args.fps:
         raise EdgecnError("--op-profile and --fps do not mix", "profile ops in a separate run")
     for a in args.artifacts:  # fail fast, before any subprocess starts
+        verify(Path(a), args.force)  # the sha first: a mismatch says more than a structural complaint
         check_artifact(a)
-        verify(Path(a), args.force)
     combos = [(a, t) for a in args.artifacts for t in threads]
     if len(combos) == 1:
         opts = Options(plan=plan, threads=threads[0], accuracy=args.accuracy, data=args.data,

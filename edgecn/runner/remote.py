@@ -84,8 +84,8 @@ def _stage(artifacts: list[str], stage: Path, force: bool) -> list[str]:
     names = []
     for i, a in enumerate(artifacts):
         path = Path(a)
-        check_artifact(path)
         verify(path, force)
+        check_artifact(path)
         sub = stage / f"a{i}"
         sub.mkdir()
         name = f"model{path.suffix.lower()}"

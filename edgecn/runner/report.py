@@ -37,7 +37,7 @@ def single(r: dict) -> str:
     lat = r["latency_ms"]
     rows = [["artifact", r["name"]], ["runtime", f"{r['runtime']} {' '.join(f'{k} {v}' for k, v in r['versions'].items())}"],
             ["threads", r["threads"] or "default"], ["input", f"{r['input']['source']} {r['input']['dtype']}{r['input']['shape']}"],
-            ["sha256", f"{r['integrity']['sha256'][:16]}... " + ("verified" if r["integrity"]["verified"] else "no manifest")],
+            ["sha256", f"{r['integrity']['sha256'][:16]}... " + _integrity(r["integrity"])],
             ["load ms", _f(r["load_ms"])], ["first inference ms", _f(r["first_ms"])],
             ["warm-up runs", len(r["warmup_ms"])], ["runs", r["runs"]]]
     rows += [[f"latency {k} ms", _f(lat.get(k))] for k in ("min", "mean", "median", "p90", "p99", "max", "std")]
@@ -55,6 +55,12 @@ def single(r: dict) -> str:
     if r.get("op_profile"):
         out += "\n\n" + op_table(r["op_profile"])
     return out
+
+
+def _integrity(i: dict) -> str:
+    if i["verified"]:
+        return "matches manifest"
+    return "MISMATCH, profiled with --force" if i["manifest"] else "no manifest"
 
 
 def _sensor(v) -> str:

@@ -1,0 +1,20 @@
+"""Session fixtures for the runner tests: real artifacts made once, in their own process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> Path:
+    """A folder with model.tflite, model.onnx, model.pte, model.etrecord and manifest.json."""
+    out = tmp_path_factory.mktemp("artifacts")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("make_artifacts.py")), str(out)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

@@ -1,0 +1,80 @@
+"""`python -m edgecn.runner` / `edgecn profile` end to end: JSON figures, sweeps, comparisons, plots, sha checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from runner_helpers import REPO, run_runner
+
+
+def _json(proc) -> dict:
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+def test_json_has_every_figure(artifacts):
+    doc = _json(run_runner(artifacts / "model.tflite", "--runs", "40", "--warmup", "3", "--threads", "1",
+                           "--accuracy", "--op-profile", "--json"))
+    env = doc["environment"]
+    assert {"device", "cpu", "cores", "os", "python"} <= set(env)
+    (r,) = doc["results"]
+    assert r["runs"] == 40 and len(r["warmup_ms"]) == 3 and r["threads"] == 1
+    assert r["integrity"]["verified"] is True
+    assert r["load_ms"] > 0 and r["first_ms"] > 0 and r["throughput_ips"] > 0 and r["peak_rss_mb"] > 10
+    assert set(r["latency_ms"]) == {"min", "mean", "median", "p90", "p99", "max", "std"}
+    assert r["accuracy"]["samples"] == 1797 and r["accuracy"]["top1"] > 0.8
+    assert r["op_profile"]["available"] is False and "CONV_2D" in "".join(r["op_profile"]["ops"])
+    assert r["versions"]["ai-edge-litert"]
+    for key in ("cpu_freq_mhz", "temperature_c"):  # this VM has neither; a Pi has both
+        assert r["sensors"][key] == "not available" or r["sensors"][key]["samples"] > 0
+
+
+def test_onnx_op_profile_and_duration(artifacts):
+    doc = _json(run_runner(artifacts / "model.onnx", "--duration", "0.5", "--op-profile", "--json", "--threads", "1"))
+    r = doc["results"][0]
+    assert r["wall_s"] >= 0.5 and r["runs"] > 10
+    ops = {o["op"] for o in r["op_profile"]["ops"]}
+    assert {"Conv", "Gemm"} <= ops
+
+
+def test_thread_sweep_and_comparison_table(artifacts, tmp_path):
+    png = tmp_path / "lat.png"
+    proc = subprocess.run([sys.executable, "-m", "edgecn", "profile", str(artifacts / "model.tflite"),
+                           str(artifacts / "model.onnx"), "--threads", "1,2", "--runs", "30", "--plot", str(png)],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("model.")]
+    assert len(rows) == 4 and rows[0].split()[-3] == "1.00x"
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sha_mismatch_refused_unless_forced(artifacts, tmp_path):
+    work = tmp_path / "build"
+    shutil.copytree(artifacts, work)
+    data = bytearray((work / "model.tflite").read_bytes())
+    data[len(data) // 2] ^= 1  # inside the classifier's weights (most of the file): the model still loads
+    (work / "model.tflite").write_bytes(bytes(data))
+    proc = run_runner(work / "model.tflite", "--runs", "5")
+    assert proc.returncode == 2 and "does not match its manifest" in proc.stderr and "--force" in proc.stderr
+    assert proc.stdout == ""
+    forced = _json(run_runner(work / "model.tflite", "--runs", "5", "--force", "--json"))
+    assert forced["results"][0]["integrity"]["verified"] is False
+
+
+def test_pte_with_etrecord_op_profile(artifacts):
+    doc = _json(run_runner(artifacts / "model.pte", "--runs", "20", "--threads", "1", "--op-profile", "--json"))
+    r = doc["results"][0]
+    assert r["runtime"] == "executorch" and r["op_profile"]["available"]
+    assert any("Convolution" in o["op"] or "conv" in o["op"].lower() for o in r["op_profile"]["ops"])
+
+
+def test_user_errors_exit_2(artifacts, tmp_path):
+    proc = run_runner(tmp_path / "missing.tflite")
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    proc = run_runner(artifacts / "model.tflite", "--threads", "one")
+    assert proc.returncode == 2 and "--threads" in proc.stderr

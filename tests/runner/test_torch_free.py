@@ -1,0 +1,84 @@
+"""The runner must work where torch is absent: static imports, a live process, and a clean venv without torch."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner_helpers import REPO, run_runner
+
+RUNNER = REPO / "edgecn" / "runner"
+LAZY_TORCH_OK = {("pte.py", "PteRunner._import")}  # ExecuTorch's binding exchanges torch tensors
+
+
+def _imports(tree: ast.AST):
+    """(module name, enclosing function path) for each import."""
+    def walk(node, scope):
+        for child in ast.iter_child_nodes(node):
+            inner = scope + [child.name] if isinstance(child, (ast.FunctionDef, ast.ClassDef)) else scope
+            if isinstance(child, ast.Import):
+                for a in child.names:
+                    yield a.name, ".".join(scope)
+            elif isinstance(child, ast.ImportFrom) and child.module:
+                yield child.module, ".".join(scope)
+            yield from walk(child, inner)
+    yield from walk(tree, [])
+
+
+def test_no_module_imports_torch_statically():
+    offenders = []
+    for f in sorted(RUNNER.glob("*.py")):
+        for mod, scope in _imports(ast.parse(f.read_text())):
+            heavy = mod.split(".")[0] in ("torch", "torchao", "executorch") or mod.startswith("edgecn.") and not (
+                mod.startswith("edgecn.runner") or mod == "edgecn.errors")
+            if heavy and (f.name, scope) not in LAZY_TORCH_OK and not (f.name == "pte.py" and mod.startswith("executorch")):
+                offenders.append(f"{f.name}: {mod} in {scope or 'module'}")
+    assert not offenders
+
+
+def test_profiling_tflite_and_onnx_leaves_torch_unloaded(artifacts):
+    code = ("import sys, edgecn.runner; from edgecn.runner.cli import main; "
+            f"main([{str(artifacts / 'model.tflite')!r}, '--runs', '5', '--json', '--accuracy', '--op-profile']); "
+            "from edgecn.runner import open_runner; import numpy as np; "
+            f"r = open_runner({str(artifacts / 'model.onnx')!r}, threads=1); r.activate(); "
+            "r.infer(np.zeros((1, 1, 8, 8), np.float32)); "
+            "assert 'torch' not in sys.modules, 'torch imported'; print('TORCH-FREE')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0 and "TORCH-FREE" in proc.stdout, proc.stderr[-2000:]
+
+
+@pytest.fixture(scope="session")
+def no_torch_python() -> Path:
+    """A venv with only ``edgecn[runner]`` installed, cached on pyproject.toml's hash."""
+    key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgecn-tests" / f"runner-venv-{key}"
+    python = cache / "bin" / "python"
+    if not (cache / ".complete").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(cache)], check=True, timeout=300)
+        proc = subprocess.run([str(python), "-m", "pip", "install", "-q", f"{REPO}[runner]"], capture_output=True,
+                              text=True, timeout=900)
+        if proc.returncode != 0:
+            pytest.fail(f"pip install edgecn[runner] failed: {proc.stderr[-2000:]}")
+        (cache / ".complete").write_text("ok")
+    return python
+
+
+def test_runner_in_venv_without_torch(no_torch_python, artifacts):
+    probe = subprocess.run([str(no_torch_python), "-c", "import torch"], capture_output=True, text=True)
+    assert probe.returncode != 0 and "No module named 'torch'" in probe.stderr
+    env = dict(os.environ, PYTHONPATH=str(REPO))  # this checkout's runner, on the venv's own packages
+    proc = run_runner(artifacts / "model.tflite", "--runs", "30", "--json", "--threads", "1",
+                      python=str(no_torch_python), env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads(proc.stdout)["results"][0]
+    assert r["runs"] == 30 and r["integrity"]["verified"] and 0 < r["latency_ms"]["median"] < 100
+    assert r["accuracy"] is None and "ai-edge-litert" in r["versions"]
+    proc = run_runner(artifacts / "model.pte", "--runs", "3", python=str(no_torch_python), env=env)
+    assert proc.returncode == 2 and "ExecuTorch" in proc.stderr  # says what to install, no traceback
