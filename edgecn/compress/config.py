@@ -1,0 +1,110 @@
+"""The Deep Compression settings: one frozen, validated config shared by the CLI and the API."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from edgecn.errors import EdgecnError
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepCompressionConfig:
+    """What ``deep_compress`` does (Han, Mao, Dally 2016: prune, share weights, Huffman-code).
+
+    Attributes:
+        sparsity: fraction of each layer's weights to prune, in [0, 1).
+        layer_sparsity: per-layer overrides, module name (e.g. ``"features.0"``) -> sparsity.
+        conv_bits: codebook bits (1..8) for convolutions: at most ``2**bits`` shared values.
+        fc_bits: codebook bits for linear layers and for the model's last layer (the classifier).
+        layer_bits: per-layer overrides of the codebook bits.
+        prune_rounds: prune/retrain rounds; round ``r`` prunes to ``sparsity * r / rounds``.
+        prune_epochs: retraining epochs after each pruning round (masks fixed).
+        share_epochs: epochs fine-tuning the shared centroids (and biases, BatchNorm).
+        lr: SGD learning rate for retraining.
+        centroid_lr: SGD learning rate for centroids; their gradient is a sum over a
+            whole cluster, so it needs a smaller step than single weights.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay (pruned weights stay zero regardless).
+        batch_size: training batch size.
+        kmeans_iters: Lloyd iterations of the per-layer k-means.
+        prune: run the pruning stage.
+        share: run the weight-sharing stage.
+        seed: seed for data order.
+    """
+
+    sparsity: float = 0.7
+    layer_sparsity: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    conv_bits: int = 8
+    fc_bits: int = 5
+    layer_bits: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    prune_rounds: int = 3
+    prune_epochs: int = 2
+    share_epochs: int = 2
+    lr: float = 0.01
+    centroid_lr: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    kmeans_iters: int = 50
+    prune: bool = True
+    share: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        for name, value in [("sparsity", self.sparsity), *self.layer_sparsity.items()]:
+            _check_sparsity(name, value)
+        for name, value in [("conv_bits", self.conv_bits), ("fc_bits", self.fc_bits), *self.layer_bits.items()]:
+            _check_bits(name, value)
+        for name in ("prune_rounds", "batch_size", "kmeans_iters"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise EdgecnError(f"{name} must be a whole number >= 1 (got {getattr(self, name)!r})",
+                                  f"set {name} to 1 or more")
+        for name in ("prune_epochs", "share_epochs"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise EdgecnError(f"{name} must be a whole number >= 0 (got {getattr(self, name)!r})",
+                                  f"set {name} to 0 (no fine-tuning) or more")
+        for name in ("lr", "centroid_lr"):
+            if not getattr(self, name) > 0:
+                raise EdgecnError(f"{name} must be positive (got {getattr(self, name)!r})", f"set {name} > 0, e.g. 0.01")
+        # Copies, so a caller mutating its dict cannot change a frozen config.
+        object.__setattr__(self, "layer_sparsity", dict(self.layer_sparsity))
+        object.__setattr__(self, "layer_bits", dict(self.layer_bits))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DeepCompressionConfig":
+        """Build from a mapping (e.g. a TOML table); unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise EdgecnError(f"unknown deep compression option(s): {', '.join(unknown)}",
+                              f"use only: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, table: str = "deep_compression") -> "DeepCompressionConfig":
+        """Load the ``[deep_compression]`` table (or the whole file when it has none)."""
+        import tomllib  # Python 3.11+; only this path needs it
+
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise EdgecnError(f"cannot read deep compression config {str(path)!r}: {e}",
+                              "check the path and the TOML syntax") from e
+        return cls.from_dict(data.get(table, data))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_sparsity(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise EdgecnError(f"sparsity {name}={value!r} is outside [0, 1)",
+                          "give the fraction of weights to remove, e.g. 0.7 (1.0 would remove the whole layer)")
+
+
+def _check_bits(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8:
+        raise EdgecnError(f"codebook bits {name}={value!r} are outside 1..8",
+                          "use 1 to 8 bits per layer (the paper uses 8 for convolutions, 5 for the classifier)")

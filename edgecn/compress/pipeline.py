@@ -1,0 +1,70 @@
+"""``deep_compress``: prune, share weights, measure (Han, Mao, Dally 2016), on any plain CNN."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from edgecn.compress.config import DeepCompressionConfig
+from edgecn.compress.finetune import evaluate
+from edgecn.compress.pruning import compressible_layers, prune
+from edgecn.compress.report import CompressionReport, measure
+from edgecn.compress.weight_sharing import share_weights
+from edgecn.errors import EdgecnError
+
+
+def layer_plan(model: nn.Module, config: DeepCompressionConfig) -> tuple[dict[str, float], dict[str, int]]:
+    """Target sparsity and codebook bits of every conv/linear layer of ``model``.
+
+    Linear layers and the last layer (the classifier of every edgecn model, a 1x1 conv in
+    SqueezeNet) get ``fc_bits``; other layers ``conv_bits``; per-layer overrides win.
+    """
+    layers = compressible_layers(model)
+    if not layers:
+        raise EdgecnError("the model has no conv or linear layers to compress", "pass a CNN built by edgecn")
+    unknown = sorted((set(config.layer_sparsity) | set(config.layer_bits)) - set(layers))
+    if unknown:
+        raise EdgecnError(f"unknown layer(s) in the compression config: {', '.join(unknown)}",
+                          f"use module names of this model: {', '.join(layers)}")
+    last = list(layers)[-1]
+    sparsity = {name: config.layer_sparsity.get(name, config.sparsity) for name in layers}
+    bits = {}
+    for name, m in layers.items():
+        default = config.fc_bits if isinstance(m, nn.Linear) or name == last else config.conv_bits
+        bits[name] = config.layer_bits.get(name, default)
+    return sparsity, bits
+
+
+def deep_compress(model: nn.Module, train_data, heldout_data, config: DeepCompressionConfig | None = None,
+                  progress: bool = False) -> CompressionReport:
+    """Compress ``model`` in place: magnitude pruning, then k-means weight sharing, each fine-tuned.
+
+    Args:
+        model: a trained model without learned group convs (SqueezeNet, or a condensed model).
+        train_data: dataset of ``(x, y)`` for retraining and centroid fine-tuning.
+        heldout_data: dataset of ``(x, y)`` for the accuracy before and after each stage.
+        config: what to do; ``config.prune`` / ``config.share`` switch the stages.
+        progress: show progress bars.
+
+    Returns:
+        The per-layer and total report; ``save_compressed`` then writes the model.
+    """
+    from edgecn.condense import is_condensable
+
+    config = config or DeepCompressionConfig()
+    if is_condensable(model):
+        raise EdgecnError("the model still has learned group convolutions",
+                          "condense it first (`edgecn condense` on a CondenseNet), then compress the condensed model")
+    sparsity, bits = layer_plan(model, config)
+    train = {"lr": config.lr, "momentum": config.momentum, "weight_decay": config.weight_decay,
+             "batch_size": config.batch_size, "seed": config.seed, "progress": progress}
+    accuracy = {"before": evaluate(model, heldout_data)}
+    if config.prune:
+        prune(model, train_data, sparsity, rounds=config.prune_rounds, epochs=config.prune_epochs, **train)
+        accuracy["pruned"] = evaluate(model, heldout_data)
+    if config.share:
+        share_weights(model, train_data, bits, epochs=config.share_epochs, centroid_lr=config.centroid_lr,
+                      kmeans_iters=config.kmeans_iters, **train)
+        accuracy["shared"] = evaluate(model, heldout_data)
+    accuracy["after"] = accuracy[list(accuracy)[-1]]
+    model.eval()
+    return measure(model, bits if config.share else None, accuracy)
