@@ -10,6 +10,7 @@ ever reaches a shell.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -62,7 +63,7 @@ class Ssh:
     def copy(self, files: list[Path], remote_dir: str) -> None:
         port = ["-P", str(self.port)] if self.port else []
         # Absolute local paths: scp would take "a:b.tflite" for a host. Remote names are generated and safe.
-        proc = subprocess.run(["scp", "-q", *self.common, *port, *[str(f.resolve()) for f in files],
+        proc = subprocess.run(["scp", "-q", *self.common, *port, *[os.path.abspath(f) for f in files],
                                f"{self.dest}:{remote_dir}/"], capture_output=True, text=True)
         if proc.returncode != 0:
             self._fail(proc, "scp")

@@ -1,0 +1,91 @@
+"""--remote against a real OpenSSH server on 127.0.0.1 started by the test, with hostile file names."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runner_helpers import REPO
+
+HOSTILE = "a b;$(touch pwned)'\".tflite"
+
+
+def _sshd() -> str:
+    found = shutil.which("sshd") or (os.path.exists("/usr/sbin/sshd") and "/usr/sbin/sshd")
+    if not found and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "openssh-server"], capture_output=True, timeout=600)
+        found = shutil.which("sshd") or (os.path.exists("/usr/sbin/sshd") and "/usr/sbin/sshd")
+    if not found:
+        pytest.skip("sshd is not installed and this is not root: apt-get install openssh-server to run this test")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ssh_server(tmp_path_factory):
+    sshd = _sshd()
+    d = tmp_path_factory.mktemp("sshd")
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
+    shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    port = _free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+        f"UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        f"PidFile {d / 'sshd.pid'}\nSubsystem sftp internal-sftp\n")
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation folder sshd insists on
+    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"sshd did not start: {proc.stderr.read().decode()[-1000:]}")
+    user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    yield {"url": f"ssh://{user}@127.0.0.1:{port}", "key": d / "client_key", "known": d / "known_hosts"}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_remote_profile_with_hostile_names(ssh_server, artifacts, tmp_path):
+    work = tmp_path / "build dir"
+    work.mkdir()
+    shutil.copy(artifacts / "model.tflite", work / HOSTILE)
+    manifest = json.loads((artifacts / "manifest.json").read_text())
+    manifest["artifacts"] = [dict(a, path=HOSTILE) for a in manifest["artifacts"] if a["path"] == "model.tflite"]
+    (work / "manifest.json").write_text(json.dumps(manifest))
+    cmd = [sys.executable, "-m", "edgecn.runner", str(work / HOSTILE), "--runs", "20", "--json", "--threads", "1",
+           "--remote", ssh_server["url"], "--remote-python", sys.executable, "--ssh-key", str(ssh_server["key"]),
+           "--ssh-option", "StrictHostKeyChecking=no", "--ssh-option", f"UserKnownHostsFile={ssh_server['known']}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads(proc.stdout)["results"][0]
+    assert r["name"] == HOSTILE and r["remote"]["host"].endswith("127.0.0.1")
+    assert r["runs"] == 20 and r["integrity"]["verified"] and r["latency_ms"]["median"] > 0
+    for where in (tmp_path, work, REPO, Path.home(), Path("/tmp")):
+        assert not (where / "pwned").exists(), f"a file name reached a shell: {where / 'pwned'}"
+
+
+def test_remote_errors_come_back_as_one_line(ssh_server, artifacts, tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\0" * 64)
+    cmd = [sys.executable, "-m", "edgecn.runner", str(bad), "--remote", ssh_server["url"], "--remote-python",
+           sys.executable, "--ssh-key", str(ssh_server["key"]), "--ssh-option", "StrictHostKeyChecking=no",
+           "--ssh-option", f"UserKnownHostsFile={ssh_server['known']}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "TFL3" in proc.stderr and "Traceback" not in proc.stderr
