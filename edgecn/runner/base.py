@@ -96,6 +96,8 @@ class Runner:
         start = time.perf_counter()
         self._load()
         self.inputs, self.outputs = self._details()
+        # Cached so that checking a feed costs well under a microsecond per inference.
+        self._expected = [(t.shape, np.dtype(t.dtype)) for t in self.inputs]
         self.load_time = time.perf_counter() - start
         self.active = True
         return self
@@ -151,6 +153,10 @@ class Runner:
 
     def _arrange(self, feed: dict[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
         """Order the feed like the model's inputs and check shapes/dtypes (a wrong feed can crash a runtime)."""
+        if type(feed) is np.ndarray and len(self._expected) == 1:  # the hot path of every timing loop
+            shape, dtype = self._expected[0]
+            if feed.shape == shape and feed.dtype == dtype and feed.flags.c_contiguous:
+                return [feed]
         if isinstance(feed, dict):
             missing = [t.name for t in self.inputs if t.name not in feed]
             if missing and len(feed) == len(self.inputs) == 1:
