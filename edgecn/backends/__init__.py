@@ -1,0 +1,137 @@
+"""Deployment backends: one module each, registered with ``@register_backend``.
+
+A backend turns a float PyTorch model into an artifact file for one precision, runs that
+artifact in its own runtime (for validation) and inspects it (op histogram, delegation).
+Modules here import their toolchains lazily, so listing backends or loading targets
+needs none of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgecn.errors import EdgecnError
+from edgecn.registry import Registry
+
+
+@dataclasses.dataclass
+class CompileContext:
+    """Everything a backend needs besides the model.
+
+    Attributes:
+        out_dir: folder the artifact is written into (the build's staging folder).
+        stem: file name stem, e.g. ``condensenet-light``.
+        options: the target's options for this backend (the backend's ``Options`` dataclass).
+        calib: calibration inputs (N, C, H, W), float, normalised; needed for int8.
+        method: calibration method.
+        percentile: percentile for the ``percentile`` method.
+        float_layers: module names to keep in float in an int8 artifact.
+        use_cache: reuse cached calibration ranges.
+    """
+
+    out_dir: Path
+    stem: str
+    options: Any = None
+    calib: Any = None
+    method: str = "percentile"
+    percentile: float = 99.99
+    float_layers: tuple[str, ...] = ()
+    use_cache: bool = True
+
+
+@dataclasses.dataclass
+class Artifact:
+    """One compiled file and what the manifest says about it (see edgecn.runner.manifest)."""
+
+    path: Path
+    backend: str
+    precision: str
+    input: dict
+    output: dict
+    ops: dict[str, int] = dataclasses.field(default_factory=dict)
+    delegated_share: float | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+    extra: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """A registered backend.
+
+    Attributes:
+        name: registry name (``executorch``, ``tflite``, ``tensorrt``).
+        suffix: artifact file suffix.
+        precisions: precisions it can build.
+        options_type: frozen dataclass of the target's ``[<name>]`` table.
+        compile: ``compile(model, example, precision, ctx) -> Artifact``.
+        load: ``load(artifact) -> predict``, where ``predict(x: NCHW float32 batch) -> logits``
+            runs the artifact in its own runtime.
+        measure: ``measure(model, example) -> seconds`` per inference on this host, or None.
+        tools: ``tools() -> {package: version}`` of the toolchain used.
+        check: ``check(artifact, ctx) -> None``: backend rules the artifact must meet
+            (raises EdgecnError), e.g. full delegation.
+    """
+
+    name: str
+    suffix: str
+    precisions: tuple[str, ...]
+    options_type: type
+    compile: Callable[..., Artifact]
+    load: Callable[[Artifact], Callable[[np.ndarray], np.ndarray]]
+    measure: Callable[..., float] | None
+    tools: Callable[[], dict[str, str]]
+    check: Callable[..., None] | None = None
+
+
+BACKENDS: Registry[Backend] = Registry("backend", "edgecn targets --backends")
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Add ``backend`` to the registry (called at the bottom of each backend module)."""
+    BACKENDS.register(backend.name)(backend)
+    return backend
+
+
+def require(module: str, extra: str = "full"):
+    """Import ``module`` or raise EdgecnError saying which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise EdgecnError(f"{module} is not installed ({e})", f"install it with `pip install 'edgecn[{extra}]'`") from e
+
+
+def package_versions(*names: str) -> dict[str, str]:
+    """Installed versions of ``names`` (missing ones are left out)."""
+    from importlib import metadata
+
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio ``20*log10(||ref|| / ||ref - got||)`` in dB."""
+    ref = np.asarray(ref, dtype=np.float64)
+    noise = np.linalg.norm(ref - np.asarray(got, dtype=np.float64))
+    return float("inf") if noise == 0 else float(20.0 * np.log10(np.linalg.norm(ref) / noise))
+
+
+def artifact_path(ctx: CompileContext, precision: str, suffix: str) -> Path:
+    return Path(ctx.out_dir) / f"{ctx.stem}-{precision}{suffix}"
+
+
+# Importing the backend modules fills the registry; their toolchains load lazily.
+from edgecn.backends import executorch, tensorrt, tflite  # noqa: E402,F401
+
+__all__ = ["Artifact", "BACKENDS", "Backend", "CompileContext", "package_versions", "register_backend",
+           "require", "sqnr_db"]

@@ -1,0 +1,143 @@
+"""ExecuTorch ``.pte`` with the XNNPACK delegate, fp32 and int8 (PT2E, XNNPACKQuantizer)."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgecn.backends import Artifact, Backend, CompileContext, artifact_path, package_versions, register_backend
+from edgecn.errors import EdgecnError
+
+_IGNORED = {"getitem", "output", "placeholder"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """``[executorch]`` of a target file.
+
+    Attributes:
+        require_full_delegation: fail the build unless the program is one XNNPACK
+            partition with no op left on portable kernels.
+    """
+
+    require_full_delegation: bool = True
+
+
+def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
+    """Export ``model`` to ``<stem>-<precision>.pte`` in ``ctx.out_dir``."""
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    graph = _int8_graph(model, example, ctx) if precision == "int8" else model.eval()
+    ep = torch.export.export(graph, (example,))
+    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+    ops, partitions, portable = delegation(edge.exported_program().graph_module)
+    path = artifact_path(ctx, precision, ".pte")
+    path.write_bytes(edge.to_executorch().buffer)
+    total = sum(ops.values())
+    return Artifact(path, "executorch", precision,
+                    input={"name": "x", "shape": list(example.shape), "layout": "NCHW", "dtype": "float32", "quant": None},
+                    output={"name": "logits", "shape": [int(example.shape[0]), _classes(model, example)], "dtype": "float32",
+                            "quant": None},
+                    ops=ops, delegated_share=(total - sum(portable.values())) / total if total else None,
+                    extra={"partitions": partitions, "non_delegated": portable})
+
+
+def _int8_graph(model, example, ctx: CompileContext):
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
+
+    from edgecn.quantize.pt2e import quantize_for_backend
+
+    config = get_symmetric_quantization_config(is_per_channel=True)
+    return quantize_for_backend("executorch", model, example, XNNPACKQuantizer, config, ctx)
+
+
+def delegation(graph_module) -> tuple[dict[str, int], int, dict[str, int]]:
+    """Op histogram of a lowered edge program, its XNNPACK partition count and the ops left out.
+
+    Returns:
+        ``(ops, partitions, portable)``: every op (delegated ones read from inside the
+        delegates), the number of delegate calls, and the ops that run outside them.
+    """
+    ops: collections.Counter = collections.Counter()
+    portable: collections.Counter = collections.Counter()
+    partitions = 0
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = _op_name(node.target)
+        if name == "executorch_call_delegate":
+            partitions += 1
+            lowered = getattr(graph_module, node.args[0].target)
+            for inner in lowered.original_module.graph_module.graph.nodes:
+                if inner.op == "call_function" and _op_name(inner.target) not in _IGNORED:
+                    ops[_op_name(inner.target)] += 1
+        elif name not in _IGNORED:
+            ops[name] += 1
+            portable[name] += 1
+    return dict(sorted(ops.items())), partitions, dict(sorted(portable.items()))
+
+
+def _op_name(target) -> str:
+    """``aten.convolution``-style name without the overload (``.default``)."""
+    parts = getattr(target, "__name__", str(target)).split(".")
+    return ".".join(parts[:-1]) if len(parts) > 2 else parts[0]
+
+
+def check(artifact: Artifact, ctx: CompileContext) -> None:
+    """One XNNPACK partition and nothing on portable kernels, when the target asks for it."""
+    opts = ctx.options or Options()
+    parts, left = artifact.extra.get("partitions"), artifact.extra.get("non_delegated") or {}
+    if opts.require_full_delegation and (parts != 1 or left):
+        raise EdgecnError(
+            f"{artifact.path.name}: XNNPACK took {parts} partition(s) and left {sum(left.values())} op(s) outside "
+            f"({', '.join(f'{k} x{v}' for k, v in left.items()) or 'none'})",
+            "build with the lowering rewrites (--lowering auto, needs edgecn.passes), or set "
+            "require_full_delegation = false under [executorch] in the target file")
+
+
+def _classes(model, example) -> int:
+    return int(model.edgecn_config["num_classes"]) if hasattr(model, "edgecn_config") else -1
+
+
+def load(artifact: Artifact):
+    """``predict(x)``: run the .pte in the ExecuTorch runtime, one image at a time."""
+    import torch
+    from executorch.runtime import Runtime
+
+    method = Runtime.get().load_program(str(artifact.path)).load_method("forward")
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        outs = [method.execute([torch.from_numpy(np.ascontiguousarray(x[i:i + 1]))])[0] for i in range(len(x))]
+        return torch.cat(outs).numpy()
+
+    return predict
+
+
+def measure(model, example, repeats: int = 20) -> float:
+    """Median seconds per fp32 inference of ``model`` as a .pte on this host."""
+    with tempfile.TemporaryDirectory() as tmp:
+        art = compile(model, example, "fp32", CompileContext(Path(tmp), "measure"))
+        predict = load(art)
+        x = example.numpy()
+        predict(x)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            predict(x)
+            times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def tools() -> dict[str, str]:
+    return package_versions("executorch", "torch", "torchao")
+
+
+BACKEND = register_backend(Backend("executorch", ".pte", ("fp32", "int8"), Options, compile, load, measure, tools, check))

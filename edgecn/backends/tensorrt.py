@@ -1,0 +1,195 @@
+"""Explicit-quantization ONNX for TensorRT (Jetson): fp32, fp16 and Q/DQ int8.
+
+The ONNX files are checked statically against TensorRT's parser rules (``trt_check``) and
+run in onnxruntime for accuracy. The engine itself is built with TensorRT where the
+``tensorrt`` package imports (on the Jetson: engines are tied to the device and the
+TensorRT version); elsewhere the manifest records the ``trtexec`` command that builds it.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgecn.backends import Artifact, Backend, CompileContext, artifact_path, package_versions, register_backend
+from edgecn.errors import EdgecnError
+
+_TRTEXEC_FLAGS = {"fp32": "", "fp16": " --fp16", "int8": " --int8"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """``[tensorrt]`` of a target file.
+
+    Attributes:
+        min_version: oldest TensorRT the device may carry (JetPack decides).
+        max_version: newest TensorRT the device may carry.
+        opset: ONNX opset to export with.
+        opset_min: lowest opset the device's ONNX parser reads.
+        opset_max: highest opset the device's ONNX parser reads.
+    """
+
+    min_version: str = "8.5"
+    max_version: str = "10.3"
+    opset: int = 17
+    opset_min: int = 9
+    opset_max: int = 20
+
+    def __post_init__(self):
+        if not self.opset_min <= self.opset <= self.opset_max:
+            raise EdgecnError(f"[tensorrt]: opset {self.opset} is outside opset_min..opset_max "
+                              f"({self.opset_min}..{self.opset_max})", "choose an opset inside the parser's range")
+
+
+def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
+    """Export ``model`` to ``<stem>-<precision>.onnx`` (simplified; Q/DQ for int8)."""
+    import onnx
+
+    opts = ctx.options or Options()
+    path = artifact_path(ctx, precision, ".onnx")
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        export_onnx(model, example, fp32, opts.opset)
+        if precision == "int8":
+            _int8(fp32, path, ctx)
+        elif precision == "fp16":
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(path))
+        else:
+            path.write_bytes(fp32.read_bytes())
+    art = describe(path, precision, example)
+    art.extra.update(engine_or_command(path, precision))
+    return art
+
+
+def export_onnx(model, example, path: Path, opset: int) -> None:
+    """TorchScript-based export (stable node names, opset chosen freely), then onnxsim."""
+    import onnx
+    import onnxsim
+    import torch
+
+    # The TorchScript exporter names nodes after module paths ("/features/.../Conv"), which
+    # is how float layers are picked out for onnxruntime's nodes_to_exclude.
+    torch.onnx.export(model.eval(), (example,), str(path), opset_version=opset, dynamo=False,
+                      input_names=["input"], output_names=["logits"])
+    simplified, ok = onnxsim.simplify(onnx.load(str(path)))
+    if not ok:
+        raise EdgecnError("onnxsim could not validate the simplified ONNX model", "report this with the model name")
+    onnx.save(simplified, str(path))
+
+
+def _int8(fp32: Path, path: Path, ctx: CompileContext) -> None:
+    import onnx
+
+    from edgecn.quantize.onnx_qdq import QUANTIZED_OPS, quantize_onnx
+
+    if ctx.calib is None:
+        raise EdgecnError("an int8 artifact needs a calibration set", "pass calibration data")
+    prefixes = tuple("/" + name.replace(".", "/") + "/" for name in ctx.float_layers)
+    exclude = tuple(n.name for n in onnx.load(str(fp32)).graph.node
+                    if n.op_type in QUANTIZED_OPS and prefixes and n.name.startswith(prefixes))
+    quantize_onnx(fp32, path, ctx.calib.numpy(), ctx.method, percentile=ctx.percentile,
+                  exclude_nodes=exclude, use_cache=ctx.use_cache)
+
+
+def describe(path: Path, precision: str, example) -> Artifact:
+    import onnx
+
+    model = onnx.load(str(path))
+    ops = collections.Counter(n.op_type for n in model.graph.node)
+    out_shape = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+    return Artifact(Path(path), "tensorrt", precision,
+                    input={"name": model.graph.input[0].name, "shape": list(example.shape), "layout": "NCHW",
+                           "dtype": "float32", "quant": None},
+                    output={"name": model.graph.output[0].name, "shape": out_shape, "dtype": "float32", "quant": None},
+                    ops=dict(sorted(ops.items())), extra={"opset": _opset(model)})
+
+
+def _opset(model) -> int:
+    return next(i.version for i in model.opset_import if i.domain in ("", "ai.onnx"))
+
+
+def engine_or_command(path: Path, precision: str) -> dict:
+    """Build the engine where TensorRT imports; otherwise the trtexec command for the device."""
+    command = f"trtexec --onnx={path.name}{_TRTEXEC_FLAGS[precision]} --saveEngine={path.stem}.engine"
+    try:
+        import tensorrt as trt
+    except ImportError:
+        return {"trtexec": command, "engine": None,
+                "engine_note": "TensorRT is not installed on this host; build the engine on the device with the trtexec command"}
+    engine = path.with_suffix(".engine")
+    _build_engine(trt, path, engine, precision)
+    return {"trtexec": command, "engine": engine.name, "tensorrt_version": trt.__version__}
+
+
+def _build_engine(trt, onnx_path: Path, engine_path: Path, precision: str) -> None:
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EdgecnError(f"TensorRT could not parse {onnx_path.name}: {errors}", "check the target's opset range")
+    config = builder.create_builder_config()
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+    engine_path.write_bytes(bytes(builder.build_serialized_network(network, config)))
+
+
+def check(artifact: Artifact, ctx: CompileContext) -> None:
+    """The static TensorRT-compatibility check; raises EdgecnError listing what breaks it."""
+    import onnx
+
+    opts = ctx.options or Options()
+    from edgecn.backends.trt_check import check_onnx
+
+    problems = check_onnx(onnx.load(str(artifact.path)), (opts.opset_min, opts.opset_max))
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise EdgecnError(f"{artifact.path.name} would be rejected by TensorRT: {'; '.join(problems[:3])}{more}",
+                          "build with the lowering rewrites (--lowering auto), or change the target's opset range")
+
+
+def load(artifact: Artifact):
+    """``predict(x)``: run the ONNX model in onnxruntime (CPU), one image at a time."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(artifact.path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([sess.run(None, {name: np.ascontiguousarray(x[i:i + 1], dtype=np.float32)})[0]
+                               for i in range(len(x))])
+
+    return predict
+
+
+def measure(model, example, repeats: int = 20) -> float:
+    """Median seconds per fp32 inference in onnxruntime on this host (a stand-in for TensorRT)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        art = compile(model, example, "fp32", CompileContext(Path(tmp), "measure"))
+        predict, x = load(art), example.numpy()
+        predict(x)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            predict(x)
+            times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def tools() -> dict[str, str]:
+    return package_versions("onnx", "onnxruntime", "onnxsim", "torch", "tensorrt")
+
+
+BACKEND = register_backend(Backend("tensorrt", ".onnx", ("fp32", "fp16", "int8"), Options, compile, load, measure, tools, check))

@@ -1,0 +1,172 @@
+"""TFLite ``.tflite`` via litert-torch, fp32 and full int8 (PT2E with litert-torch's PT2EQuantizer)."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgecn.backends import Artifact, Backend, CompileContext, artifact_path, package_versions, register_backend
+from edgecn.errors import EdgecnError
+
+GATHER_OPS = ("GATHER", "GATHER_ND")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """``[tflite]`` of a target file.
+
+    Attributes:
+        channel_last_io: take NHWC input (what camera pipelines give), so no TRANSPOSE
+            runs at the input.
+        max_transposes: most TRANSPOSE ops allowed in the artifact (-1: no limit).
+        forbid_gather: fail when GATHER/GATHER_ND remain (XNNPACK does not take them).
+    """
+
+    channel_last_io: bool = True
+    max_transposes: int = -1
+    forbid_gather: bool = False
+
+
+def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
+    """Convert ``model`` to ``<stem>-<precision>.tflite`` in ``ctx.out_dir``."""
+    import litert_torch
+
+    opts = ctx.options or Options()
+    graph, x, kwargs = model.eval(), example, {}
+    if precision == "int8":
+        graph, kwargs = _int8(graph, example, ctx)
+    nhwc = opts.channel_last_io and precision != "int8"
+    if nhwc:
+        # Not for int8: litert-torch 0.10's layout pass rejects the channel-last wrapper
+        # around a PT2E graph ("non-NHWC compatible node dequantize_per_tensor").
+        graph, x = litert_torch.to_channel_last_io(graph, args=[0]), example.permute(0, 2, 3, 1).contiguous()
+    edge = litert_torch.convert(graph, (x,), **kwargs)
+    path = artifact_path(ctx, precision, ".tflite")
+    edge.export(str(path))
+    art = describe(path, precision, "NHWC" if nhwc else "NCHW")
+    if opts.channel_last_io and not nhwc:
+        art.notes.append("int8 input stays NCHW: litert-torch cannot wrap a PT2E graph with channel-last I/O")
+    return art
+
+
+def _int8(graph, x, ctx: CompileContext):
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+
+    from edgecn.quantize.pt2e import quantize_for_backend
+
+    config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+    qm = quantize_for_backend("tflite", graph, x, PT2EQuantizer, config, ctx)
+    qm.training = False  # .eval() is not supported on converted PT2E modules
+    quantizer = PT2EQuantizer().set_global(config)
+    return qm, {"quant_config": QuantConfig(pt2e_quantizer=quantizer)}
+
+
+def _interpreter(path, delegates: bool = True):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kind = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = Interpreter(model_path=str(path), experimental_op_resolver_type=kind, num_threads=1)
+    interp.allocate_tensors()
+    return interp
+
+
+def op_histogram(path) -> dict[str, int]:
+    """``{op name: count}`` of the model's operators (before any delegate takes them)."""
+    ops = collections.Counter(d["op_name"] for d in _interpreter(path, delegates=False)._get_ops_details())
+    return dict(sorted(ops.items()))
+
+
+def xnnpack_partitions(path) -> int:
+    """How many DELEGATE nodes XNNPACK (ai-edge-litert's default delegate) makes: 1 is one fused region.
+
+    The interpreter keeps the replaced nodes in its node list, so which ops were taken is
+    not visible from Python; the partition count is.
+    """
+    return sum(d["op_name"] == "DELEGATE" for d in _interpreter(path)._get_ops_details())
+
+
+def describe(path: Path, precision: str, layout: str) -> Artifact:
+    """An Artifact for an existing .tflite: I/O tensors, op histogram, delegation."""
+    interp = _interpreter(path, delegates=False)
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    return Artifact(Path(path), "tflite", precision, input={**_tensor(inp), "layout": layout},
+                    output=_tensor(out), ops=op_histogram(path),
+                    extra={"xnnpack_partitions": xnnpack_partitions(path)})
+
+
+def _tensor(d: dict) -> dict:
+    scale, zp = d["quantization"]
+    quant = {"scale": float(scale), "zero_point": int(zp)} if scale else None
+    return {"name": d["name"], "shape": [int(s) for s in d["shape"]], "dtype": np.dtype(d["dtype"]).name, "quant": quant}
+
+
+def check(artifact: Artifact, ctx: CompileContext) -> None:
+    """No GATHER/GATHER_ND and at most ``max_transposes`` TRANSPOSEs, when the target asks."""
+    opts = ctx.options or Options()
+    gathers = {k: v for k, v in artifact.ops.items() if k in GATHER_OPS}
+    fix = "build with the lowering rewrites (--lowering auto, needs edgecn.passes), or relax [tflite] in the target file"
+    if opts.forbid_gather and gathers:
+        raise EdgecnError(f"{artifact.path.name} still has {gathers} ops, which XNNPACK does not delegate", fix)
+    transposes = artifact.ops.get("TRANSPOSE", 0)
+    if opts.max_transposes >= 0 and transposes > opts.max_transposes:
+        raise EdgecnError(f"{artifact.path.name} has {transposes} TRANSPOSE ops (the target allows {opts.max_transposes})", fix)
+
+
+def load(artifact: Artifact):
+    """``predict(x)``: run the .tflite in ai-edge-litert; x is NCHW float, (de)quantized as the file says."""
+    interp = _interpreter(artifact.path)
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    nhwc = artifact.input.get("layout") == "NHWC"
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        rows = []
+        for i in range(len(x)):
+            xi = x[i:i + 1].transpose(0, 2, 3, 1) if nhwc else x[i:i + 1]
+            interp.set_tensor(inp["index"], quantize_input(xi, inp))
+            interp.invoke()
+            rows.append(dequantize_output(interp.get_tensor(out["index"]), out))
+        return np.concatenate(rows)
+
+    return predict
+
+
+def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    """``x`` in the input tensor's dtype (affine int8 when the tensor is quantized)."""
+    scale, zp = detail["quantization"]
+    if not scale:
+        return x.astype(detail["dtype"])
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(x / scale) + zp, info.min, info.max).astype(detail["dtype"])
+
+
+def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zp = detail["quantization"]
+    return (y.astype(np.float32) - zp) * scale if scale else y.astype(np.float32)
+
+
+def measure(model, example, repeats: int = 20) -> float:
+    """Median seconds per fp32 inference of ``model`` as a .tflite on this host (1 thread)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        art = compile(model, example, "fp32", CompileContext(Path(tmp), "measure"))
+        predict = load(art)
+        x = example.numpy()
+        predict(x)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            predict(x)
+            times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def tools() -> dict[str, str]:
+    return package_versions("litert-torch", "ai-edge-litert", "torch", "torchao")
+
+
+BACKEND = register_backend(Backend("tflite", ".tflite", ("fp32", "int8"), Options, compile, load, measure, tools, check))

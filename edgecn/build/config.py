@@ -1,0 +1,83 @@
+"""``BuildConfig`` (what to build) and ``BuildResult`` (what was built)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from edgecn.errors import EdgecnError
+
+LOWERING_MODES = ("target", "auto", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """One ``edgecn build``.
+
+    Attributes:
+        target: target name, alias or path to a target .toml.
+        checkpoint: a trained or condensed checkpoint; None trains a small CondenseNet first.
+        data: data the model was trained on (held-out split validates, train split calibrates).
+        out_dir: parent of the build folder ``<model>-<target>/``.
+        model: model trained when no checkpoint is given.
+        epochs: epochs of that training.
+        input_size: input side; None takes the checkpoint's (or 32).
+        calibration: calibration recipe name or .toml path; None takes the target's.
+        calibration_images: a folder of images to calibrate on instead of training data.
+        calibration_size: images drawn from the training data (overrides the recipe).
+        method: calibration method (overrides the recipe).
+        max_drop: most top-1 points an int8 artifact may lose against float.
+        lowering: ``target`` (the target's [lowering] table), ``auto`` (every choice timed
+            on the backend's runtime) or ``none`` (no rewrites).
+        precisions: only these precisions (default: the target's).
+        use_cache: reuse cached calibration results.
+        progress: print progress lines.
+    """
+
+    target: str
+    checkpoint: str | None = None
+    data: str = "digits"
+    out_dir: str = "build"
+    model: str = "condensenet-light"
+    epochs: int = 6
+    input_size: int | None = None
+    calibration: str | None = None
+    calibration_images: str | None = None
+    calibration_size: int | None = None
+    method: str | None = None
+    max_drop: float = 1.0
+    lowering: str = "target"
+    precisions: tuple[str, ...] | None = None
+    use_cache: bool = True
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.lowering not in LOWERING_MODES:
+            raise EdgecnError(f"unknown lowering mode {self.lowering!r}", f"use one of {', '.join(LOWERING_MODES)}")
+        if not 0 <= self.max_drop <= 100:
+            raise EdgecnError(f"max drop {self.max_drop} is out of range", "pass --max-drop in top-1 points, e.g. 1.0")
+        if self.calibration_size is not None and self.calibration_size < 1:
+            raise EdgecnError(f"calibration size {self.calibration_size} must be positive", "pass --calibration-size N with N >= 1")
+        if self.method is not None:
+            from edgecn.quantize.ranges import check_method
+
+            check_method(self.method)
+
+
+@dataclasses.dataclass
+class BuildResult:
+    """What ``build`` wrote.
+
+    Attributes:
+        folder: the build folder.
+        manifest: path of manifest.json.
+        report: the markdown report text.
+        artifacts: the manifest's artifact entries.
+        seconds: wall time.
+    """
+
+    folder: Path
+    manifest: Path
+    report: str
+    artifacts: list[dict]
+    seconds: float

@@ -1,0 +1,197 @@
+"""The build: model -> condense -> rewrite -> quantize -> compile -> validate -> report.
+
+Everything is written into a staging folder that replaces ``<out>/<model>-<target>/`` only
+when the whole build succeeded (edgecn.fileio.atomic_dir), so a failed or interrupted
+build leaves the previous good one untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from edgecn.backends import BACKENDS, CompileContext
+from edgecn.build.config import BuildConfig, BuildResult
+from edgecn.build.report import manifest_dict, markdown_report
+from edgecn.build.validate import compare, top1
+from edgecn.errors import EdgecnError
+from edgecn.fileio import atomic_dir, atomic_write_text, sha256_file
+from edgecn.targets import get_target
+
+MAX_FLOAT_LAYERS = 6
+"""Most layers ``--max-drop`` keeps in float before giving up."""
+
+
+def build(cfg: BuildConfig) -> BuildResult:
+    """Build every artifact ``cfg.target`` wants, validate each and write the build folder.
+
+    Raises:
+        EdgecnError: unknown/bad target, mismatching checkpoint, too small a calibration
+            set, an artifact breaking its backend's rules or losing more than ``max_drop``.
+    """
+    start = time.perf_counter()
+    say = print if cfg.progress else (lambda *a, **k: None)
+    target = get_target(cfg.target)
+    say(f"[build] target {target.name}: backends {', '.join(target.backends)}, precisions {', '.join(target.precisions)}")
+    model, ds = _model_and_data(cfg, say)
+    x_held, y_held = ds.heldout.tensors
+    example = x_held[:1].clone()
+    with torch.no_grad():
+        float_logits = model(x_held).numpy()
+    float_top1 = top1(float_logits, y_held.numpy())
+    say(f"[build] float model: top-1 {float_top1:.2f}% on {len(y_held)} held-out images")
+    calib, recipe, method = _calibration(cfg, target, ds, model)
+    name = f"{model.edgecn_config['name']}-{target.name}"
+    entries: list[dict] = []
+    held = (x_held.numpy(), y_held.numpy(), float_logits, float_top1)
+    with atomic_dir(Path(cfg.out_dir) / name) as stage:
+        for backend_name in target.backends:
+            backend = BACKENDS.get(backend_name)
+            lowered, rewrites = _lower(model, target, backend, cfg, example, say)
+            ctx = CompileContext(stage, model.edgecn_config["name"], target.options(backend_name), calib, method,
+                                 recipe.percentile, use_cache=cfg.use_cache)
+            for precision in _precisions(cfg, target, backend_name):
+                art, result = _compile_validated(backend, lowered, example, precision, ctx, held, cfg, say)
+                entries.append(_entry(art, result, float_top1, ds, rewrites, stage))
+        manifest = manifest_dict(model, target, ds, float_top1, entries, _tools(target),
+                                 {"method": method, "recipe": recipe.name, "size": int(len(calib)),
+                                  "source": cfg.calibration_images or f"{cfg.data} (training split, class-stratified)"})
+        report = markdown_report(manifest)
+        atomic_write_text(stage / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        atomic_write_text(stage / "report.md", report)
+    folder = Path(cfg.out_dir) / name
+    say(report)
+    return BuildResult(folder, folder / "manifest.json", report, entries, time.perf_counter() - start)
+
+
+def _model_and_data(cfg: BuildConfig, say):
+    from edgecn.checkpoint import load_checkpoint
+    from edgecn.condense import condense_model, is_condensable
+    from edgecn.train.data import load_dataset
+
+    if cfg.checkpoint:
+        model, _ = load_checkpoint(cfg.checkpoint)
+    else:
+        model = _train_default(cfg, say)
+    conf = model.edgecn_config
+    ds = load_dataset(cfg.data, input_size=cfg.input_size or conf["input_size"])
+    if conf["num_classes"] != len(ds.labels):
+        raise EdgecnError(f"checkpoint has {conf['num_classes']} classes but data {cfg.data!r} has {len(ds.labels)}",
+                          "pass the checkpoint trained on this data (or --data it was trained on)")
+    channels = int(ds.heldout.tensors[0].shape[1])
+    if conf.get("in_channels", 3) != channels:
+        raise EdgecnError(f"checkpoint expects {conf.get('in_channels', 3)} input channels but the data has {channels}",
+                          "pass the checkpoint trained on this data")
+    if is_condensable(model) and conf.get("form") != "condensed":
+        say("[build] condensing learned group convolutions")
+        model = condense_model(model.eval())
+    return model.eval(), ds
+
+
+def _train_default(cfg: BuildConfig, say):
+    from edgecn.checkpoint import load_checkpoint
+    from edgecn.train import TrainConfig, train
+
+    out = Path(cfg.out_dir) / ".train" / f"{cfg.model}-{Path(cfg.data).name}-e{cfg.epochs}"
+    if (out / "final.pt").exists():  # same model, data and epochs: reuse the finished run
+        say(f"[build] reusing trained model {out / 'final.pt'}")
+        return load_checkpoint(out / "final.pt")[0]
+    say(f"[build] no checkpoint given: training {cfg.model} on {cfg.data} for {cfg.epochs} epochs")
+    result = train(TrainConfig(model=cfg.model, data=cfg.data, epochs=cfg.epochs, out_dir=str(out),
+                               input_size=cfg.input_size, overwrite=True), progress=cfg.progress)
+    return load_checkpoint(result.checkpoint)[0]
+
+
+def _calibration(cfg: BuildConfig, target, ds, model):
+    from edgecn.quantize.calibration import from_dataset, from_folder, load_recipe
+
+    recipe = load_recipe(cfg.calibration or target.calibration)
+    method = cfg.method or recipe.method
+    if not any(p == "int8" for p in (cfg.precisions or target.precisions)):
+        return None, recipe, method
+    if cfg.calibration_images:
+        conf = model.edgecn_config
+        calib = from_folder(cfg.calibration_images, ds.input_size, conf.get("in_channels", 3), ds.normalize, recipe.min_size)
+        return calib, recipe, method
+    return from_dataset(ds.train, recipe, cfg.calibration_size), recipe, method
+
+
+def _precisions(cfg: BuildConfig, target, backend: str) -> tuple[str, ...]:
+    wanted = target.precisions_for(backend)
+    return tuple(p for p in wanted if cfg.precisions is None or p in cfg.precisions)
+
+
+def _lower(model, target, backend, cfg: BuildConfig, example, say):
+    if cfg.lowering == "none":
+        return model, []
+    try:
+        from edgecn.passes import LoweringConfig, rewrite
+    except ImportError:
+        say("[build] edgecn.passes is not available: building without rewrites")
+        return model, []
+    lowering = LoweringConfig.from_dict(target.lowering)
+    measure = None
+    if cfg.lowering == "auto" and backend.measure is not None:
+        measure = lambda m: backend.measure(m, example)  # noqa: E731
+    lowered, report = rewrite(model, lowering, example, measure=measure)
+    say(f"[build] {backend.name}: {len(report)} rewrite(s) "
+        f"({', '.join(sorted({r['pass'] + ':' + str(r['choice']) for r in report})) or 'none needed'})")
+    return lowered, report
+
+
+def _compile_validated(backend, model, example, precision, ctx, held, cfg: BuildConfig, say):
+    """Compile, check and validate; for int8, keep sensitive layers float until ``max_drop`` holds."""
+    x, y, float_logits, float_top1 = held
+    floats: list[str] = []
+    ranking = None
+    while True:
+        ctx.float_layers = tuple(floats)
+        say(f"[build] {backend.name} {precision}: compiling" + (f" (float: {', '.join(floats)})" if floats else ""))
+        art = backend.compile(model, example, precision, ctx)
+        if backend.check is not None:
+            backend.check(art, ctx)
+        result = compare(backend.load(art), x, y, float_logits)
+        say(f"[build] {backend.name} {precision}: top-1 {result['top1']:.2f}% (float {float_top1:.2f}%), "
+            f"SQNR {result['sqnr_db']:.1f} dB")
+        drop = float_top1 - result["top1"]
+        if precision != "int8" or drop <= cfg.max_drop:
+            art.extra["float_layers"] = floats
+            return art, result
+        if ranking is None:
+            from edgecn.quantize.sensitivity import rank_layers
+
+            ranking = rank_layers(model, ctx.calib)
+        if len(floats) >= min(MAX_FLOAT_LAYERS, len(ranking)):
+            raise EdgecnError(
+                f"{backend.name} int8 loses {drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
+                f"even with {len(floats)} layer(s) kept in float ({', '.join(floats)})",
+                "raise --max-drop, try another --calibration-method (entropy, minmax) or a larger "
+                "--calibration-size, or build fp32/fp16 only with --precision")
+        floats.append(ranking[len(floats)])
+        art.path.unlink(missing_ok=True)
+
+
+def _entry(art, result, float_top1, ds, rewrites, stage: Path) -> dict:
+    extra = dict(art.extra)
+    return {
+        "path": art.path.relative_to(stage).as_posix(), "sha256": sha256_file(art.path),
+        "backend": art.backend, "precision": art.precision, "size_bytes": art.path.stat().st_size,
+        "input": {**art.input, "normalize": ds.normalize}, "output": art.output, "labels": list(ds.labels),
+        "top1": result["top1"], "float_top1": round(float_top1, 3), "sqnr_db": result["sqnr_db"],
+        "ops": art.ops, "delegated_share": art.delegated_share,
+        "float_layers": extra.pop("float_layers", []), "notes": art.notes,
+        "rewrites": sorted({f"{r['pass']}:{r['choice']}" for r in rewrites}), **extra,
+    }
+
+
+def _tools(target) -> dict:
+    from edgecn import __version__
+    from edgecn.backends import package_versions
+
+    tools = {"edgecn": __version__, **package_versions("numpy")}
+    for b in target.backends:
+        tools.update(BACKENDS.get(b).tools())
+    return dict(sorted(tools.items()))

@@ -1,0 +1,42 @@
+"""The build manifest (schema: edgecn.runner.manifest) and the report for people."""
+
+from __future__ import annotations
+
+import datetime
+
+from edgecn.report import table
+from edgecn.runner.manifest import FORMAT, VERSION
+
+
+def manifest_dict(model, target, ds, float_top1: float, entries: list[dict], tools: dict, calibration: dict) -> dict:
+    conf = model.edgecn_config
+    return {
+        "format": FORMAT, "version": VERSION,
+        "model": {"name": conf["name"], "num_classes": conf["num_classes"], "input_size": conf["input_size"],
+                  "form": conf.get("form", "train")},
+        "target": target.name, "target_threads": target.threads,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "tools": tools, "labels": list(ds.labels), "float_top1": round(float_top1, 3),
+        "calibration": calibration, "artifacts": entries,
+    }
+
+
+def markdown_report(manifest: dict) -> str:
+    """A short markdown report: one row per artifact, then what to do on the device."""
+    rows = []
+    for a in manifest["artifacts"]:
+        drop = a["float_top1"] - a["top1"]
+        rows.append([a["path"], a["backend"], a["precision"], f"{a['size_bytes'] / 1024:.1f}K", f"{a['top1']:.2f}",
+                     f"{drop:+.2f}", f"{a['sqnr_db']:.1f}", ", ".join(a["float_layers"]) or "-"])
+    lines = [f"# {manifest['model']['name']} for {manifest['target']}", "",
+             f"Float top-1 on the held-out split: {manifest['float_top1']:.2f}%. "
+             f"Calibration: {manifest['calibration']['method']} on {manifest['calibration']['size']} images "
+             f"({manifest['calibration']['source']}).", "",
+             table(["artifact", "backend", "precision", "size", "top-1 %", "drop", "SQNR dB", "kept float"], rows,
+                   markdown=True), ""]
+    for a in manifest["artifacts"]:
+        for note in a.get("notes", []):
+            lines.append(f"- {a['path']}: {note}")
+        if a.get("trtexec"):
+            lines.append(f"- {a['path']}: build the engine on the device: `{a['trtexec']}`")
+    return "\n".join(lines).rstrip() + "\n"

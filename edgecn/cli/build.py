@@ -1,0 +1,40 @@
+"""`edgecn build`: compile, quantize and validate a model for one target."""
+
+from __future__ import annotations
+
+from edgecn.cli import subcommand
+
+
+@subcommand("build", help="build validated deployable artifacts (.pte, .tflite, TensorRT ONNX) for a target")
+def configure(p):
+    p.add_argument("--target", required=True, help="target name or alias (see `edgecn targets`), or a .toml file")
+    p.add_argument("--checkpoint", default=None, help="trained checkpoint (default: train a small CondenseNet first)")
+    p.add_argument("--data", default="digits", help="data the model was trained on: 'digits' or a folder")
+    p.add_argument("--out", default="build", help="parent folder of build/<model>-<target>/")
+    p.add_argument("--epochs", type=int, default=6, help="epochs when training the default model")
+    p.add_argument("--calibration", default=None, help="calibration recipe name or .toml (default: the target's)")
+    p.add_argument("--calibration-images", default=None, help="folder of images to calibrate on")
+    p.add_argument("--calibration-size", type=int, default=None, help="calibration images drawn from the training data")
+    p.add_argument("--calibration-method", default=None, choices=["minmax", "percentile", "entropy"])
+    p.add_argument("--max-drop", type=float, default=1.0, help="most top-1 points an int8 artifact may lose (default 1.0)")
+    p.add_argument("--lowering", default="target", choices=["target", "auto", "none"],
+                   help="rewrites: the target's choices, timed per backend (auto), or none")
+    p.add_argument("--precision", action="append", default=None, help="only this precision (repeatable)")
+    p.add_argument("--no-cache", action="store_true", help="recalibrate instead of reusing cached ranges")
+    p.add_argument("--quiet", action="store_true", help="print only the report")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from edgecn.build import BuildConfig, build
+
+    cfg = BuildConfig(target=args.target, checkpoint=args.checkpoint, data=args.data, out_dir=args.out,
+                      epochs=args.epochs, calibration=args.calibration, calibration_images=args.calibration_images,
+                      calibration_size=args.calibration_size, method=args.calibration_method, max_drop=args.max_drop,
+                      lowering=args.lowering, precisions=tuple(args.precision) if args.precision else None,
+                      use_cache=not args.no_cache, progress=not args.quiet)
+    result = build(cfg)
+    if args.quiet:
+        print(result.report)
+    print(f"wrote {result.folder} in {result.seconds:.0f} s")
+    return 0

@@ -1,0 +1,110 @@
+"""PT2E int8 (ExecuTorch's XNNPACKQuantizer, litert-torch's PT2EQuantizer) with guards.
+
+The recipe: export -> prepare with per-channel symmetric weights and ``RangeObserver``
+activations -> guard -> calibrate (or load cached ranges) -> convert.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+
+from edgecn.errors import EdgecnError
+from edgecn.quantize.calibration import RangeCache, cache_key
+from edgecn.quantize.observer import RangeObserver
+from edgecn.quantize.prepare import explicit_batchnorms
+
+GUARD_TOLERANCE = 1e-3
+"""Largest relative output change allowed between the prepared graph and eager."""
+
+
+def with_range_observer(config, method: str, percentile: float):
+    """``config`` with both activation specs observed by ``RangeObserver(method)``."""
+    spec = config.input_activation
+    ctr = RangeObserver.with_args(method=method, percentile=percentile, eps=2 ** -12)
+    spec = dataclasses.replace(spec, observer_or_fake_quant_ctr=ctr)
+    return dataclasses.replace(config, input_activation=spec, output_activation=spec)
+
+
+def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, quantizer, calib: torch.Tensor, *,
+                  cache: RangeCache | None = None) -> torch.fx.GraphModule:
+    """Export, prepare, guard, calibrate and convert ``model``.
+
+    Args:
+        model: float model in eval mode (BatchNorms with several consumers already made
+            explicit, see FIELD_NOTES; the guard below fails loudly otherwise).
+        example: one input with the exported (batch-1) shape.
+        quantizer: a configured PT2E quantizer.
+        calib: calibration inputs, fed one at a time (the export has batch 1).
+        cache: where ranges are loaded from (hit: no calibration run) or stored to.
+
+    Returns:
+        The converted (quantized reference) graph module.
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    exported = torch.export.export(model.eval(), (example,)).module()
+    prepared = prepare_pt2e(exported, quantizer)
+    guard_prepared(model, prepared, example)
+    observers = {n: m for n, m in prepared.named_modules() if isinstance(m, RangeObserver)}
+    cached = cache.load() if cache is not None else None
+    if cached is not None and set(cached) == set(observers):
+        for name, rng in cached.items():
+            observers[name].fixed_range = (float(rng[0]), float(rng[1]))
+        calib = calib[:1]  # weight observers still need one pass
+    with torch.no_grad():
+        for x in calib:
+            prepared(x.unsqueeze(0))
+    if cache is not None and cached is None:
+        cache.store({n: list(o.observed_range()) for n, o in observers.items()})
+    return convert_pt2e(prepared)
+
+
+@torch.no_grad()
+def guard_prepared(model: torch.nn.Module, prepared: torch.nn.Module, example: torch.Tensor,
+                   trials: int = 3) -> None:
+    """Fail loudly when preparation changed what the model computes.
+
+    Observers pass values through, so prepared and eager must agree. torchao folds a
+    BatchNorm into a conv whose output has other users (dense connectivity), which
+    silently changes the function; this catches it and any similar rewrite.
+    """
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(trials):
+        x = torch.randn(example.shape, generator=gen)
+        ref, got = model(x), prepared(x)
+        err = float((ref - got).abs().max() / ref.abs().max().clamp(min=1e-12))
+        if err > GUARD_TOLERANCE:
+            raise EdgecnError(
+                f"int8 preparation changed the model's outputs (relative error {err:.2g} on random inputs); "
+                "this is the PT2E BatchNorm-folding bug on a conv whose output has several consumers",
+                "build with the explicit_multi_consumer_bn rewrite (edgecn.passes), or use --precision fp32")
+
+
+def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Tensor,
+                         make_quantizer: Callable[[], object], config, ctx) -> torch.fx.GraphModule:
+    """The int8 graph for one PT2E backend, following ``ctx`` (calibration, method, float layers).
+
+    Args:
+        backend: backend name (part of the cache key: quantizers differ in what they observe).
+        model: the float model.
+        example: a batch-1 input.
+        make_quantizer: the quantizer class.
+        config: its per-channel symmetric QuantizationConfig; activation observers are
+            replaced by ``RangeObserver(ctx.method)``.
+        ctx: a ``edgecn.backends.CompileContext``.
+    """
+    if ctx.calib is None:
+        raise EdgecnError("an int8 artifact needs a calibration set", "pass calibration data (training data or --calibration-images)")
+    model = explicit_batchnorms(model)
+    quantizer = make_quantizer()
+    quantizer.set_global(with_range_observer(config, ctx.method, ctx.percentile))
+    for name in ctx.float_layers:
+        quantizer.set_module_name(name, None)
+    cache = None
+    if ctx.use_cache:
+        key = cache_key(model, ctx.calib, backend, ctx.method, ctx.percentile, sorted(ctx.float_layers), tuple(example.shape))
+        cache = RangeCache(key)
+    return quantize_pt2e(model, example, quantizer, ctx.calib, cache=cache)
