@@ -42,6 +42,8 @@ def sha256_of(path: Path) -> str:
 
 def verify(path: Path, force: bool) -> tuple[ArtifactEntry | None, dict]:
     """The manifest entry for ``path`` (if a manifest lists it) after checking its sha256."""
+    if not path.is_file():
+        raise EdgecnError(f"artifact {str(path)!r} does not exist", "pass the path of a built artifact")
     manifest = find_manifest_for(path)
     if manifest is None:
         return None, {"manifest": None, "sha256": sha256_of(path), "verified": False}
