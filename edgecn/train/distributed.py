@@ -61,7 +61,21 @@ def wrap(model: torch.nn.Module, ctx: Context) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+    # No buffer broadcast: masks must come from each rank's own (identical) weights, and
+    # BN statistics are averaged over ranks by ``average_bn_stats`` instead of taken from rank 0.
+    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+
+
+@torch.no_grad()
+def average_bn_stats(model: torch.nn.Module, ctx: Context) -> None:
+    """Average BatchNorm running statistics over ranks, so every rank holds the same model."""
+    if not ctx.distributed:
+        return
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            for t in (m.running_mean, m.running_var):
+                dist.all_reduce(t)
+                t.div_(ctx.world_size)
 
 
 def all_sum(values: list[float], ctx: Context) -> list[float]:

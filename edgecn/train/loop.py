@@ -114,6 +114,7 @@ def _fit(model, optimizer, ds, config, ctx, history, meta, progress) -> None:
         for epoch in range(len(history), config.epochs):
             stats = _epoch(net, model, optimizer, ds, sampler, epoch, steps, total, config, ctx, bar)
             history.append(stats)
+            distributed.average_bn_stats(model, ctx)
             if ctx.is_main:
                 save_checkpoint(Path(config.out_dir) / "last.pt", model, extra={
                     **meta, "kind": "train-state", "epoch": epoch + 1, "optimizer": optimizer.state_dict(),
