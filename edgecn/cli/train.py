@@ -21,7 +21,7 @@ def configure(p):
     p.add_argument("--data", default=d["data"].default,
                    help="'digits' (embedded, scikit-learn's handwritten digits), a CIFAR-10/100 python folder, "
                         "or an ImageFolder tree (default: %(default)s)")
-    p.add_argument("--input-size", type=int, default=None, help="image side in pixels (default: the model's own, 32 for condensenet-light)")
+    p.add_argument("--input-size", type=int, default=None, help="image side in pixels (default: 16 for digits, else the model's own, e.g. 32 for condensenet-light)")
     p.add_argument("--epochs", type=int, default=d["epochs"].default, help="epochs (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="images per step and process (default: %(default)s)")
     p.add_argument("--lr", type=float, default=d["lr"].default, help="peak learning rate, cosine-annealed per step (default: %(default)s)")

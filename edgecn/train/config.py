@@ -19,7 +19,8 @@ class TrainConfig:
     Attributes:
         model: registry name (see ``edgecn models``).
         data: ``"digits"`` (embedded) or a local folder (CIFAR python layout or ImageFolder).
-        input_size: image side in pixels; ``None`` takes the model's own (32 for CIFAR-style models).
+        input_size: image side in pixels; ``None``: 16 for the 8x8 digits, else the model's own
+            (32 for CIFAR-style models).
         epochs: passes over the training split. The condensing stages take the first half.
         batch_size: images per step and per process.
         lr: peak learning rate of the per-iteration cosine schedule.

@@ -78,7 +78,9 @@ def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> Train
     spec_size = config.input_size
     if spec_size is None:
         from edgecn.models import MODELS
-        spec_size = MODELS.get(config.model).input_size
+        from edgecn.train.data import default_input_size
+
+        spec_size = default_input_size(config.data, MODELS.get(config.model).input_size)
     ds = load_dataset(config.data, spec_size)
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=len(ds.labels), input_size=spec_size, **config.overrides)

@@ -98,16 +98,15 @@ def test_cli_errors_are_one_line_and_keep_existing_files(tmp_path, capsys):
     assert not (tmp_path / "g3").exists() or not any((tmp_path / "g3").iterdir())
 
 
-def test_resume_rejects_other_options_and_other_models(tmp_path):
+def test_resume_rejects_other_options_and_other_models(tmp_path, capsys):
     from edgecn.checkpoint import save_checkpoint
+    from edgecn.cli import main
     from edgecn.models import create_model
 
-    run = _edgecn("train", *TINY, "--epochs", "1", "--out", str(tmp_path / "r"))
-    assert run.returncode == 0, run.stderr
-    r = _edgecn("train", *TINY, "--epochs", "2", "--out", str(tmp_path / "r"), "--resume")
-    assert r.returncode == 2 and "epochs=1" in r.stderr
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(tmp_path / "r")]) == 0
+    assert main(["train", *TINY, "--epochs", "2", "--out", str(tmp_path / "r"), "--resume"]) == 2
+    assert "epochs=1" in capsys.readouterr().err
     squeeze = tmp_path / "s"
     save_checkpoint(squeeze / "last.pt", create_model("squeezenet1_1", 10, 32), extra={"kind": "train-state"})
-    r = _edgecn("train", *TINY, "--out", str(squeeze), "--resume")
-    assert r.returncode == 2 and "not a training state of model 'condensenet-light'" in r.stderr
-
+    assert main(["train", *TINY, "--out", str(squeeze), "--resume"]) == 2
+    assert "not a training state of model 'condensenet-light'" in capsys.readouterr().err
