@@ -61,7 +61,7 @@ def _int8(graph, x, ctx: CompileContext):
     from edgecn.quantize.pt2e import quantize_for_backend
 
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
-    qm = quantize_for_backend("tflite", graph, x, PT2EQuantizer, config, ctx)
+    qm = quantize_for_backend("tflite", graph, x, PT2EQuantizer, config, ctx, fold_quantize=False)
     qm.training = False  # .eval() is not supported on converted PT2E modules
     quantizer = PT2EQuantizer().set_global(config)
     return qm, {"quant_config": QuantConfig(pt2e_quantizer=quantizer)}

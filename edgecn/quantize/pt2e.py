@@ -29,7 +29,7 @@ def with_range_observer(config, method: str, percentile: float):
 
 
 def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, quantizer, calib: torch.Tensor, *,
-                  cache: RangeCache | None = None) -> torch.fx.GraphModule:
+                  cache: RangeCache | None = None, fold_quantize: bool = True) -> torch.fx.GraphModule:
     """Export, prepare, guard, calibrate and convert ``model``.
 
     Args:
@@ -39,6 +39,8 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, quantizer, cali
         quantizer: a configured PT2E quantizer.
         calib: calibration inputs, fed one at a time (the export has batch 1).
         cache: where ranges are loaded from (hit: no calibration run) or stored to.
+        fold_quantize: fold weight quantization into int8 constants (litert-torch wants
+            the quantize ops kept: its converter does the folding).
 
     Returns:
         The converted (quantized reference) graph module.
@@ -59,7 +61,7 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, quantizer, cali
             prepared(x.unsqueeze(0))
     if cache is not None and cached is None:
         cache.store({n: list(o.observed_range()) for n, o in observers.items()})
-    return convert_pt2e(prepared)
+    return convert_pt2e(prepared, fold_quantize=fold_quantize)
 
 
 @torch.no_grad()
@@ -84,7 +86,8 @@ def guard_prepared(model: torch.nn.Module, prepared: torch.nn.Module, example: t
 
 
 def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Tensor,
-                         make_quantizer: Callable[[], object], config, ctx) -> torch.fx.GraphModule:
+                         make_quantizer: Callable[[], object], config, ctx, *,
+                         fold_quantize: bool = True) -> torch.fx.GraphModule:
     """The int8 graph for one PT2E backend, following ``ctx`` (calibration, method, float layers).
 
     Args:
@@ -95,6 +98,7 @@ def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Te
         config: its per-channel symmetric QuantizationConfig; activation observers are
             replaced by ``RangeObserver(ctx.method)``.
         ctx: a ``edgecn.backends.CompileContext``.
+        fold_quantize: see ``quantize_pt2e``.
     """
     if ctx.calib is None:
         raise EdgecnError("an int8 artifact needs a calibration set", "pass calibration data (training data or --calibration-images)")
@@ -107,4 +111,4 @@ def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Te
     if ctx.use_cache:
         key = cache_key(model, ctx.calib, backend, ctx.method, ctx.percentile, sorted(ctx.float_layers), tuple(example.shape))
         cache = RangeCache(key)
-    return quantize_pt2e(model, example, quantizer, ctx.calib, cache=cache)
+    return quantize_pt2e(model, example, quantizer, ctx.calib, cache=cache, fold_quantize=fold_quantize)

@@ -1,0 +1,72 @@
+"""int8 per backend: the artifact, run in its own runtime, stays within 20 dB SQNR of float;
+the PT2E guard catches the BatchNorm-folding bug; cached ranges are reused."""
+
+import pytest
+import torch
+
+from edgecn.backends import BACKENDS, CompileContext, sqnr_db
+from edgecn.errors import EdgecnError
+from edgecn.quantize.calibration import RangeCache
+
+
+@pytest.fixture(scope="module")
+def calib():
+    return torch.randn(24, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("backend", ["executorch", "tflite", "tensorrt"])
+def test_int8_sqnr_above_20db_in_the_runtime(backend, calib, tmp_path, monkeypatch, tiny_dense):
+    monkeypatch.setenv("EDGECN_CACHE_DIR", str(tmp_path / "cache"))
+    model, b = tiny_dense, BACKENDS.get(backend)
+    ctx = CompileContext(tmp_path, "tiny", b.options_type(), calib, "minmax")
+    art = b.compile(model, calib[:1], "int8", ctx)
+    x = torch.randn(16, 3, 12, 12, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = b.load(art)(x.numpy())
+    assert sqnr_db(ref, got) > 20.0
+    assert art.path.exists() and art.precision == "int8"
+
+
+def test_guard_catches_the_batchnorm_folding_bug(tiny_dense):
+    """prepare_pt2e folds ``norm`` into ``stem`` although the concat also reads stem's output."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                         get_symmetric_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    from edgecn.quantize.pt2e import guard_prepared
+    from edgecn.quantize.prepare import explicit_batchnorms
+
+    model, x = tiny_dense, torch.randn(1, 3, 12, 12)
+    q = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(torch.export.export(model, (x,)).module(), q)
+    with pytest.raises(EdgecnError, match="BatchNorm-folding bug"):
+        guard_prepared(model, prepared, x)
+    explicit = explicit_batchnorms(model)
+    q = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    guard_prepared(explicit, prepare_pt2e(torch.export.export(explicit, (x,)).module(), q), x)
+
+
+def test_calibration_cache_is_reused(calib, tmp_path, monkeypatch, tiny_dense):
+    monkeypatch.setenv("EDGECN_CACHE_DIR", str(tmp_path / "cache"))
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                         get_symmetric_quantization_config)
+
+    from edgecn.quantize.pt2e import quantize_for_backend
+
+    model, x = tiny_dense, calib[:1]
+    ctx = CompileContext(tmp_path, "tiny", calib=calib, method="percentile")
+    cfg = get_symmetric_quantization_config(is_per_channel=True)
+    first = quantize_for_backend("executorch", model, x, XNNPACKQuantizer, cfg, ctx)
+    stored = list((tmp_path / "cache" / "calibration").glob("*.json"))
+    assert len(stored) == 1
+    # Damage nothing, but make any re-calibration visible: a hit must not look at the data.
+    second = quantize_for_backend("executorch", model, x, XNNPACKQuantizer, cfg, ctx)
+    probe = torch.randn(4, 1, 3, 12, 12)
+    for p in probe:
+        assert torch.equal(first(p), second(p))
+    assert RangeCache(stored[0].stem, stored[0].parent).load() is not None
+    # Another method is another key: a second entry appears.
+    quantize_for_backend("executorch", model, x, XNNPACKQuantizer, cfg,
+                         CompileContext(tmp_path, "tiny", calib=calib, method="minmax"))
+    assert len(list((tmp_path / "cache" / "calibration").glob("*.json"))) == 2

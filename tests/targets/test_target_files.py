@@ -1,0 +1,86 @@
+"""Every target file loads; aliases resolve; bad files name the field and the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from edgecn.backends import BACKENDS
+from edgecn.errors import EdgecnError
+from edgecn.targets import get_target, load_target_file, load_targets, targets_dir
+
+FILES = sorted(targets_dir().glob("*.toml"))
+
+
+def test_there_are_target_files():
+    names = {p.stem for p in FILES}
+    assert {"raspberry-pi-4", "raspberry-pi-5", "android-arm64", "jetson-orin-nano", "jetson-nano", "host"} <= names
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_every_target_file_loads(path):
+    t = load_target_file(path)
+    assert t.name == path.stem and t.backends and t.precisions
+    for b in t.backends:
+        assert b in BACKENDS
+        assert isinstance(t.options(b), BACKENDS.get(b).options_type)
+        assert t.precisions_for(b), f"{t.name}: {b} builds none of {t.precisions}"
+
+
+@pytest.mark.parametrize("alias,name", [("jetson", "jetson-orin-nano"), ("rpi5", "raspberry-pi-5"), ("pi5", "raspberry-pi-5"),
+                                        ("rpi4", "raspberry-pi-4"), ("android", "android-arm64"), ("host", "host")])
+def test_aliases_resolve(alias, name):
+    assert get_target(alias).name == name
+
+
+def test_unknown_target_suggests():
+    with pytest.raises(EdgecnError, match="unknown target 'jetsn'.*did you mean"):
+        get_target("jetsn")
+
+
+GOOD = 'name = "dev"\ndescription = "d"\narch = "aarch64"\ncpu = "a"\nbackends = ["tflite"]\nprecisions = ["fp32"]\n'
+
+
+@pytest.mark.parametrize("text,field", [
+    (GOOD + 'colour = "red"\n', "unknown field 'colour'"),
+    (GOOD.replace('cpu = "a"\n', ""), "missing field 'cpu'"),
+    (GOOD + "threads = \"four\"\n", "field 'threads' must be a int"),
+    (GOOD.replace('["tflite"]', '["coreml"]'), "unknown backend 'coreml'"),
+    (GOOD.replace('["fp32"]', '["int4"]'), "unknown precision 'int4'"),
+    (GOOD + "[tflite]\nchannel_last_io = 3\n", r"\[tflite\]: field 'channel_last_io' must be a bool"),
+    (GOOD + "[tflite]\nspeed = 3\n", r"\[tflite\]: unknown field 'speed'"),
+    (GOOD + "[tensorrt]\nopset = 13\n", r"\[tensorrt\] is for a backend the target does not use"),
+    (GOOD + "[lowering]\nindex = \"magic\"\n", r"\[lowering\]: unknown index lowering 'magic'"),
+    (GOOD.replace('name = "dev"', 'name = "other"'), "field 'name' is 'other'"),
+    (GOOD + "backends = [\n", "not valid TOML"),
+])
+def test_bad_target_file_names_the_field(tmp_path, text, field):
+    path = tmp_path / "dev.toml"
+    path.write_text(text)
+    with pytest.raises(EdgecnError, match=field) as info:
+        load_target_file(path)
+    assert info.value.fix
+
+
+def test_duplicate_alias_is_an_error(tmp_path):
+    for n in ("a", "b"):
+        (tmp_path / f"{n}.toml").write_text(GOOD.replace('"dev"', f'"{n}"') + 'aliases = ["x"]\n')
+    with pytest.raises(EdgecnError, match="alias 'x'"):
+        load_targets(tmp_path)
+
+
+def test_tensorrt_opset_outside_parser_range(tmp_path):
+    text = GOOD.replace('["tflite"]', '["tensorrt"]') + "[tensorrt]\nopset = 17\nopset_max = 13\n"
+    (tmp_path / "dev.toml").write_text(text)
+    with pytest.raises(EdgecnError, match="opset 17 is outside"):
+        load_target_file(tmp_path / "dev.toml")
+
+
+def test_cli_targets_lists_every_file(capsys):
+    from edgecn.cli import main
+
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    for p in FILES:
+        assert p.stem in out
+    assert main(["build", "--target", "nowhere"]) == 2
+    assert "unknown target 'nowhere'" in capsys.readouterr().err
