@@ -1,0 +1,32 @@
+"""`edgecn demo`: the main job end to end on the embedded default data.
+
+Trains a small CondenseNet on scikit-learn's handwritten digits (unless a checkpoint is
+given), condenses it, builds and validates the target's artifacts, then profiles each
+artifact the way `edgecn profile` would on the device.
+"""
+
+from __future__ import annotations
+
+from edgecn.cli import subcommand
+
+
+@subcommand("demo", help="train, condense, build and profile a small CondenseNet on the embedded digits data")
+def configure(p):
+    p.add_argument("--target", default="rpi5", help="target name or alias (default rpi5; see `edgecn targets`)")
+    p.add_argument("--checkpoint", default=None, help="start from this checkpoint instead of training")
+    p.add_argument("--out", default="build", help="parent folder of the build (default build/)")
+    p.add_argument("--runs", type=int, default=200, help="timed inferences per artifact (default 200)")
+    p.add_argument("--threads", default="1", help="profiling thread count or comma list (default 1)")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from edgecn.build import BuildConfig, build
+    from edgecn.runner.cli import main as profile_main
+
+    result = build(BuildConfig(target=args.target, checkpoint=args.checkpoint, out_dir=args.out))
+    runnable = [str(result.folder / a["path"]) for a in result.artifacts
+                if a["path"].endswith((".tflite", ".pte", ".onnx"))]
+    print(f"\nProfiling {len(runnable)} artifacts from {result.folder} on this machine "
+          f"(on the device: `edgecn profile {result.folder}/*.tflite`):\n")
+    return profile_main([*runnable, "--runs", str(args.runs), "--threads", args.threads, "--accuracy", "--data", "digits"])
