@@ -26,6 +26,7 @@ class DeepCompressionConfig:
         centroid_lr: SGD learning rate for centroids; their gradient is a sum over a
             whole cluster, so it needs a smaller step than single weights.
         momentum: SGD momentum.
+        optimizer: ``"sgd"`` or ``"adam"`` for all fine-tuning.
         weight_decay: SGD weight decay (pruned weights stay zero regardless).
         batch_size: training batch size.
         kmeans_iters: Lloyd iterations of the per-layer k-means.
@@ -45,6 +46,7 @@ class DeepCompressionConfig:
     lr: float = 0.01
     centroid_lr: float = 1e-4
     momentum: float = 0.9
+    optimizer: str = "sgd"
     weight_decay: float = 0.0
     batch_size: int = 64
     kmeans_iters: int = 50
@@ -68,6 +70,8 @@ class DeepCompressionConfig:
         for name in ("lr", "centroid_lr"):
             if not getattr(self, name) > 0:
                 raise EdgecnError(f"{name} must be positive (got {getattr(self, name)!r})", f"set {name} > 0, e.g. 0.01")
+        if self.optimizer not in ("sgd", "adam"):
+            raise EdgecnError(f"unknown optimizer {self.optimizer!r}", "use 'sgd' or 'adam'")
         # Copies, so a caller mutating its dict cannot change a frozen config.
         object.__setattr__(self, "layer_sparsity", dict(self.layer_sparsity))
         object.__setattr__(self, "layer_bits", dict(self.layer_bits))

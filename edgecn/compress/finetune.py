@@ -29,6 +29,7 @@ def evaluate(model: nn.Module, data, batch_size: int = 256) -> float:
 
 def train_epochs(model: nn.Module, data, epochs: int, params: Iterable[torch.nn.Parameter], *,
                  lr: float, momentum: float = 0.9, weight_decay: float = 0.0, batch_size: int = 64,
+                 optimizer: str = "sgd",
                  seed: int = 0, after_backward: Callable[[], None] | None = None,
                  after_step: Callable[[], None] | None = None, progress: bool = False, desc: str = "") -> float:
     """Run ``epochs`` of SGD with cross-entropy on ``params``; returns the last epoch's mean loss.
@@ -37,7 +38,9 @@ def train_epochs(model: nn.Module, data, epochs: int, params: Iterable[torch.nn.
         model: the model; put in training mode for the loop and back in eval mode after.
         data: a dataset of ``(x, y)`` pairs (``torch.utils.data.TensorDataset`` or alike).
         epochs: passes over ``data``; 0 does nothing.
-        params: what the optimizer updates (a fresh SGD, so no stale momentum carries over).
+        params: what the optimizer updates (a fresh one, so no stale momentum carries over).
+        optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"`` (for models trained with Adam,
+            which plain SGD can knock out of their minimum).
         after_backward: called after ``backward``, before the step (e.g. mask gradients).
         after_step: called after every step (e.g. re-apply masks or codebooks).
         progress: show a tqdm bar per epoch.
@@ -45,7 +48,10 @@ def train_epochs(model: nn.Module, data, epochs: int, params: Iterable[torch.nn.
     if epochs <= 0:
         return float("nan")
     params = list(params)
-    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     loader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=len(data) > batch_size,
                         generator=torch.Generator().manual_seed(seed))

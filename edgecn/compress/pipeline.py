@@ -55,7 +55,7 @@ def deep_compress(model: nn.Module, train_data, heldout_data, config: DeepCompre
         raise EdgecnError("the model still has learned group convolutions",
                           "condense it first (`edgecn condense` on a CondenseNet), then compress the condensed model")
     sparsity, bits = layer_plan(model, config)
-    train = {"lr": config.lr, "momentum": config.momentum, "weight_decay": config.weight_decay,
+    train = {"lr": config.lr, "momentum": config.momentum, "optimizer": config.optimizer, "weight_decay": config.weight_decay,
              "batch_size": config.batch_size, "seed": config.seed, "progress": progress}
     accuracy = {"before": evaluate(model, heldout_data)}
     if config.prune:

@@ -70,7 +70,7 @@ class Masks:
 
 
 def prune(model: nn.Module, train_data, targets: dict[str, float], *, rounds: int, epochs: int,
-          lr: float, momentum: float, weight_decay: float, batch_size: int, seed: int = 0,
+          lr: float, momentum: float, weight_decay: float, batch_size: int, optimizer: str = "sgd", seed: int = 0,
           progress: bool = False) -> dict[str, float]:
     """Prune ``model`` in place to ``targets`` (layer name -> sparsity) in ``rounds`` rounds.
 
@@ -82,7 +82,7 @@ def prune(model: nn.Module, train_data, targets: dict[str, float], *, rounds: in
     for r in range(1, rounds + 1):
         masks.prune_to({name: s * r / rounds for name, s in targets.items()})
         train_epochs(model, train_data, epochs, model.parameters(), lr=lr, momentum=momentum,
-                     weight_decay=weight_decay, batch_size=batch_size, seed=seed + r,
+                     weight_decay=weight_decay, batch_size=batch_size, optimizer=optimizer, seed=seed + r,
                      after_backward=masks.mask_grads, after_step=masks.apply, progress=progress,
                      desc=f"prune round {r}/{rounds}")
     return masks.sparsity()

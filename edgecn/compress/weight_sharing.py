@@ -70,7 +70,7 @@ class SharedLayer:
 
 
 def share_weights(model: nn.Module, train_data, bits: dict[str, int], *, epochs: int, lr: float,
-                  centroid_lr: float, momentum: float, weight_decay: float, batch_size: int,
+                  centroid_lr: float, momentum: float, weight_decay: float, batch_size: int, optimizer: str = "sgd",
                   kmeans_iters: int = 50, seed: int = 0, progress: bool = False) -> dict[str, int]:
     """Quantise the named layers of ``model`` in place to shared codebooks and fine-tune them.
 
@@ -98,7 +98,7 @@ def share_weights(model: nn.Module, train_data, bits: dict[str, int], *, epochs:
         for s in shared.values():
             s.write()
 
-    train_epochs(model, train_data, epochs, groups, lr=lr, momentum=momentum, weight_decay=weight_decay,
+    train_epochs(model, train_data, epochs, groups, lr=lr, momentum=momentum, weight_decay=weight_decay, optimizer=optimizer,
                  batch_size=batch_size, seed=seed, after_backward=pool, after_step=write,
                  progress=progress, desc="weight sharing")
     return {name: int(torch.unique(s.centroids.detach()[s.labels]).numel()) for name, s in shared.items()}

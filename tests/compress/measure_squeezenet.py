@@ -6,6 +6,7 @@ Run: .venv/bin/python tests/compress/measure_squeezenet.py [--epochs N] [--out D
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--lr", type=float, default=0.005, help="fine-tuning SGD learning rate")
     p.add_argument("--sparsity", type=float, default=0.7)
+    p.add_argument("--config", default="{}", help="DeepCompressionConfig fields as JSON (override the above)")
     p.add_argument("--out", default="/tmp/edgecn-deepcomp")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
@@ -54,7 +56,7 @@ def main() -> None:
     pretrain(model, ds.train, args.epochs)
     print(f"trained {args.epochs} epochs in {time.time() - t:.0f}s: top-1 {evaluate(model, ds.heldout):.2f}%")
     torch.save(model.state_dict(), Path(args.out).with_suffix(".baseline.pt"))
-    config = DeepCompressionConfig(sparsity=args.sparsity, lr=args.lr)
+    config = DeepCompressionConfig.from_dict({"sparsity": args.sparsity, "lr": args.lr, **json.loads(args.config)})
     t = time.time()
     report = deep_compress(model, ds.train, ds.heldout, config)
     print(f"deep_compress in {time.time() - t:.0f}s")

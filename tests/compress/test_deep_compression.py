@@ -50,7 +50,7 @@ FAST = dict(lr=0.005, momentum=0.9, weight_decay=0.0, batch_size=64)
     ({"sparsity": -0.1}, "outside"), ({"sparsity": 1.0}, "outside"), ({"sparsity": True}, "outside"),
     ({"layer_sparsity": {"features.0": 1.5}}, "outside"), ({"conv_bits": 0}, "1..8"), ({"fc_bits": 9}, "1..8"),
     ({"layer_bits": {"features.0": 2.5}}, "1..8"), ({"prune_rounds": 0}, ">= 1"), ({"share_epochs": -1}, ">= 0"),
-    ({"lr": 0.0}, "positive"),
+    ({"lr": 0.0}, "positive"), ({"optimizer": "rmsprop"}, "unknown optimizer"),
 ])
 def test_bad_config_values_raise(kwargs, match):
     with pytest.raises(EdgecnError, match=match) as err:
