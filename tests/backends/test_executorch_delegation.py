@@ -1,0 +1,39 @@
+"""The .pte of a lowered condensed CondenseNet is one XNNPACK partition with nothing left out;
+the unlowered one is rejected by the check, naming the op."""
+
+import pytest
+import torch
+
+from edgecn.backends import BACKENDS, CompileContext, sqnr_db
+from edgecn.errors import EdgecnError
+
+ET = BACKENDS.get("executorch")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_lowered_pte_is_one_partition(lowered, precision, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECN_CACHE_DIR", str(tmp_path / "cache"))
+    model, x, calib = lowered
+    ctx = CompileContext(tmp_path, "m", ET.options_type(), calib, "minmax")
+    art = ET.compile(model, x, precision, ctx)
+    assert art.extra["partitions"] == 1 and art.extra["non_delegated"] == {}
+    assert art.delegated_share == 1.0
+    ET.check(art, ctx)  # does not raise
+    assert art.ops.get("aten.convolution", 0) >= 3
+    if precision == "int8":
+        assert art.ops.get("quantized_decomposed.quantize_per_tensor", 0) > 0
+    with torch.no_grad():
+        ref = model(calib[:8]).numpy()
+    assert sqnr_db(ref, ET.load(art)(calib[:8].numpy())) > (60 if precision == "fp32" else 20)
+
+
+def test_unlowered_pte_fails_the_check(condensed, tmp_path):
+    model, x, _ = condensed
+    ctx = CompileContext(tmp_path, "m", ET.options_type())
+    art = ET.compile(model, x, "fp32", ctx)
+    assert art.extra["partitions"] > 1
+    assert art.extra["non_delegated"].get("aten.index_select", 0) > 0
+    with pytest.raises(EdgecnError, match="index_select"):
+        ET.check(art, ctx)
+    relaxed = CompileContext(tmp_path, "m", ET.options_type(require_full_delegation=False))
+    ET.check(art, relaxed)
