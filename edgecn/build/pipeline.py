@@ -57,7 +57,7 @@ def build(cfg: BuildConfig) -> BuildResult:
                 art, result = _compile_validated(backend, lowered, example, precision, ctx, held, cfg, say)
                 entries.append(_entry(art, result, float_top1, ds, rewrites, stage))
         manifest = manifest_dict(model, target, ds, float_top1, entries, _tools(target),
-                                 {"method": method, "recipe": recipe.name, "size": int(len(calib)),
+                                 {"method": method, "recipe": recipe.name, "size": 0 if calib is None else int(len(calib)),
                                   "source": cfg.calibration_images or f"{cfg.data} (training split, class-stratified)"})
         report = markdown_report(manifest)
         atomic_write_text(stage / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
