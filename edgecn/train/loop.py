@@ -75,15 +75,10 @@ def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> Train
     start = time.perf_counter()
     out = Path(config.out_dir)
     _check_out_dir(out, config)
-    spec_size = config.input_size
-    if spec_size is None:
-        from edgecn.models import MODELS
-        from edgecn.train.data import default_input_size
-
-        spec_size = default_input_size(config.data, MODELS.get(config.model).input_size)
-    ds = load_dataset(config.data, spec_size)
+    size = _input_size(config)
+    ds = load_dataset(config.data, size)
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=len(ds.labels), input_size=spec_size, **config.overrides)
+    model = create_model(config.model, num_classes=len(ds.labels), input_size=size, **config.overrides)
     state = _restore(out / "last.pt", model, config, ctx) if config.resume else None
     model.to(ctx.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
@@ -192,6 +187,15 @@ def evaluate(model: torch.nn.Module, data, batch_size: int = 256, device=None) -
     if len(y) == 0:
         return float("nan")
     return float((predict(model, x, batch_size, device).argmax(1) == y).float().mean())
+
+
+def _input_size(config: TrainConfig) -> int:
+    if config.input_size is not None:
+        return config.input_size
+    from edgecn.models import MODELS
+    from edgecn.train.data import default_input_size
+
+    return default_input_size(config.data, MODELS.get(config.model).input_size)
 
 
 def _check_out_dir(out: Path, config: TrainConfig) -> None:
