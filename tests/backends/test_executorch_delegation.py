@@ -10,7 +10,8 @@ from edgecn.errors import EdgecnError
 ET = BACKENDS.get("executorch")
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+# fp32 is marked slow: int8 is the stricter case (Q/DQ must not split the partition).
+@pytest.mark.parametrize("precision", [pytest.param("fp32", marks=pytest.mark.slow), "int8"])
 def test_lowered_pte_is_one_partition(lowered, precision, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGECN_CACHE_DIR", str(tmp_path / "cache"))
     model, x, calib = lowered
@@ -27,6 +28,7 @@ def test_lowered_pte_is_one_partition(lowered, precision, tmp_path, monkeypatch)
     assert sqnr_db(ref, ET.load(art)(calib[:8].numpy())) > (60 if precision == "fp32" else 20)
 
 
+@pytest.mark.slow
 def test_unlowered_pte_fails_the_check(condensed, tmp_path):
     model, x, _ = condensed
     ctx = CompileContext(tmp_path, "m", ET.options_type())

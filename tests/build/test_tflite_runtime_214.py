@@ -52,7 +52,7 @@ def _venv() -> Path:
 
 @pytest.mark.skipif(sys.version_info[:2] > (3, 11),
                     reason="tflite-runtime 2.14 has wheels up to Python 3.11")
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("precision", [pytest.param("fp32", marks=pytest.mark.slow), "int8"])
 def test_rpi4_tflite_loads_in_tflite_runtime_214(precision, tmp_path, monkeypatch):
     from edgecn.backends import BACKENDS, CompileContext
     from edgecn.condense import condense_model, set_progress
