@@ -95,7 +95,8 @@ def _train_default(cfg: BuildConfig, say):
     from edgecn.checkpoint import load_checkpoint
     from edgecn.train import TrainConfig, train
 
-    out = Path(cfg.out_dir) / ".train" / f"{cfg.model}-{Path(cfg.data).name}-e{cfg.epochs}"
+    size = f"-s{cfg.input_size}" if cfg.input_size else ""
+    out = Path(cfg.out_dir) / ".train" / f"{cfg.model}-{Path(cfg.data).name}-e{cfg.epochs}{size}"
     if (out / "final.pt").exists():  # same model, data and epochs: reuse the finished run
         say(f"[build] reusing trained model {out / 'final.pt'}")
         return load_checkpoint(out / "final.pt")[0]

@@ -12,6 +12,7 @@ def configure(p):
     p.add_argument("--data", default="digits", help="data the model was trained on: 'digits' or a folder")
     p.add_argument("--out", default="build", help="parent folder of build/<model>-<target>/")
     p.add_argument("--epochs", type=int, default=6, help="epochs when training the default model")
+    p.add_argument("--input-size", type=int, default=None, help="input side when training the default model (default 32)")
     p.add_argument("--calibration", default=None, help="calibration recipe name or .toml (default: the target's)")
     p.add_argument("--calibration-images", default=None, help="folder of images to calibrate on")
     p.add_argument("--calibration-size", type=int, default=None, help="calibration images drawn from the training data")
@@ -29,7 +30,7 @@ def run(args):
     from edgecn.build import BuildConfig, build
 
     cfg = BuildConfig(target=args.target, checkpoint=args.checkpoint, data=args.data, out_dir=args.out,
-                      epochs=args.epochs, calibration=args.calibration, calibration_images=args.calibration_images,
+                      epochs=args.epochs, input_size=args.input_size, calibration=args.calibration, calibration_images=args.calibration_images,
                       calibration_size=args.calibration_size, method=args.calibration_method, max_drop=args.max_drop,
                       lowering=args.lowering, precisions=tuple(args.precision) if args.precision else None,
                       use_cache=not args.no_cache, progress=not args.quiet)
