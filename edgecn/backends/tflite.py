@@ -40,18 +40,16 @@ def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
     graph, x, kwargs = model.eval(), example, {}
     if precision == "int8":
         graph, kwargs = _int8(graph, example, ctx)
-    nhwc = opts.channel_last_io and precision != "int8"
+    nhwc = opts.channel_last_io
     if nhwc:
-        # Not for int8: litert-torch 0.10's layout pass rejects the channel-last wrapper
-        # around a PT2E graph ("non-NHWC compatible node dequantize_per_tensor").
+        # Wrapped after PT2E (around the converted graph): the wrapper's permute then runs
+        # before the input quantize, and litert-torch folds it away with the layout pass.
         graph, x = litert_torch.to_channel_last_io(graph, args=[0]), example.permute(0, 2, 3, 1).contiguous()
+        graph.training = False  # .eval() would recurse into a converted PT2E graph, which refuses it
     edge = litert_torch.convert(graph, (x,), **kwargs)
     path = artifact_path(ctx, precision, ".tflite")
     edge.export(str(path))
-    art = describe(path, precision, "NHWC" if nhwc else "NCHW")
-    if opts.channel_last_io and not nhwc:
-        art.notes.append("int8 input stays NCHW: litert-torch cannot wrap a PT2E graph with channel-last I/O")
-    return art
+    return describe(path, precision, "NHWC" if nhwc else "NCHW")
 
 
 def _int8(graph, x, ctx: CompileContext):

@@ -30,6 +30,7 @@ def test_lowered_int8_tflite_is_full_int8(lowered, tmp_path, monkeypatch):
     ctx = CompileContext(tmp_path, "m", STRICT, calib, "minmax")
     art = TFL.compile(model, x, "int8", ctx)
     assert art.input["dtype"] == "int8" and art.input["quant"]["scale"] > 0
+    assert art.input["layout"] == "NHWC" and art.input["shape"] == [1, 16, 16, 3]
     assert art.output["dtype"] == "int8"
     assert not {"GATHER", "GATHER_ND"} & set(art.ops)
     TFL.check(art, ctx)
