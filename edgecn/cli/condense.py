@@ -1,4 +1,8 @@
-"""`edgecn condense`: turn a trained checkpoint into its deployable (condensed) form."""
+"""`edgecn condense`: turn a trained checkpoint into its deployable (condensed) form.
+
+Models with learned group convs (CondenseNet) are condensed; all others (SqueezeNet, an
+already condensed model) get Deep Compression: pruning, weight sharing, Huffman coding.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,42 @@ import json
 from edgecn.cli import subcommand
 
 
-@subcommand("condense", help="condense a trained CondenseNet checkpoint and prove the result computes the same")
+DEEP_OPTIONS = ("sparsity", "sensitivity", "uniform", "conv_bits", "fc_bits", "epochs", "config")
+
+
+@subcommand("condense", help="condense a CondenseNet checkpoint, or deep-compress any other model (SqueezeNet)")
 def configure(p):
     p.add_argument("checkpoint", help="training-form checkpoint (e.g. runs/NAME/final.pt)")
-    p.add_argument("-o", "--out", default=None, help="output checkpoint (default: CHECKPOINT's stem + '-condensed.pt')")
+    p.add_argument("-o", "--out", default=None, help="output checkpoint (default: CHECKPOINT's stem + "
+                   "'-condensed.pt', or '-compressed.pt' plus its '.edc' compressed weight file)")
     p.add_argument("--data", default=None,
                    help="data for the held-out check (default: the data the checkpoint was trained on)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    g = p.add_argument_group("deep compression (models without learned group convs)")
+    g.add_argument("--sparsity", type=float, default=None, help="fraction of each layer's weights to prune "
+                   "(with --sensitivity: the most any layer is pruned)")
+    g.add_argument("--sensitivity", type=float, default=None,
+                   help="per-layer sparsity from a sensitivity scan: top-1 points each layer may cost")
+    g.add_argument("--uniform", action="store_true", default=None,
+                   help="no sensitivity scan: prune every layer to --sparsity")
+    g.add_argument("--conv-bits", type=int, default=None, help="codebook bits of conv layers (1..8)")
+    g.add_argument("--fc-bits", type=int, default=None, help="codebook bits of the classifier (1..8)")
+    g.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per pruning round and for the codebooks")
+    g.add_argument("--config", default=None, help="TOML file with a [deep_compression] table (flags override it)")
     p.set_defaults(run=run)
 
 
 def run(args):
+    from edgecn.compress.checkpoints import wants_deep_compression
+
+    if wants_deep_compression(args.checkpoint):
+        return run_deep_compression(args)
+    given = [f"--{name.replace('_', '-')}" for name in DEEP_OPTIONS if getattr(args, name) is not None]
+    if given:
+        from edgecn.errors import EdgecnError
+
+        raise EdgecnError(f"{', '.join(given)} apply to deep compression, not to condensing a CondenseNet",
+                          "drop them, or condense first and pass the condensed checkpoint to compress it")
     from edgecn.train import condense_checkpoint
 
     report = condense_checkpoint(args.checkpoint, args.out, data=args.data)
@@ -25,6 +54,33 @@ def run(args):
         print(json.dumps(report, indent=2))
         return 0
     print(format_report(report))
+    return 0
+
+
+def run_deep_compression(args) -> int:
+    from edgecn.compress import DeepCompressionConfig
+    from edgecn.compress.checkpoints import compress_checkpoint
+    from edgecn.errors import EdgecnError
+
+    base = DeepCompressionConfig.from_toml(args.config).to_dict() if args.config else {}
+    flags = {"sparsity": args.sparsity, "sensitivity": args.sensitivity, "conv_bits": args.conv_bits,
+             "fc_bits": args.fc_bits, "prune_epochs": args.epochs, "share_epochs": args.epochs}
+    chosen = {k: v for k, v in flags.items() if v is not None}
+    if args.uniform:
+        if args.sensitivity is not None:
+            raise EdgecnError("--uniform and --sensitivity contradict each other", "pass only one of them")
+        chosen["sensitivity"] = None
+    config = DeepCompressionConfig.from_dict({**base, **chosen})
+    result = compress_checkpoint(args.checkpoint, args.out, config, data=args.data, progress=not args.json)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    from edgecn.compress import CompressionReport, format_report as format_compression
+
+    print(format_compression(CompressionReport.from_dict(result["report"])))
+    sizes = result["sizes"]
+    print(f"compressed weights: {result['compressed']} ({sizes['raw']:,} bytes, {sizes['zip']:,} zipped)")
+    print(f"checkpoint for `edgecn build --checkpoint`: {result['checkpoint']}")
     return 0
 
 

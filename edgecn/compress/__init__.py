@@ -4,16 +4,23 @@ Three stages, each usable alone: magnitude pruning with retraining (``pruning``)
 weight sharing with centroid fine-tuning (``weight_sharing``), and Huffman coding into one
 checksummed compressed weight file (``huffman``, ``sparse``, ``format``)::
 
-    report = deep_compress(model, train_data, heldout_data, DeepCompressionConfig(sparsity=0.7))
+    report = deep_compress(model, train_data, heldout_data, DeepCompressionConfig(sparsity=0.5, sensitivity=1.0))
     print(format_report(report))
     save_compressed("model.edc", model)
     model = load_compressed("model.edc")   # bit-exact weights
+
+Before pruning by magnitude, kernel taps that only ever see padding at the model's input size
+are pruned exactly (``unreachable_taps``); per-layer targets can come from a sensitivity scan
+(``sensitivity_scan``). ``compress_checkpoint`` is what `edgecn condense` runs for models
+without learned group convs: it writes the ``.edc`` file and a checkpoint rebuilt from it.
 """
 
+from edgecn.compress.checkpoints import compress_checkpoint
 from edgecn.compress.config import DeepCompressionConfig
 from edgecn.compress.finetune import evaluate
 from edgecn.compress.pipeline import deep_compress, layer_plan
 from edgecn.compress.pruning import compressible_layers, magnitude_mask, prune
+from edgecn.compress.sensitivity import sensitivity_scan, unreachable_taps
 from edgecn.compress.report import CompressionReport, LayerReport, format_report, measure, report_json
 from edgecn.compress.store import bundle_size, compressed_to_checkpoint, load_compressed, save_compressed
 from edgecn.compress.weight_sharing import kmeans_1d, share_weights
@@ -23,6 +30,7 @@ __all__ = [
     "DeepCompressionConfig",
     "LayerReport",
     "bundle_size",
+    "compress_checkpoint",
     "compressed_to_checkpoint",
     "compressible_layers",
     "deep_compress",
@@ -36,5 +44,7 @@ __all__ = [
     "prune",
     "report_json",
     "save_compressed",
+    "sensitivity_scan",
     "share_weights",
+    "unreachable_taps",
 ]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from edgecn.compress.config import DeepCompressionConfig
 from edgecn.compress.finetune import evaluate
 from edgecn.compress.pruning import compressible_layers, prune
 from edgecn.compress.report import CompressionReport, measure
+from edgecn.compress.sensitivity import (SCAN_SPARSITIES, choose_sparsity, overall_sparsity, sensitivity_scan,
+                                         unreachable_taps)
 from edgecn.compress.weight_sharing import share_weights
 from edgecn.errors import EdgecnError
 
@@ -32,6 +36,37 @@ def layer_plan(model: nn.Module, config: DeepCompressionConfig) -> tuple[dict[st
         default = config.fc_bits if isinstance(m, nn.Linear) or name == last else config.conv_bits
         bits[name] = config.layer_bits.get(name, default)
     return sparsity, bits
+
+
+def reachable_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Layer name -> mask of the weights that can see the image at the model's input size."""
+    config = getattr(model, "edgecn_config", None) or {}
+    if "input_size" not in config:
+        return {}
+    dead = unreachable_taps(model, config["input_size"], config.get("in_channels", 3))
+    return {name: ~mask for name, mask in dead.items()}
+
+
+def sensitive_plan(model: nn.Module, train_data, cap: dict[str, float], keep: dict[str, torch.Tensor],
+                   config: DeepCompressionConfig) -> dict[str, float]:
+    """Per-layer sparsity from a sensitivity scan on the first ``config.scan_images`` training images.
+
+    Each layer gets the largest scanned sparsity within ``config.sensitivity`` points of the
+    unpruned model, at most its ``cap`` (``config.sparsity`` or its override); the first conv
+    and the classifier at most ``config.edge_sparsity``. Explicit per-layer overrides win.
+    """
+    scan_data = Subset(train_data, range(min(config.scan_images, len(train_data))))
+    reference = evaluate(model, scan_data)
+    names = [n for n in cap if n not in config.layer_sparsity]
+    sparsities = sorted({*SCAN_SPARSITIES, *cap.values()})
+    scan = sensitivity_scan(model, scan_data, names, [s for s in sparsities if s <= max(cap.values())], keep,
+                            floor=reference - config.sensitivity)
+    edges = {next(iter(cap)), list(cap)[-1]}
+    plan = dict(cap)
+    for name in names:
+        limit = min(cap[name], config.edge_sparsity) if name in edges else cap[name]
+        plan[name] = choose_sparsity(scan[name], reference, config.sensitivity, limit)
+    return plan
 
 
 def deep_compress(model: nn.Module, train_data, heldout_data, config: DeepCompressionConfig | None = None,
@@ -59,7 +94,11 @@ def deep_compress(model: nn.Module, train_data, heldout_data, config: DeepCompre
              "batch_size": config.batch_size, "seed": config.seed, "progress": progress}
     accuracy = {"before": evaluate(model, heldout_data)}
     if config.prune:
-        prune(model, train_data, sparsity, rounds=config.prune_rounds, epochs=config.prune_epochs, **train)
+        keep = reachable_masks(model) if config.unreachable else {}
+        if config.sensitivity is not None:
+            sparsity = sensitive_plan(model, train_data, sparsity, keep, config)
+        targets = {name: overall_sparsity(s, keep.get(name)) for name, s in sparsity.items()}
+        prune(model, train_data, targets, rounds=config.prune_rounds, epochs=config.prune_epochs, keep=keep, **train)
         accuracy["pruned"] = evaluate(model, heldout_data)
     if config.share:
         share_weights(model, train_data, bits, epochs=config.share_epochs, centroid_lr=config.centroid_lr,

@@ -44,9 +44,11 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float, keep: torch.Tensor | N
 class Masks:
     """Fixed pruning masks for named layers: apply them, mask gradients, report sparsity."""
 
-    def __init__(self, layers: dict[str, nn.Module]):
+    def __init__(self, layers: dict[str, nn.Module], keep: dict[str, torch.Tensor] | None = None):
         self.layers = layers
-        self.masks = {name: torch.ones_like(m.weight, dtype=torch.bool) for name, m in layers.items()}
+        keep = keep or {}
+        self.masks = {name: keep[name].clone() if name in keep else torch.ones_like(m.weight, dtype=torch.bool)
+                      for name, m in layers.items()}
 
     def prune_to(self, targets: dict[str, float]) -> None:
         """Shrink every mask to its layer's target sparsity and zero the pruned weights."""
@@ -71,16 +73,25 @@ class Masks:
 
 def prune(model: nn.Module, train_data, targets: dict[str, float], *, rounds: int, epochs: int,
           lr: float, momentum: float, weight_decay: float, batch_size: int, optimizer: str = "sgd", seed: int = 0,
-          progress: bool = False) -> dict[str, float]:
+          keep: dict[str, torch.Tensor] | None = None, progress: bool = False) -> dict[str, float]:
     """Prune ``model`` in place to ``targets`` (layer name -> sparsity) in ``rounds`` rounds.
+
+    Args:
+        keep: layer name -> initial mask (e.g. without unreachable taps), pruned at once;
+            the rounds then ramp each layer from there to its target.
 
     Returns:
         The reached sparsity per layer (exactly ``round(target * numel) / numel``).
     """
     layers = compressible_layers(model)
-    masks = Masks({name: layers[name] for name in targets})
+    masks = Masks({name: layers[name] for name in targets}, keep)
+    start = masks.sparsity()
+    masks.apply()
+    if all(s <= start[name] for name, s in targets.items()):
+        return start  # only the given masks: nothing was pruned that retraining could make up for
     for r in range(1, rounds + 1):
-        masks.prune_to({name: s * r / rounds for name, s in targets.items()})
+        masks.prune_to({name: max(start[name], start[name] + (s - start[name]) * r / rounds)
+                        for name, s in targets.items()})
         train_epochs(model, train_data, epochs, model.parameters(), lr=lr, momentum=momentum,
                      weight_decay=weight_decay, batch_size=batch_size, optimizer=optimizer, seed=seed + r,
                      after_backward=masks.mask_grads, after_step=masks.apply, progress=progress,

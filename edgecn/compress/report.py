@@ -87,6 +87,14 @@ class CompressionReport:
                  "file_bytes": self.file_bytes, "file_ratio": self.file_ratio}
         return {"layers": layers, "total": total, "accuracy": dict(self.accuracy)}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "CompressionReport":
+        """The inverse of ``to_dict`` (derived figures are recomputed, not read)."""
+        fields = {f.name for f in dataclasses.fields(LayerReport)}
+        layers = tuple(LayerReport(**{k: v for k, v in layer.items() if k in fields}) for layer in data["layers"])
+        total = data["total"]
+        return cls(layers, int(total["other_bytes"]), int(total["file_bytes"]), dict(data["accuracy"]))
+
 
 def measure(model: nn.Module, bits: dict[str, int] | None = None,
             accuracy: dict[str, float] | None = None) -> CompressionReport:

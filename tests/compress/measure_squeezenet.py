@@ -1,6 +1,10 @@
-"""Train SqueezeNet 1.1 on the embedded digits and deep-compress it; prints the report.
+"""Train SqueezeNet 1.1 on the embedded digits (32x32) and deep-compress it with `edgecn condense`'s code path.
 
-Run: .venv/bin/python tests/compress/measure_squeezenet.py [--epochs N] [--out DIR]
+Run: .venv/bin/python tests/compress/measure_squeezenet.py [--epochs N] [--out DIR] [--config JSON]
+
+Writes DIR/squeezenet1_1-digits32.pt (the trained checkpoint; reused on the next run unless
+--retrain), then the same as ``edgecn condense DIR/squeezenet1_1-digits32.pt``:
+DIR/squeezenet1_1-digits32-compressed.edc and the checkpoint beside it, and prints the report.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from edgecn.compress import (DeepCompressionConfig, bundle_size, deep_compress, evaluate, format_report,
-                             load_compressed, report_json, save_compressed)
+from edgecn.checkpoint import save_checkpoint
+from edgecn.compress import CompressionReport, DeepCompressionConfig, evaluate, format_report
+from edgecn.compress.checkpoints import compress_checkpoint
 from edgecn.models import create_model
 from edgecn.train.data import load_dataset
 
@@ -39,37 +44,44 @@ def pretrain(model, data, epochs: int, lr: float = 3e-4, batch_size: int = 32) -
     model.eval()
 
 
+def trained_checkpoint(out: Path, epochs: int, retrain: bool) -> Path:
+    path = out / "squeezenet1_1-digits32.pt"
+    if path.exists() and not retrain:
+        return path
+    ds = load_dataset("digits", input_size=32)
+    torch.manual_seed(0)
+    model = create_model("squeezenet1_1", num_classes=len(ds.labels), input_size=32)
+    t = time.time()
+    pretrain(model, ds.train, epochs)
+    top1 = evaluate(model, ds.heldout)
+    print(f"trained {epochs} epochs in {time.time() - t:.0f}s: held-out top-1 {top1:.2f}%")
+    return save_checkpoint(path, model, extra={"labels": ds.labels, "normalize": ds.normalize, "dataset": ds.name,
+                                                "kind": "final", "heldout_top1": top1 / 100.0})
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--epochs", type=int, default=16)
-    p.add_argument("--lr", type=float, default=0.005, help="fine-tuning SGD learning rate")
-    p.add_argument("--sparsity", type=float, default=0.7)
-    p.add_argument("--config", default="{}", help="DeepCompressionConfig fields as JSON (override the above)")
+    p.add_argument("--config", default="{}", help="DeepCompressionConfig fields as JSON (default: its defaults)")
     p.add_argument("--out", default="/tmp/edgecn-deepcomp")
+    p.add_argument("--retrain", action="store_true", help="train again even if DIR holds the checkpoint")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    ds = load_dataset("digits", input_size=32)
-    model = create_model("squeezenet1_1", num_classes=len(ds.labels), input_size=32)
-    t = time.time()
-    pretrain(model, ds.train, args.epochs)
-    print(f"trained {args.epochs} epochs in {time.time() - t:.0f}s: top-1 {evaluate(model, ds.heldout):.2f}%")
-    torch.save(model.state_dict(), Path(args.out).with_suffix(".baseline.pt"))
-    config = DeepCompressionConfig.from_dict({"sparsity": args.sparsity, "lr": args.lr, **json.loads(args.config)})
-    t = time.time()
-    report = deep_compress(model, ds.train, ds.heldout, config)
-    print(f"deep_compress in {time.time() - t:.0f}s")
-    print(format_report(report))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = save_compressed(out / "squeezenet1_1-digits.edc", model)
-    (out / "report.json").write_text(report_json(report))
-    back = load_compressed(path)
-    exact = all(torch.equal(a.view(torch.int32) if a.is_floating_point() else a,
-                            b.view(torch.int32) if b.is_floating_point() else b)
-                for a, b in zip(model.state_dict().values(), back.state_dict().values()))
-    print(f"file {path}: {bundle_size(path)}, bit-exact reload: {exact}, reloaded top-1 {evaluate(back, ds.heldout):.2f}%")
+    ckpt = trained_checkpoint(out, args.epochs, args.retrain)
+    config = DeepCompressionConfig.from_dict(json.loads(args.config))
+    t = time.time()
+    result = compress_checkpoint(ckpt, config=config)
+    print(f"deep compression in {time.time() - t:.0f}s with {json.dumps(config.to_dict())}")
+    report = CompressionReport.from_dict(result["report"])
+    print(format_report(report))
+    (out / "report.json").write_text(json.dumps(result, indent=2))
+    print(f"{result['compressed']}: {result['sizes']}; checkpoint {result['checkpoint']}")
+    drop = report.accuracy["before"] - report.accuracy["after"]
+    print(f"RESULT weights {report.weights_ratio:.1f}x smaller than float32, top-1 "
+          f"{report.accuracy['before']:.2f}% -> {report.accuracy['after']:.2f}% ({-drop:+.2f} points)")
 
 
 if __name__ == "__main__":
