@@ -15,7 +15,7 @@ import torch
 
 from edgecn.backends import BACKENDS, CompileContext
 from edgecn.build.config import BuildConfig, BuildResult
-from edgecn.build.report import manifest_dict, markdown_report
+from edgecn.build.report import deflated_size, manifest_dict, markdown_report
 from edgecn.build.validate import compare, top1
 from edgecn.errors import EdgecnError
 from edgecn.fileio import atomic_dir, atomic_write_text, sha256_file
@@ -180,6 +180,7 @@ def _entry(art, result, float_top1, ds, rewrites, stage: Path) -> dict:
     return {
         "path": art.path.relative_to(stage).as_posix(), "sha256": sha256_file(art.path),
         "backend": art.backend, "precision": art.precision, "size_bytes": art.path.stat().st_size,
+        "size_zip_bytes": deflated_size(art.path),
         "input": {**art.input, "normalize": ds.normalize}, "output": art.output, "labels": list(ds.labels),
         "top1": result["top1"], "float_top1": round(float_top1, 3), "sqnr_db": result["sqnr_db"],
         "ops": art.ops, "delegated_share": art.delegated_share,

@@ -128,3 +128,16 @@ def test_condense_cli_refuses_deep_compression_flags_for_a_condensenet(tmp_path,
     src = save_checkpoint(tmp_path / "c.pt", create_model("condensenet-light", 10, 8))
     assert main(["condense", str(src), "--sparsity", "0.5"]) == 2
     assert "apply to deep compression" in capsys.readouterr().err
+
+
+def test_build_report_shows_raw_and_zipped_sizes(tmp_path):
+    from edgecn.build.report import deflated_size, markdown_report
+    from edgecn.compress import bundle_size, save_compressed
+
+    path = save_compressed(tmp_path / "m.edc", _squeezenet())
+    assert deflated_size(path) == bundle_size(path)["zip"] < path.stat().st_size  # raw float32 deflates a bit
+    entry = {"path": "m.tflite", "backend": "tflite", "precision": "fp32", "size_bytes": 2048,
+             "size_zip_bytes": 1024, "top1": 90.0, "float_top1": 90.0, "sqnr_db": 80.0, "float_layers": []}
+    manifest = {"model": {"name": "squeezenet1_1"}, "target": "t", "float_top1": 90.0, "artifacts": [entry],
+                "calibration": {"method": "minmax", "size": 16, "source": "digits"}}
+    assert "2.0K (1.0K zipped)" in markdown_report(manifest)
