@@ -1,0 +1,150 @@
+"""The benchmark's markdown table, the accuracy/latency PNG and README's Benchmarks section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from timing import ratios, summary
+
+README_HEADING = "## Benchmarks"
+FORM_LABELS = {
+    "edgecn": "edgecn (condensed, rewritten)",
+    "train": "training form exported as is",
+    "naive": "condensed, exported as is",
+    "ort": "float ONNX in onnxruntime",
+    "peak": "one 3x3 conv 256->256 at 56x56",
+}
+
+
+def _reference(m: dict, backend: str) -> dict | None:
+    for v in m["variants"].values():
+        if v["form"] == "edgecn" and v["precision"] == "int8" and v["backend"] == backend:
+            return v
+    return None
+
+
+def _cell(v: dict, ref: dict | None, t: str) -> str:
+    if t not in v.get("rounds_ms", {}):
+        return "not timed | -"
+    lat = v["latency_ms"][t]
+    ms = f"{lat['median']:.2f} ({lat['q1']:.2f}-{lat['q3']:.2f})"
+    if ref is None or ref is v or t not in ref.get("rounds_ms", {}):
+        return f"{ms} | reference" if ref is v else f"{ms} | -"
+    r = summary(ratios(v["rounds_ms"][t], ref["rounds_ms"][t]))
+    verdict = "" if r["median"] > 1.0 else " **not faster**"
+    return f"{ms} | {r['median']:.2f}x [{r['min']:.2f}-{r['max']:.2f}]{verdict}"
+
+
+def table(doc: dict, threads: list[str]) -> list[str]:
+    """One row per artifact: latency and how many times faster edgecn's int8 artifact is."""
+    head = "| model | backend | variant | prec | top-1 % | MMACs | " + " | ".join(
+        f"{t}T ms median (IQR) | edgecn int8 speedup {t}T [min-max]" for t in threads) + " |"
+    rows = [head, "|" + "---|" * (6 + 2 * len(threads))]
+    for name, m in doc["models"].items():
+        if m.get("baseline_for") or name == "conv3x3-256":
+            continue
+        members = [(name, m)] + [(n, b) for n, b in doc["models"].items() if b.get("baseline_for") == name]
+        for backend in ("executorch", "tflite"):
+            ref = _reference(m, backend)
+            for n, mm in members:
+                for v in mm["variants"].values():
+                    if v["backend"] not in (backend, "onnxruntime"):
+                        continue
+                    label = FORM_LABELS[v["form"]] + (" (baseline)" if n != name else "")
+                    top1 = f"{v['top1']:.1f}" if "top1" in v else "-"
+                    cells = " | ".join(_cell(v, ref, t) for t in threads)
+                    rows.append(f"| {n} | {v['backend']} | {label} | {v['precision']} | {top1} | "
+                                f"{v['macs'] / 1e6:.1f} | {cells} |")
+    return rows
+
+
+def markdown(doc: dict, png: str) -> str:
+    """The whole results page."""
+    mach = doc["machine"]
+    threads = [str(t) for t in doc["settings"]["threads"].split(",")]
+    s = doc["settings"]
+    lines = [
+        f"Measured {doc['started']} on `{mach['host']}`: {mach['cpu']}, {mach['cores']} cores, "
+        f"load average {doc['load_avg_start'][0]:.1f} at start and {doc['load_avg_end'][0]:.1f} at the end "
+        f"(the machine is shared: absolute times are pessimistic; ratios are paired within rounds).",
+        "",
+        f"Each latency is the median of {s['rounds']} interleaved rounds (each round's own median over "
+        f">= {s['seconds']} s, >= {s['min_runs']} inferences), every artifact and thread setting in its own "
+        "process; IQR in brackets. Speedup = other variant's latency / edgecn int8's, per round, "
+        "median [min-max]; below 1 means edgecn's artifact is slower (marked **not faster**).",
+        "",
+        *table(doc, threads), "",
+    ]
+    lines += _trained_lines(doc) + _peak_lines(doc) + _overhead_lines(doc)
+    if doc["skipped"]:
+        lines.append(f"Not measured in this run (time budget): {', '.join(doc['skipped'])}.")
+    lines += ["", f"![top-1 against latency]({png})", "",
+              f"Versions: {', '.join(f'{k} {v}' for k, v in mach['versions'].items())}. Run took {doc['seconds']:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def _trained_lines(doc: dict) -> list[str]:
+    t, acc = doc["trained"], doc.get("accuracy", {})
+    return [f"Top-1 is on the {t['heldout_images']} held-out digits images at {t['input_size']}x{t['input_size']} "
+            f"after {t['epochs']} epochs of `{t['model']}` (eager PyTorch: training form "
+            f"{acc.get('eager/train-fp32', float('nan')):.1f}%, condensed "
+            f"{acc.get('eager/condensed-fp32', float('nan')):.1f}%); other models have untrained weights "
+            "(speed only).", ""]
+
+
+def _peak_lines(doc: dict) -> list[str]:
+    out = []
+    for key, p in doc.get("peak", {}).items():
+        backend, t = key.split("/")
+        models = ", ".join(f"{n} {m['macs_per_s'] / 1e9:.1f} GMAC/s ({100 * m['share']:.0f}%)"
+                           for n, m in p["models"].items())
+        out.append(f"- {backend}, {t} thread(s): one large int8 conv reaches {p['macs_per_s'] / 1e9:.1f} GMAC/s; "
+                   f"edgecn int8 artifacts: {models or 'none timed'}")
+    return (["Multiply-add rate against the best this runtime reaches here (same run):", *out, ""] if out else [])
+
+
+def _overhead_lines(doc: dict) -> list[str]:
+    o = doc.get("runner_overhead", {})
+    if "median_ratio" not in o:
+        return [f"Runner overhead: not measured ({o.get('skipped') or o.get('error')}).", ""]
+    return [f"Runner overhead on `{o['artifact']}`: runner / bare invoke loop = {o['median_ratio']:.3f} "
+            f"(median of rounds; `{o['command']}`).", ""]
+
+
+def plot(doc: dict, path: Path) -> None:
+    """Held-out top-1 against 1-thread latency for every artifact with trained weights."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=90)
+    markers = {"executorch": "o", "tflite": "s", "onnxruntime": "^"}
+    for m in doc["models"].values():
+        for key, v in m["variants"].items():
+            if "top1" not in v or "1" not in v["latency_ms"]:
+                continue
+            x = v["latency_ms"]["1"]["median"]
+            ax.scatter(x, v["top1"], marker=markers[v["backend"]], c="C3" if v["form"] == "edgecn" else "C0")
+            ax.annotate(f"{v['form']} {v['precision']} {v['backend'][:4]}", (x, v["top1"]), fontsize=6)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency, 1 thread (ms, log)")
+    ax.set_ylabel("held-out top-1 (%)")
+    ax.set_title(f"{doc['trained']['model']} on digits: red = edgecn, blue = alternatives", fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def update_readme(readme: Path, md: str, results: str, png: str) -> None:
+    """Replace (or append) the Benchmarks section, which is the last section of README.md."""
+    from edgecn.fileio import atomic_write_text
+
+    text = readme.read_text()
+    head = text.split("\n" + README_HEADING + "\n")[0].rstrip("\n")
+    body = md.replace(f"]({Path(png).name})", f"]({png})")
+    section = (f"\n\n{README_HEADING}\n\n`make bench` (`python bench/run_all.py`) measures edgecn's artifacts against what a "
+               f"user would export instead; the latest run ({results}):\n\n{body}")
+    atomic_write_text(readme, head + section)

@@ -1,0 +1,236 @@
+"""Every benchmark in one run: ``make bench`` (or ``python bench/run_all.py``).
+
+Builds (or takes from bench/.cache/) edgecn's artifacts and what a user would export
+instead, times them interleaved at each thread setting (one process per artifact and
+setting), measures held-out top-1 where the weights are trained, the runner's overhead
+and the int8 multiply-add rate against a large int8 convolution, then writes
+bench/results/<date>-<host>.json and .md, the accuracy/latency PNG, and the Benchmarks
+section of README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import report  # noqa: E402
+import timing  # noqa: E402
+import variants  # noqa: E402
+
+CACHE = HERE / ".cache"
+RESULTS = HERE / "results"
+TRAINED_SIZE = 32
+"""Input side the trained model (on the default data, digits) is trained and benchmarked at."""
+GROUPS = (
+    # (models timed together, interleaved); the baseline rides with the model it is compared to.
+    ("condensenet-86", "densenet-bc-100"),
+    ("squeezenet1_1",),
+    ("condensenet-74-c8",),
+    ("condensenet-74-c4",),
+)
+DENSENET_224 = "densenet-121"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", default="1,2", help="thread settings, comma list (default 1,2)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved repetitions (default 5)")
+    p.add_argument("--seconds", type=float, default=0.4, help="timing window per artifact and round (default 0.4)")
+    p.add_argument("--min-runs", type=int, default=3, help="fewest inferences per window (default 3)")
+    p.add_argument("--budget-min", type=float, default=15.0,
+                   help="skip the remaining model groups once this many minutes have passed (default 15)")
+    p.add_argument("--densenet-121", action="store_true", help="also build and time DenseNet-121 at 224 (slow)")
+    p.add_argument("--only", default=None, help="comma list of group heads to run (e.g. condensenet-86)")
+    p.add_argument("--trained", default="condensenet-86", help="model trained on digits for real accuracy "
+                   "(heads the first group; default condensenet-86)")
+    p.add_argument("--epochs", type=int, default=6, help="its training epochs (default 6)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    import torch
+
+    args = parse_args(argv)
+    torch.set_num_threads(1)  # building is not timed; leave the other core to the machine's other users
+    start = time.time()
+    threads = [int(t) for t in args.threads.split(",")]
+    doc = {"format": "edgecn-bench", "version": 1, "started": _now(), "machine": machine(), "settings": vars(args),
+           "load_avg_start": os.getloadavg(), "models": {}, "skipped": [], "notes": []}
+    peak = variants.peak_conv(CACHE)
+    trained, held = train_reference(args.trained, args.epochs)
+    doc["trained"] = {"model": args.trained, "data": "digits", "input_size": TRAINED_SIZE, "epochs": args.epochs,
+                      "heldout_images": int(len(held[1]))}
+    for group in _groups(args):
+        if time.time() - start > args.budget_min * 60:
+            doc["skipped"] += list(group)
+            print(f"[bench] over the {args.budget_min:g} min budget: skipping {', '.join(group)}")
+            continue
+        run_group(group, trained, peak if group[0] == args.trained else [], threads, args, doc)
+    doc["peak"] = peak_figures(doc)
+    doc["accuracy"] = accuracies(trained, held, doc)
+    doc["runner_overhead"] = runner_overhead(CACHE / "models" / args.trained / "edgecn-int8.tflite")
+    doc["load_avg_end"], doc["seconds"] = os.getloadavg(), round(time.time() - start, 1)
+    write(doc)
+    return 0
+
+
+def _groups(args) -> list[tuple[str, ...]]:
+    groups = [(args.trained,) + GROUPS[0][1:]] + list(GROUPS[1:])
+    if args.densenet_121:
+        groups[-1] = groups[-1] + (DENSENET_224,)
+    if args.only:
+        wanted = set(args.only.split(","))
+        groups = [g for g in groups if g[0] in wanted]
+    return groups
+
+
+def train_reference(name: str, epochs: int):
+    """The trained Subject (trained once, cached) and its held-out images: (x, y) numpy and torch."""
+    from edgecn.checkpoint import load_checkpoint
+    from edgecn.train import TrainConfig, train
+    from edgecn.train.data import load_dataset
+
+    size = TRAINED_SIZE
+    out = CACHE / f"train-{name}-e{epochs}"
+    if not (out / "final.pt").exists():
+        print(f"[bench] training {name} on digits at {size}x{size} for {epochs} epochs (cached afterwards)")
+        train(TrainConfig(model=name, data="digits", input_size=size, epochs=epochs, out_dir=str(out),
+                          overwrite=True), progress=False)
+    model, _ = load_checkpoint(out / "final.pt")
+    ds = load_dataset("digits", input_size=size)
+    from edgecn.fileio import sha256_file
+    from edgecn.quantize.calibration import from_dataset, load_recipe
+
+    calib = from_dataset(ds.train, load_recipe("default"))
+    s = variants.subject(name, model, calib, sha256_file(out / "final.pt")[:16])
+    x, y = ds.heldout.tensors
+    return s, (x.numpy(), y.numpy(), x, y)
+
+
+def subject_for(name: str, trained):
+    return trained if name == trained.name else variants.untrained(name)
+
+
+def run_group(group, trained, peak, threads, args, doc) -> None:
+    """Build every model of ``group``, then time all their artifacts together."""
+    subjects = {n: subject_for(n, trained) for n in group}
+    arts = []
+    for name, s in subjects.items():
+        forms = ("naive",) if name != group[0] else None  # baselines: what a user gets exporting them
+        built = variants.build_subject(s, CACHE, forms=forms)
+        arts += built
+        doc["models"][name] = {"baseline_for": None if name == group[0] else group[0], "variants": {
+            v.key: {"form": v.form, "backend": v.backend, "precision": v.precision, "macs": v.macs,
+                    "size_bytes": v.path.stat().st_size, "ops": v.meta.get("ops"),
+                    "delegation": _delegation(v), "latency_ms": {}, "rounds_ms": {}} for v in built}}
+    arts += peak
+    if peak:
+        doc["models"]["conv3x3-256"] = {"baseline_for": None, "variants": {
+            v.key: {"form": v.form, "backend": v.backend, "precision": v.precision, "macs": v.macs,
+                    "latency_ms": {}, "rounds_ms": {}} for v in peak}}
+    for t in threads:
+        print(f"[bench] timing {len(arts)} artifacts of {', '.join(group)} at {t} thread(s), {args.rounds} rounds")
+        rounds = timing.interleaved({v.key: v.path for v in arts}, t, args.rounds, args.seconds, args.min_runs)
+        for v in arts:
+            entry = doc["models"][v.model]["variants"][v.key]
+            entry["rounds_ms"][str(t)] = rounds[v.key]
+            entry["latency_ms"][str(t)] = timing.summary(rounds[v.key])
+
+
+def _delegation(v) -> dict:
+    extra = v.meta.get("extra") or {}
+    keys = ("partitions", "non_delegated", "xnnpack_partitions")
+    return {k: extra[k] for k in keys if k in extra}
+
+
+def peak_figures(doc) -> dict:
+    """Multiply-adds per second of each int8 edgecn artifact against the single large int8 conv."""
+    conv = doc["models"].get("conv3x3-256")
+    if not conv:
+        return {}
+    out = {}
+    for pv in conv["variants"].values():
+        for t, lat in pv["latency_ms"].items():
+            peak_rate = pv["macs"] / (lat["median"] / 1e3)
+            out[f"{pv['backend']}/{t}"] = {"macs_per_s": peak_rate, "models": {}}
+            for name, m in doc["models"].items():
+                for v in m["variants"].values():
+                    if v["form"] == "edgecn" and v["precision"] == "int8" and v["backend"] == pv["backend"] \
+                            and t in v["latency_ms"]:
+                        rate = v["macs"] / (v["latency_ms"][t]["median"] / 1e3)
+                        out[f"{pv['backend']}/{t}"]["models"][name] = {"macs_per_s": rate, "share": rate / peak_rate}
+    return out
+
+
+def accuracies(trained, held, doc) -> dict:
+    """Held-out top-1 of the trained model: eager forms and every built artifact of it."""
+    import accuracy
+
+    x, y, xt, yt = held
+    out = {"eager/train-fp32": accuracy.eager_top1(trained.train_form, xt, yt),
+           "eager/condensed-fp32": accuracy.eager_top1(trained.condensed, xt, yt)}
+    for v in variants.build_subject(trained, CACHE):  # all cached by now: this only lists them
+        out[v.key] = accuracy.artifact_top1(v, x, y)
+        doc["models"][v.model]["variants"][v.key]["top1"] = out[v.key]
+        print(f"[bench] top-1 {v.key}: {out[v.key]:.2f}%")
+    return out
+
+
+def runner_overhead(artifact: Path) -> dict:
+    """bench/runner_overhead.py on a real built artifact: the runner against a bare invoke loop."""
+    if not artifact.exists():
+        return {"skipped": f"{artifact} was not built"}
+    argv = [sys.executable, str(HERE / "runner_overhead.py"), str(artifact), "--runs", "300", "--rounds", "5"]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    ratio = float(lines[-1].split("rounds:")[1].split()[0])
+    return {"artifact": str(artifact.relative_to(HERE.parent)), "median_ratio": ratio, "rounds": lines[:-1],
+            "command": " ".join(["python", "bench/runner_overhead.py", *argv[2:]]).replace(str(HERE.parent) + "/", "")}
+
+
+def machine() -> dict:
+    from edgecn.runner import sysinfo
+
+    return {"host": socket.gethostname(), "cpu": sysinfo.cpu_model(), "cores": os.cpu_count(),
+            "python": sys.version.split()[0], "versions": _versions()}
+
+
+def _versions() -> dict:
+    from edgecn.backends import package_versions
+
+    return package_versions("torch", "executorch", "torchao", "litert-torch", "ai-edge-litert", "onnxruntime", "numpy")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def write(doc: dict) -> None:
+    """results/<date>-<host>.json and .md, the PNG, and README's Benchmarks section."""
+    from edgecn.fileio import atomic_write_text
+
+    RESULTS.mkdir(exist_ok=True)
+    stem = f"{datetime.date.today().isoformat()}-{socket.gethostname()}"
+    atomic_write_text(RESULTS / f"{stem}.json", json.dumps(doc, indent=1) + "\n")
+    png = RESULTS / "accuracy-latency.png"
+    report.plot(doc, png)
+    md = report.markdown(doc, png.name)
+    atomic_write_text(RESULTS / f"{stem}.md", md)
+    report.update_readme(HERE.parent / "README.md", md, f"bench/results/{stem}.md", "bench/results/" + png.name)
+    print(md)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

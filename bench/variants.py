@@ -1,0 +1,213 @@
+"""The artifacts compared: edgecn's build against what a user would export instead.
+
+Per model and backend (.pte, .tflite):
+    edgecn      condensed, rewritten for the target (edgecn.passes), fp32 and int8
+    train       the training form exported as it is (masked dense 1x1 convs), fp32 and int8
+    naive       the condensed model exported as it is (gather and shuffle left in), fp32 and int8
+plus ``ort``: the float ONNX of the condensed model in onnxruntime. Models that do not
+condense (SqueezeNet, DenseNet) have no ``train`` row: their ``naive`` export is the
+training form.
+
+Artifacts are cached under bench/.cache/models/<model>/, keyed by the weights and the
+edgecn version, and each is written to a temporary folder first, so an interrupted run
+never leaves a half-written artifact that a rerun would take for a good one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+BACKEND_FORMS = ("edgecn", "train", "naive")
+PRECISIONS = ("fp32", "int8")
+TARGET = "raspberry-pi-5"
+"""The target whose lowering and backend options are used: it names both .pte and .tflite."""
+CALIB_RANDOM = 8
+"""Random calibration images for models without trained weights (ranges only affect accuracy)."""
+
+
+@dataclasses.dataclass
+class Variant:
+    """One artifact to time: ``key`` is ``<model>/<form>-<precision>.<suffix>``."""
+
+    key: str
+    model: str
+    form: str
+    backend: str
+    precision: str
+    path: Path
+    macs: int
+    meta: dict
+
+
+@dataclasses.dataclass
+class Subject:
+    """A model to benchmark: its forms in eager PyTorch and its example input."""
+
+    name: str
+    train_form: torch.nn.Module
+    condensed: torch.nn.Module
+    example: torch.Tensor
+    calib: torch.Tensor
+    weights_key: str
+    condensable: bool
+
+
+def subject(name: str, model: torch.nn.Module, calib: torch.Tensor | None, weights_key: str) -> Subject:
+    """A Subject from a training-form model (condensed here when it can be)."""
+    from edgecn.condense import condense_model, is_condensable
+
+    model = model.eval()
+    size, chans = model.edgecn_config["input_size"], model.edgecn_config.get("in_channels", 3)
+    example = torch.zeros(1, chans, size, size)
+    if calib is None:
+        calib = torch.randn(CALIB_RANDOM, chans, size, size, generator=torch.Generator().manual_seed(0))
+    condensable = is_condensable(model)
+    condensed = condense_model(model) if condensable else model
+    # A real input for the example: zeros would let the rewrite exactness checks pass trivially.
+    example = calib[:1].clone()
+    return Subject(name, model, condensed.eval(), example, calib, weights_key, condensable)
+
+
+def untrained(name: str, seed: int = 0) -> Subject:
+    """A registered model with seeded initial weights (speed only)."""
+    from edgecn.condense import is_condensable, set_progress
+    from edgecn.models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(name)
+    if is_condensable(model):
+        set_progress(model, 1.0)  # the masks training would end with, drawn from the initial weights
+    return subject(name, model, None, f"init-seed{seed}")
+
+
+def build_subject(s: Subject, cache: Path, forms: tuple[str, ...] | None = None, say=print) -> list[Variant]:
+    """Every artifact of ``s`` (built or taken from the cache); ``forms`` limits the backend forms."""
+    from edgecn.passes import LoweringConfig, rewrite
+    from edgecn.targets import get_target
+
+    folder = _model_dir(cache, s)
+    target = get_target(TARGET)
+    lowered = None
+    out = []
+    forms = forms or (BACKEND_FORMS if s.condensable else ("edgecn", "naive"))
+    for backend in ("executorch", "tflite"):
+        for form in forms:
+            for precision in PRECISIONS:
+                path = folder / f"{form}-{precision}.{'pte' if backend == 'executorch' else 'tflite'}"
+                if not path.exists():
+                    if form == "edgecn" and lowered is None:
+                        lowered, _ = rewrite(s.condensed, LoweringConfig.from_dict(target.lowering), s.example)
+                    model = {"edgecn": lowered, "train": s.train_form, "naive": s.condensed}[form]
+                    _compile(model, s, backend, precision, target.options(backend), path, say)
+                out.append(_variant(s, form, backend, precision, path))
+    onnx = folder / "naive-fp32.onnx"
+    if not onnx.exists():
+        from edgecn.backends.tensorrt import export_onnx
+
+        say(f"[bench] {s.name}: exporting float ONNX")
+        with _staged(onnx) as tmp:
+            export_onnx(s.condensed, s.example, tmp, opset=17)
+            (tmp.parent / "meta.json").write_text(json.dumps({"macs": _macs(s.condensed, s)}))
+    out.append(_variant(s, "ort", "onnxruntime", "fp32", onnx))
+    return out
+
+
+def _compile(model, s: Subject, backend: str, precision: str, options, path: Path, say) -> None:
+    from edgecn.backends import BACKENDS, CompileContext
+
+    start = time.perf_counter()
+    with _staged(path) as tmp:
+        ctx = CompileContext(tmp.parent, "a", options, s.calib, "minmax" if s.weights_key.startswith("init") else "percentile",
+                             use_cache=True)
+        art = BACKENDS.get(backend).compile(model, s.example, precision, ctx)
+        os.replace(art.path, tmp)
+        meta = {"input": art.input, "output": art.output, "ops": art.ops, "delegated_share": art.delegated_share,
+                "extra": art.extra, "macs": _macs(model, s)}
+        (tmp.parent / "meta.json").write_text(json.dumps(meta, default=str))
+    say(f"[bench] {s.name}: built {path.name} in {time.perf_counter() - start:.0f} s")
+
+
+class _staged:
+    """Write ``<tmp>/file`` and ``<tmp>/meta.json``; both move into place only on success."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> Path:
+        self._dir = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=".stage-"))
+        return self._dir / self.path.name
+
+    def __exit__(self, kind, *exc) -> None:
+        try:
+            if kind is None:
+                os.replace(self._dir / "meta.json", _meta_path(self.path))
+                os.replace(self._dir / self.path.name, self.path)  # last: its presence means "done"
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _macs(model, s: Subject) -> int:
+    """Multiply-adds of the graph that was exported (a rewrite may add some, e.g. a dense 1x1 conv)."""
+    from edgecn.models.stats import count
+
+    return count(model, int(s.example.shape[-1]), int(s.example.shape[1]))["macs"]
+
+
+def _variant(s: Subject, form: str, backend: str, precision: str, path: Path) -> Variant:
+    meta = json.loads(_meta_path(path).read_text())
+    key = f"{s.name}/{form}-{precision}.{path.suffix[1:]}"
+    return Variant(key, s.name, form, backend, precision, path, int(meta["macs"]), meta)
+
+
+def _model_dir(cache: Path, s: Subject) -> Path:
+    """``cache/models/<name>``, emptied when the weights or the edgecn version changed."""
+    import edgecn
+
+    key = hashlib.sha256(f"{s.name}|{s.weights_key}|{edgecn.__version__}|{_tree_rev()}".encode()).hexdigest()[:16]
+    folder = cache / "models" / s.name
+    stamp = folder / "key"
+    if not stamp.exists() or stamp.read_text() != key:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        stamp.write_text(key)
+    return folder
+
+
+def _tree_rev() -> str:
+    """Hash of edgecn's compile-relevant sources, so a changed pass or backend rebuilds."""
+    root = Path(__file__).resolve().parents[1] / "edgecn"
+    h = hashlib.sha256()
+    for sub in ("backends", "passes", "quantize", "layers", "condense", "models"):
+        for p in sorted((root / sub).glob("*.py")):
+            h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def peak_conv(cache: Path, say=print) -> list[Variant]:
+    """A single 3x3 conv 256->256 at 56x56, int8 on both backends: the runtime's best case here."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(256, 256, 3, padding=1), torch.nn.ReLU()).eval()
+    model.edgecn_config = {"name": "conv3x3-256", "num_classes": 256, "input_size": 56, "in_channels": 256}
+    s = Subject("conv3x3-256", model, model, torch.randn(1, 256, 56, 56), torch.randn(4, 256, 56, 56),
+                "init-seed0", False)
+    folder = _model_dir(cache, s)
+    out = []
+    for backend, suffix in (("executorch", "pte"), ("tflite", "tflite")):
+        path = folder / f"peak-int8.{suffix}"
+        if not path.exists():
+            _compile(model, s, backend, "int8", None, path, say)
+        out.append(_variant(s, "peak", backend, "int8", path))
+    return out
