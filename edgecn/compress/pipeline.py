@@ -90,6 +90,14 @@ def deep_compress(model: nn.Module, train_data, heldout_data, config: DeepCompre
         raise EdgecnError("the model still has learned group convolutions",
                           "condense it first (`edgecn condense` on a CondenseNet), then compress the condensed model")
     sparsity, bits = layer_plan(model, config)
+    # Dropout draws from the global generator: seed a forked one, so the same config gives
+    # the same model, and the caller's random state is left as it was.
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        return _stages(model, train_data, heldout_data, config, sparsity, bits, progress)
+
+
+def _stages(model, train_data, heldout_data, config, sparsity, bits, progress) -> CompressionReport:
     train = {"lr": config.lr, "momentum": config.momentum, "optimizer": config.optimizer, "weight_decay": config.weight_decay,
              "batch_size": config.batch_size, "seed": config.seed, "progress": progress}
     accuracy = {"before": evaluate(model, heldout_data)}

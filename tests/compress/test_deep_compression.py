@@ -193,3 +193,18 @@ def test_compressed_model_builds_to_tflite_and_pte(tmp_path, data):
         assert artifact.path.exists()
         got = backend.load(artifact)(x.numpy())
         assert backends.sqnr_db(ref, got) > 60, name
+
+
+def test_same_config_same_model_and_the_callers_random_state_is_kept(data):
+    """Dropout during fine-tuning is seeded from the config, not from whatever ran before."""
+    config = DeepCompressionConfig(prune=False, conv_bits=4, share_epochs=1)
+    runs = []
+    for noise in (1, 2):
+        model = _model()
+        torch.manual_seed(noise)  # different global state before each run
+        state = torch.get_rng_state()
+        deep_compress(model, data[0], data[1], config)
+        assert torch.equal(torch.get_rng_state(), state)
+        runs.append(model.state_dict())
+    for k in runs[0]:
+        assert torch.equal(runs[0][k], runs[1][k]), k
