@@ -19,6 +19,7 @@ from torch import nn
 
 from edgecn.compress.finetune import evaluate
 from edgecn.compress.pruning import compressible_layers, magnitude_mask
+from edgecn.errors import EdgecnError
 
 SCAN_SPARSITIES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -48,6 +49,10 @@ def unreachable_taps(model: nn.Module, input_size: int, in_channels: int = 3) ->
     was_training = model.training
     try:
         model.eval()(torch.zeros(1, in_channels, input_size, input_size))
+    except RuntimeError as e:
+        raise EdgecnError(f"the model cannot run at its input size {input_size}x{input_size} "
+                          f"({str(e).splitlines()[0][:120]})",
+                          "train it at a larger --input-size (SqueezeNet 1.1 needs at least 32)") from e
     finally:
         model.train(was_training)
         for h in hooks:

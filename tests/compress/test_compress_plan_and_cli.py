@@ -35,6 +35,13 @@ def test_unreachable_taps_of_squeezenet_at_32_are_the_outer_taps_of_fire_6_to_9(
     assert not unreachable_taps(model, 224)  # at its own input size every tap sees the image
 
 
+def test_a_model_too_small_for_its_input_is_a_user_error():
+    from edgecn.errors import EdgecnError
+
+    with pytest.raises(EdgecnError, match="cannot run at its input size 16x16"):
+        unreachable_taps(create_model("squeezenet1_1", num_classes=10, input_size=16), 16)
+
+
 def test_unreachable_taps_follow_stride_and_padding():
     conv = nn.Sequential(nn.Conv2d(1, 1, 5, stride=4, padding=2))
     dead = unreachable_taps(conv, 3, in_channels=1)["0"][0, 0]
