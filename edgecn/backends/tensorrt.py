@@ -56,7 +56,7 @@ def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
         fp32 = Path(tmp) / "fp32.onnx"
         export_onnx(model, example, fp32, opts.opset)
         if precision == "int8":
-            _int8(fp32, path, ctx)
+            _int8(model, fp32, path, ctx)
         elif precision == "fp16":
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -84,18 +84,43 @@ def export_onnx(model, example, path: Path, opset: int) -> None:
     onnx.save(simplified, str(path))
 
 
-def _int8(fp32: Path, path: Path, ctx: CompileContext) -> None:
+def _int8(model, fp32: Path, path: Path, ctx: CompileContext) -> None:
     import onnx
 
-    from edgecn.quantize.onnx_qdq import QUANTIZED_OPS, quantize_onnx
+    from edgecn.quantize.onnx_qdq import quantize_onnx
 
     if ctx.calib is None:
         raise EdgecnError("an int8 artifact needs a calibration set", "pass calibration data")
-    prefixes = tuple("/" + name.replace(".", "/") + "/" for name in ctx.float_layers)
-    exclude = tuple(n.name for n in onnx.load(str(fp32)).graph.node
-                    if n.op_type in QUANTIZED_OPS and prefixes and n.name.startswith(prefixes))
+    exclude = nodes_of_layers(onnx.load(str(fp32)), model, ctx.float_layers)
     quantize_onnx(fp32, path, ctx.calib.numpy(), ctx.method, percentile=ctx.percentile,
                   exclude_nodes=exclude, use_cache=ctx.use_cache)
+
+
+def nodes_of_layers(onnx_model, model, names) -> tuple[str, ...]:
+    """ONNX Conv/Gemm node names computing the torch modules ``names``, matched by weight.
+
+    Node names cannot be trusted for this: the exporter names nodes of a rewritten
+    (torch.fx) model by the leaf attribute only, so equal leaf names collide.
+    """
+    from onnx import numpy_helper
+
+    from edgecn.quantize.onnx_qdq import QUANTIZED_OPS
+
+    modules = dict(model.named_modules())
+    wanted = [modules[n].weight.detach().cpu().numpy() for n in names if n in modules]
+    inits = {t.name: t for t in onnx_model.graph.initializer}
+    out = []
+    for node in onnx_model.graph.node:
+        if node.op_type not in QUANTIZED_OPS or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        if any(_same(w, t) for t in wanted):
+            out.append(node.name)
+    return tuple(out)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return (a.shape == b.shape and np.array_equal(a, b)) or (a.ndim == 2 and a.T.shape == b.shape and np.array_equal(a.T, b))
 
 
 def describe(path: Path, precision: str, example) -> Artifact:

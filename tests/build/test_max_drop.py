@@ -1,0 +1,56 @@
+"""--max-drop: sensitive layers are kept in float one by one until int8 holds, or the build fails clearly."""
+
+import pytest
+
+from edgecn.build import BuildConfig, build
+from edgecn.build import pipeline
+from edgecn.errors import EdgecnError
+
+
+def _tracking(monkeypatch, fail_until):
+    """Judge top-1 by a stand-in: float 50 %, int8 5 points lower while fewer than
+    ``fail_until`` layers are float (a random-weight model is at chance level)."""
+    real_cv, real_compare = pipeline._compile_validated, pipeline.compare
+    state = {}
+
+    def compile_validated(backend, model, example, precision, ctx, held, cfg, say):
+        state.update(precision=precision, ctx=ctx)
+        return real_cv(backend, model, example, precision, ctx, held, cfg, say)
+
+    def compare(predict, x, y, float_logits):
+        out = real_compare(predict, x, y, float_logits)
+        lossy = state["precision"] == "int8" and len(state["ctx"].float_layers) < fail_until
+        return {**out, "top1": 45.0 if lossy else 50.0}
+
+    monkeypatch.setattr(pipeline, "_compile_validated", compile_validated)
+    monkeypatch.setattr(pipeline, "compare", compare)
+    monkeypatch.setattr(pipeline, "top1", lambda logits, labels: 50.0)
+
+
+def _cfg(checkpoint, out):
+    return BuildConfig(target="jetson", checkpoint=str(checkpoint), out_dir=str(out), max_drop=1.0,
+                       calibration_size=32, precisions=("int8",), progress=False)
+
+
+def test_sensitive_layer_is_kept_float_until_the_drop_holds(checkpoint, tmp_path, monkeypatch):
+    _tracking(monkeypatch, fail_until=1)
+    result = build(_cfg(checkpoint, tmp_path))
+    (art,) = result.artifacts
+    assert len(art["float_layers"]) == 1
+    import onnx
+
+    m = onnx.load(str(result.folder / art["path"]))
+    producers = {o: n for n in m.graph.node for o in n.output}
+    quantized = [n for n in m.graph.node if n.op_type in ("Conv", "Gemm")
+                 and getattr(producers.get(n.input[1]), "op_type", None) == "DequantizeLinear"]
+    float_ops = [n for n in m.graph.node if n.op_type in ("Conv", "Gemm") and n not in quantized]
+    assert len(float_ops) == 1, "exactly the one sensitive layer runs in float"
+
+
+def test_build_fails_when_float_layers_do_not_help(checkpoint, tmp_path, monkeypatch):
+    _tracking(monkeypatch, fail_until=99)
+    monkeypatch.setattr(pipeline, "MAX_FLOAT_LAYERS", 2)
+    with pytest.raises(EdgecnError, match="int8 loses .* even with 2 layer") as info:
+        build(_cfg(checkpoint, tmp_path))
+    assert "--max-drop" in info.value.fix
+    assert not (tmp_path / "condensenet-light-jetson-orin-nano").exists()
