@@ -132,8 +132,8 @@ def test_centroids_are_fine_tuned_with_shared_gradients(data):
 
 def test_deep_compress_end_to_end(tmp_path, data):
     model = _model()
-    config = DeepCompressionConfig(sparsity=0.7, conv_bits=8, prune_rounds=2, prune_epochs=1, share_epochs=1,
-                                   lr=0.005, optimizer="sgd")
+    config = DeepCompressionConfig(sparsity=0.7, sensitivity=None, conv_bits=8, prune_rounds=2, prune_epochs=1,
+                                   share_epochs=1, lr=0.005, optimizer="sgd")
     keep = reachable_masks(model)
     report = deep_compress(model, data[0], data[1], config)
     assert set(report.accuracy) == {"before", "pruned", "shared", "after"}
@@ -160,7 +160,7 @@ def test_each_stage_alone(data):
     assert set(report.accuracy) == {"before", "shared", "after"}
     assert all(layer.sparsity < 0.01 and layer.clusters <= 16 for layer in report.layers if layer.name != "classifier.1")
     model = _model()
-    only_prune = DeepCompressionConfig(share=False, sparsity=0.5, prune_rounds=1, prune_epochs=0)
+    only_prune = DeepCompressionConfig(share=False, sparsity=0.5, sensitivity=None, prune_rounds=1, prune_epochs=0)
     report = deep_compress(model, data[0], data[1], only_prune)
     assert set(report.accuracy) == {"before", "pruned", "after"}
     assert all(layer.clusters is None and layer.bits is None for layer in report.layers)  # unshared: stored raw
