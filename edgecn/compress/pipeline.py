@@ -73,6 +73,10 @@ def deep_compress(model: nn.Module, train_data, heldout_data, config: DeepCompre
                   progress: bool = False) -> CompressionReport:
     """Compress ``model`` in place: magnitude pruning, then k-means weight sharing, each fine-tuned.
 
+    Pruning first zeroes the kernel taps that only see padding at the model's input size
+    (``config.unreachable``, exact), then prunes each layer by magnitude to its planned
+    sparsity (``config.sensitivity``: from a sensitivity scan on training images) in rounds.
+
     Args:
         model: a trained model without learned group convs (SqueezeNet, or a condensed model).
         train_data: dataset of ``(x, y)`` for retraining and centroid fine-tuning.
