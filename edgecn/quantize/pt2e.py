@@ -65,6 +65,16 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, quantizer, cali
 
 
 @torch.no_grad()
+def _keep_float(quantizer, name: str, backend: str) -> None:
+    try:
+        quantizer.set_module_name(name, None)
+    except (AssertionError, NotImplementedError, TypeError) as e:
+        # litert-torch's PT2EQuantizer asserts on a None config: it cannot leave a layer float.
+        raise EdgecnError(f"the {backend} int8 quantizer cannot keep layer {name!r} in float ({e})",
+                          "raise --max-drop, try another --calibration-method or a larger --calibration-size, "
+                          "or build fp32 only with --precision fp32") from e
+
+
 def guard_prepared(model: torch.nn.Module, prepared: torch.nn.Module, example: torch.Tensor,
                    trials: int = 3) -> None:
     """Fail loudly when preparation changed what the model computes.
@@ -106,7 +116,7 @@ def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Te
     quantizer = make_quantizer()
     quantizer.set_global(with_range_observer(config, ctx.method, ctx.percentile))
     for name in ctx.float_layers:
-        quantizer.set_module_name(name, None)
+        _keep_float(quantizer, name, backend)
     cache = None
     if ctx.use_cache:
         key = cache_key(model, ctx.calib, backend, ctx.method, ctx.percentile, sorted(ctx.float_layers), tuple(example.shape))

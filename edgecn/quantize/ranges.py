@@ -45,7 +45,9 @@ def activation_range(samples: np.ndarray, lo: float, hi: float, method: str,
         tail = (100.0 - percentile) / 2.0
         q_lo, q_hi = np.percentile(samples, [tail, 100.0 - tail])
         return max(lo, min(float(q_lo), 0.0)), min(hi, max(float(q_hi), 0.0))
-    t = entropy_threshold(np.abs(samples))
+    # Exact zeros (ReLU outputs, padding) are representable at any scale; left in, their
+    # spike dominates the histogram and KL picks a uselessly small threshold.
+    t = entropy_threshold(np.abs(samples[samples != 0]))
     return max(lo, -t), min(hi, t)
 
 
