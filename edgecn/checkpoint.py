@@ -32,7 +32,10 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, extra: d
                "state_dict": model.state_dict(), "extra": extra or {}}
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as e:  # torch's zip writer reports a full disk or a file-size limit this way
+            raise OSError(f"torch.save failed ({str(e).splitlines()[0][:120]})") from e
     return path
 
 
@@ -46,6 +49,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     data = path.read_bytes()
     if not data:
         raise EdgecnError(f"checkpoint {str(path)!r} is empty", "re-create it with `edgecn train` (an interrupted copy?)")
+    if not data.startswith(b"PK\x03\x04"):  # torch would fall back to its legacy unpickler and misreport
+        raise EdgecnError(f"{str(path)!r} is not an edgecn checkpoint (not a PyTorch zip file; truncated or corrupt, or another kind of file)",
+                          "pass a checkpoint written by `edgecn train` or `edgecn condense`")
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
