@@ -6,6 +6,7 @@ Torch-free; sklearn and Pillow are optional (only the sources that need them do)
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,11 @@ def folder_inputs(folder: str | Path, spec: TensorSpec, labels: list[str]) -> In
     names = labels or sorted({p.parent.name for p in files if p.parent != folder})
     arrays, targets = [], []
     for p in files:
-        arrays.append(prepare(_read(p)[None], spec))
+        try:
+            arrays.append(prepare(_read(p)[None], spec))
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # np.load reads a "PK" file as .npz
+            raise EdgecnError(f"input file {str(p)!r} cannot be used ({type(e).__name__}: {str(e)[:120]})",
+                              "remove or replace it (images, or .npy arrays HxWxC in [0, 1])") from e
         targets.append(names.index(p.parent.name) if p.parent.name in names else -1)
     has_labels = all(t >= 0 for t in targets)
     return Inputs(f"folder:{folder}", arrays, targets if has_labels else None)
