@@ -123,6 +123,12 @@ def plot(doc: dict, out: str | Path) -> None:
             line.legend()
     fig.tight_layout()
     tmp = Path(out).with_name(f".{Path(out).name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out)  # never leave a half-written plot where a good one was
+    try:
+        fig.savefig(tmp, dpi=100)
+        tmp.replace(out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
+        raise EdgecnError(f"could not write the plot {str(out)!r}: {e.strerror or e}",
+                          "pass --plot a path in a folder you can write to") from e
+    finally:
+        plt.close(fig)  # never leave a half-written plot where a good one was
