@@ -156,7 +156,7 @@ def _parse_tensor(entry, payload: memoryview) -> tuple[str, np.ndarray]:
     if not isinstance(shape, list) or len(shape) > 8 or not all(type(d) is int and 0 <= d <= MAX_NUMEL for d in shape):
         raise _Corrupt(f"tensor {entry['name']!r} has an invalid shape")
     numel = int(np.prod(shape, dtype=np.float64))
-    if numel > MAX_NUMEL or entry.get("dtype") not in _DTYPES:
+    if numel > MAX_NUMEL or not isinstance(entry.get("dtype"), str) or entry["dtype"] not in _DTYPES:
         raise _Corrupt(f"tensor {entry['name']!r} is too large or has an unknown dtype")
     dtype = np.dtype(_DTYPES[entry["dtype"]]).newbyteorder("<")
     if entry.get("encoding") == "raw":
