@@ -58,6 +58,11 @@ class BuildConfig:
             raise EdgecnError(f"max drop {self.max_drop} is out of range", "pass --max-drop in top-1 points, e.g. 1.0")
         if self.calibration_size is not None and self.calibration_size < 1:
             raise EdgecnError(f"calibration size {self.calibration_size} must be positive", "pass --calibration-size N with N >= 1")
+        from edgecn.targets import PRECISIONS
+
+        unknown = [p for p in self.precisions or () if p not in PRECISIONS]
+        if unknown:
+            raise EdgecnError(f"unknown precision {unknown[0]!r}", f"pass --precision as one of {', '.join(PRECISIONS)}")
         if self.method is not None:
             from edgecn.quantize.ranges import check_method
 
