@@ -81,7 +81,11 @@ def verify(model, condensed, config: dict, extra: dict, data: str | None, sample
     if data:
         from edgecn.train.data import load_dataset
 
-        held = load_dataset(data, config["input_size"]).heldout
+        ds = load_dataset(data, config["input_size"])
+        if len(ds.labels) != config["num_classes"]:  # top-1 against another label set would be meaningless
+            raise EdgecnError(f"the checkpoint has {config['num_classes']} classes but data {data!r} has {len(ds.labels)}",
+                              "pass the --data the checkpoint was trained on")
+        held = ds.heldout
         hx = held.tensors[0]
         diffs["heldout"] = float((predict(model, hx) - predict(condensed, hx)).abs().max()) if len(hx) else 0.0
         report.update(heldout_images=len(hx), heldout_top1_before=evaluate(model, held),
