@@ -45,12 +45,15 @@ def table(doc: dict, threads: list[str]) -> list[str]:
             continue
         members = [(name, m)] + [(n, b) for n, b in doc["models"].items() if b.get("baseline_for") == name]
         for backend in ("executorch", "tflite"):
+            if not any(v["backend"] == backend for v in m["variants"].values()):
+                continue
             ref = _reference(m, backend)
             for n, mm in members:
                 for v in mm["variants"].values():
                     if v["backend"] not in (backend, "onnxruntime"):
                         continue
-                    label = FORM_LABELS[v["form"]] + (" (baseline)" if n != name else "")
+                    label = (f"{FORM_LABELS[v['form']]}" if n == name else
+                             f"baseline exported as is" if v["form"] == "naive" else f"baseline, {v['form']}")
                     top1 = f"{v['top1']:.1f}" if "top1" in v else "-"
                     cells = " | ".join(_cell(v, ref, t) for t in threads)
                     rows.append(f"| {n} | {v['backend']} | {label} | {v['precision']} | {top1} | "
@@ -58,8 +61,8 @@ def table(doc: dict, threads: list[str]) -> list[str]:
     return rows
 
 
-def markdown(doc: dict, png: str) -> str:
-    """The whole results page."""
+def markdown(doc: dict, png: str, planned: tuple[str, ...] = ()) -> str:
+    """The whole results page; ``planned`` models missing from ``doc`` are listed as not measured."""
     mach = doc["machine"]
     threads = [str(t) for t in doc["settings"]["threads"].split(",")]
     s = doc["settings"]
@@ -76,8 +79,16 @@ def markdown(doc: dict, png: str) -> str:
         *table(doc, threads), "",
     ]
     lines += _trained_lines(doc) + _peak_lines(doc) + _overhead_lines(doc)
+    for key, why in doc.get("failed", {}).items():
+        lines.append(f"- `{key}` could not be exported by its toolchain: `{why}`")
+    if doc.get("failed"):
+        lines.append("")
     if doc["skipped"]:
         lines.append(f"Not measured in this run (time budget): {', '.join(doc['skipped'])}.")
+    missing = [m for m in planned if m not in doc["models"]]
+    if missing:
+        lines.append(f"Not in this run (left out with --only/--backends or the budget): {', '.join(missing)}; "
+                     f"backends timed: {doc['settings'].get('backends', 'executorch,tflite')}.")
     lines += ["", f"![top-1 against latency]({png})", "",
               f"Versions: {', '.join(f'{k} {v}' for k, v in mach['versions'].items())}. Run took {doc['seconds']:.0f} s."]
     return "\n".join(lines) + "\n"

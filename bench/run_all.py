@@ -39,6 +39,8 @@ GROUPS = (
     ("condensenet-74-c4",),
 )
 DENSENET_224 = "densenet-121"
+BUILT: dict[str, list] = {}
+"""Artifacts built in this run, per model (accuracy runs on exactly these)."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--only", default=None, help="comma list of group heads to run (e.g. condensenet-86)")
     p.add_argument("--trained", default="condensenet-86", help="model trained on digits for real accuracy "
                    "(heads the first group; default condensenet-86)")
+    p.add_argument("--backends", default="executorch,tflite", help="comma list (default executorch,tflite)")
+    p.add_argument("--report-only", default=None, metavar="JSON",
+                   help="only rewrite the markdown, PNG and README from an earlier results JSON")
     p.add_argument("--epochs", type=int, default=6, help="its training epochs (default 6)")
     return p.parse_args(argv)
 
@@ -61,11 +66,14 @@ def main(argv=None) -> int:
     import torch
 
     args = parse_args(argv)
+    if args.report_only:
+        write(json.loads(Path(args.report_only).read_text()), Path(args.report_only).stem)
+        return 0
     torch.set_num_threads(1)  # building is not timed; leave the other core to the machine's other users
     start = time.time()
     threads = [int(t) for t in args.threads.split(",")]
     doc = {"format": "edgecn-bench", "version": 1, "started": _now(), "machine": machine(), "settings": vars(args),
-           "load_avg_start": os.getloadavg(), "models": {}, "skipped": [], "notes": []}
+           "load_avg_start": os.getloadavg(), "models": {}, "skipped": [], "failed": {}}
     peak = variants.peak_conv(CACHE)
     trained, held = train_reference(args.trained, args.epochs)
     doc["trained"] = {"model": args.trained, "data": "digits", "input_size": TRAINED_SIZE, "epochs": args.epochs,
@@ -75,7 +83,8 @@ def main(argv=None) -> int:
             doc["skipped"] += list(group)
             print(f"[bench] over the {args.budget_min:g} min budget: skipping {', '.join(group)}")
             continue
-        run_group(group, trained, peak if group[0] == args.trained else [], threads, args, doc)
+        run_group(group, trained, peak if group[0] == args.trained else [], threads, args, doc,
+                  deadline=start + args.budget_min * 60)
     doc["peak"] = peak_figures(doc)
     doc["accuracy"] = accuracies(trained, held, doc)
     doc["runner_overhead"] = runner_overhead(CACHE / "models" / args.trained / "edgecn-int8.tflite")
@@ -121,14 +130,16 @@ def subject_for(name: str, trained):
     return trained if name == trained.name else variants.untrained(name)
 
 
-def run_group(group, trained, peak, threads, args, doc) -> None:
+def run_group(group, trained, peak, threads, args, doc, deadline: float) -> None:
     """Build every model of ``group``, then time all their artifacts together."""
     subjects = {n: subject_for(n, trained) for n in group}
     arts = []
     for name, s in subjects.items():
         forms = ("naive",) if name != group[0] else None  # baselines: what a user gets exporting them
-        built = variants.build_subject(s, CACHE, forms=forms)
+        built = variants.build_subject(s, CACHE, forms=forms, backends=tuple(args.backends.split(",")),
+                                       deadline=deadline, skipped=doc["skipped"], failed=doc["failed"])
         arts += built
+        BUILT[name] = built
         doc["models"][name] = {"baseline_for": None if name == group[0] else group[0], "variants": {
             v.key: {"form": v.form, "backend": v.backend, "precision": v.precision, "macs": v.macs,
                     "size_bytes": v.path.stat().st_size, "ops": v.meta.get("ops"),
@@ -179,7 +190,7 @@ def accuracies(trained, held, doc) -> dict:
     x, y, xt, yt = held
     out = {"eager/train-fp32": accuracy.eager_top1(trained.train_form, xt, yt),
            "eager/condensed-fp32": accuracy.eager_top1(trained.condensed, xt, yt)}
-    for v in variants.build_subject(trained, CACHE):  # all cached by now: this only lists them
+    for v in BUILT.get(trained.name, []):
         out[v.key] = accuracy.artifact_top1(v, x, y)
         doc["models"][v.model]["variants"][v.key]["top1"] = out[v.key]
         print(f"[bench] top-1 {v.key}: {out[v.key]:.2f}%")
@@ -217,16 +228,18 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def write(doc: dict) -> None:
+def write(doc: dict, stem: str | None = None) -> None:
     """results/<date>-<host>.json and .md, the PNG, and README's Benchmarks section."""
     from edgecn.fileio import atomic_write_text
 
     RESULTS.mkdir(exist_ok=True)
-    stem = f"{datetime.date.today().isoformat()}-{socket.gethostname()}"
+    stem = stem or f"{datetime.date.today().isoformat()}-{socket.gethostname()}"
     atomic_write_text(RESULTS / f"{stem}.json", json.dumps(doc, indent=1) + "\n")
     png = RESULTS / "accuracy-latency.png"
     report.plot(doc, png)
-    md = report.markdown(doc, png.name)
+    planned = tuple(dict.fromkeys((doc.get("trained", {}).get("model", ""),) + tuple(m for g in GROUPS for m in g)
+                                  + (DENSENET_224,)))
+    md = report.markdown(doc, png.name, tuple(m for m in planned if m))
     atomic_write_text(RESULTS / f"{stem}.md", md)
     report.update_readme(HERE.parent / "README.md", md, f"bench/results/{stem}.md", "bench/results/" + png.name)
     print(md)

@@ -16,6 +16,7 @@ never leaves a half-written artifact that a rerun would take for a good one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -89,8 +90,19 @@ def untrained(name: str, seed: int = 0) -> Subject:
     return subject(name, model, None, f"init-seed{seed}")
 
 
-def build_subject(s: Subject, cache: Path, forms: tuple[str, ...] | None = None, say=print) -> list[Variant]:
-    """Every artifact of ``s`` (built or taken from the cache); ``forms`` limits the backend forms."""
+def build_subject(s: Subject, cache: Path, forms: tuple[str, ...] | None = None,
+                  backends: tuple[str, ...] = ("executorch", "tflite"), deadline: float | None = None,
+                  skipped: list | None = None, failed: dict | None = None, say=print) -> list[Variant]:
+    """The artifacts of ``s`` (built or taken from the cache).
+
+    Args:
+        forms: backend forms to build (default: all that apply to the model).
+        backends: which of executorch / tflite.
+        deadline: ``time.time()`` after which nothing new is built; what is left out is
+            appended to ``skipped``.
+        failed: filled with ``{artifact: error}`` for the alternatives their toolchain
+            cannot export (a finding, not a crash: the user would hit the same wall).
+    """
     from edgecn.passes import LoweringConfig, rewrite
     from edgecn.targets import get_target
 
@@ -98,26 +110,35 @@ def build_subject(s: Subject, cache: Path, forms: tuple[str, ...] | None = None,
     target = get_target(TARGET)
     lowered = None
     out = []
+    failed = {} if failed is None else failed
     forms = forms or (BACKEND_FORMS if s.condensable else ("edgecn", "naive"))
-    for backend in ("executorch", "tflite"):
+    for backend in backends:
         for form in forms:
             for precision in PRECISIONS:
                 path = folder / f"{form}-{precision}.{'pte' if backend == 'executorch' else 'tflite'}"
-                if not path.exists():
+                if not path.exists() and deadline is not None and time.time() > deadline:
+                    (skipped if skipped is not None else []).append(f"{s.name}/{path.name}")
+                    continue
+                failure = path.with_name(path.name + ".failed")
+                if not path.exists() and not failure.exists():
                     if form == "edgecn" and lowered is None:
                         lowered, _ = rewrite(s.condensed, LoweringConfig.from_dict(target.lowering), s.example)
                     model = {"edgecn": lowered, "train": s.train_form, "naive": s.condensed}[form]
-                    _compile(model, s, backend, precision, target.options(backend), path, say)
-                out.append(_variant(s, form, backend, precision, path))
+                    _try_compile(model, s, backend, precision, target.options(backend), path, failure, form, say)
+                if failure.exists():
+                    failed[f"{s.name}/{path.name}"] = failure.read_text()
+                else:
+                    out.append(_variant(s, form, backend, precision, path))
     onnx = folder / "naive-fp32.onnx"
-    if not onnx.exists():
+    if forms != ("naive",) and not onnx.exists() and (deadline is None or time.time() <= deadline):
         from edgecn.backends.tensorrt import export_onnx
 
         say(f"[bench] {s.name}: exporting float ONNX")
         with _staged(onnx) as tmp:
             export_onnx(s.condensed, s.example, tmp, opset=17)
             (tmp.parent / "meta.json").write_text(json.dumps({"macs": _macs(s.condensed, s)}))
-    out.append(_variant(s, "ort", "onnxruntime", "fp32", onnx))
+    if onnx.exists():
+        out.append(_variant(s, "ort", "onnxruntime", "fp32", onnx))
     return out
 
 
@@ -134,6 +155,18 @@ def _compile(model, s: Subject, backend: str, precision: str, options, path: Pat
                 "extra": art.extra, "macs": _macs(model, s)}
         (tmp.parent / "meta.json").write_text(json.dumps(meta, default=str))
     say(f"[bench] {s.name}: built {path.name} in {time.perf_counter() - start:.0f} s")
+
+
+def _try_compile(model, s: Subject, backend, precision, options, path: Path, failure: Path, form: str, say) -> None:
+    """Compile an alternative; a toolchain error is recorded (and kept, so reruns skip it)."""
+    if form == "edgecn":  # edgecn's own artifact must build: let its error surface
+        return _compile(model, s, backend, precision, options, path, say)
+    try:
+        _compile(model, s, backend, precision, options, path, say)
+    except Exception as e:  # noqa: BLE001 -- any exporter failure is the measured outcome
+        message = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:300]
+        failure.write_text(message)
+        say(f"[bench] {s.name}: {path.name} cannot be exported: {message}")
 
 
 class _staged:
@@ -186,8 +219,13 @@ def _model_dir(cache: Path, s: Subject) -> Path:
     return folder
 
 
+@functools.lru_cache(maxsize=None)
 def _tree_rev() -> str:
-    """Hash of edgecn's compile-relevant sources, so a changed pass or backend rebuilds."""
+    """Hash of edgecn's compile-relevant sources, so a changed pass or backend rebuilds.
+
+    Taken once per run: a source edited while the benchmark runs must not empty the
+    folder of artifacts that this run already built and is about to use.
+    """
     root = Path(__file__).resolve().parents[1] / "edgecn"
     h = hashlib.sha256()
     for sub in ("backends", "passes", "quantize", "layers", "condense", "models"):
