@@ -62,3 +62,19 @@ def test_sha256(tmp_path):
     p = tmp_path / "x"
     p.write_bytes(b"abc")
     assert sha256_file(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_stage_of_a_killed_build_is_cleaned_up_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "m-t"
+    code = ("import os, sys\nfrom edgecn.fileio import atomic_dir\n"
+            f"with atomic_dir({str(out)!r}) as s:\n    (s / 'x').write_bytes(b'1')\n    os._exit(9)\n")
+    subprocess.run([sys.executable, "-c", code], check=False)
+    leftovers = list(tmp_path.glob(".m-t.*.partial"))
+    assert len(leftovers) == 1  # the killed process could not clean up
+    with atomic_dir(out) as stage:
+        (stage / "x").write_bytes(b"2")
+    assert not list(tmp_path.glob(".m-t.*.partial"))
+    assert (out / "x").read_bytes() == b"2"
