@@ -94,6 +94,7 @@ def deep_compress(model: nn.Module, train_data, heldout_data, config: DeepCompre
         raise EdgecnError("the model still has learned group convolutions",
                           "condense it first (`edgecn condense` on a CondenseNet), then compress the condensed model")
     sparsity, bits = layer_plan(model, config)
+    reachable_masks(model)  # fails with a user error if the model cannot run at its own input size
     # Dropout draws from the global generator: seed a forked one, so the same config gives
     # the same model, and the caller's random state is left as it was.
     with torch.random.fork_rng():

@@ -38,8 +38,12 @@ def test_unreachable_taps_of_squeezenet_at_32_are_the_outer_taps_of_fire_6_to_9(
 def test_a_model_too_small_for_its_input_is_a_user_error():
     from edgecn.errors import EdgecnError
 
+    small = create_model("squeezenet1_1", num_classes=10, input_size=16)
     with pytest.raises(EdgecnError, match="cannot run at its input size 16x16"):
-        unreachable_taps(create_model("squeezenet1_1", num_classes=10, input_size=16), 16)
+        unreachable_taps(small, 16)
+    x = TensorDataset(torch.zeros(4, 3, 16, 16), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(EdgecnError, match="cannot run at its input size 16x16"):
+        deep_compress(small, x, x)  # before any evaluation or training
 
 
 def test_unreachable_taps_follow_stride_and_padding():
