@@ -99,8 +99,8 @@ def check(artifact: Artifact, ctx: CompileContext) -> None:
         raise EdgecnError(
             f"{artifact.path.name}: XNNPACK took {parts} partition(s) and left {sum(left.values())} op(s) outside "
             f"({', '.join(f'{k} x{v}' for k, v in left.items()) or 'none'})",
-            "build with the lowering rewrites (--lowering auto, needs edgecn.passes), or set "
-            "require_full_delegation = false under [executorch] in the target file")
+            "pick lowering choices that remove these ops ([lowering] in the target file, or --lowering auto), "
+            "or set require_full_delegation = false under [executorch] in the target file")
 
 
 def _classes(model, example) -> int:

@@ -108,7 +108,7 @@ def check(artifact: Artifact, ctx: CompileContext) -> None:
     """No GATHER/GATHER_ND and at most ``max_transposes`` TRANSPOSEs, when the target asks."""
     opts = ctx.options or Options()
     gathers = {k: v for k, v in artifact.ops.items() if k in GATHER_OPS}
-    fix = "build with the lowering rewrites (--lowering auto, needs edgecn.passes), or relax [tflite] in the target file"
+    fix = "pick lowering choices that remove these ops ([lowering] in the target file, or --lowering auto), or relax [tflite] in the target file"
     if opts.forbid_gather and gathers:
         raise EdgecnError(f"{artifact.path.name} still has {gathers} ops, which XNNPACK does not delegate", fix)
     transposes = artifact.ops.get("TRANSPOSE", 0)
