@@ -79,6 +79,22 @@ def create_model(name: str, num_classes: int | None = None, input_size: int | No
     return model
 
 
+def check_input_size(model, input_size: int, in_channels: int = 3) -> None:
+    """Raise EdgecnError when ``model`` cannot run at ``input_size`` (pooled away to nothing)."""
+    import torch
+
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, in_channels, input_size, input_size))
+    except RuntimeError as e:
+        name = getattr(model, "edgecn_config", {}).get("name", "this model")
+        raise EdgecnError(f"{name} cannot run at input size {input_size}x{input_size} ({str(e).splitlines()[0][:100]})",
+                          "pass a larger --input-size (SqueezeNet needs at least 32)") from e
+    finally:
+        model.train(was_training)
+
+
 def rebuild_model(config: dict):
     """Rebuild the model described by ``edgecn_config`` (training or condensed form)."""
     from edgecn.condense import condense_model
@@ -93,4 +109,4 @@ def rebuild_model(config: dict):
 # Importing the family modules fills the registry.
 from edgecn.models import condensenet, densenet, squeezenet  # noqa: E402,F401
 
-__all__ = ["MODELS", "ModelSpec", "create_model", "rebuild_model", "register_model"]
+__all__ = ["MODELS", "ModelSpec", "check_input_size", "create_model", "rebuild_model", "register_model"]

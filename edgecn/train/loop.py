@@ -69,7 +69,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
 
 
 def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> TrainResult:
-    from edgecn.models import create_model
+    from edgecn.models import check_input_size, create_model
     from edgecn.train.data import load_dataset
 
     start = time.perf_counter()
@@ -79,6 +79,7 @@ def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> Train
     ds = load_dataset(config.data, size)
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=len(ds.labels), input_size=size, **config.overrides)
+    check_input_size(model, size)
     state = _restore(out / "last.pt", model, config, ctx) if config.resume else None
     model.to(ctx.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,

@@ -178,7 +178,9 @@ CASES: list[Bad] = [
         edited_checkpoint("u.pt", lambda p: p["config"].update(name="resnet-9000"))),
     Bad("condense-five-classes-on-digits", ("condense", "five.pt", "--data", "digits"), "5 classes but data"),
     Bad("condense-onto-itself", ("condense", "light.pt", "-o", "light.pt"), "overwrite the input"),
-    Bad("condense-nothing-to-condense", ("condense", "squeeze.pt", "--data", "digits"), "nothing to condense"),
+    Bad("condense-model-too-small-for-input", ("condense", "squeeze.pt", "--data", "digits"), "cannot run at its input size"),
+    Bad("train-model-too-small-for-input", ("train", "--model", "squeezenet1_1", "--input-size", "16", "--epochs", "1", "--out", "sq"),
+        "cannot run at input size"),
     Bad("condense-out-under-a-file", ("condense", "light.pt", "-o", "five.pt/c.pt"), "cannot create folder|not writable"),
     Bad("condense-out-full-disk", ("condense", "light.pt", "-o", "disk/c.pt"), "could not write", disk="full"),
     # build: targets, checkpoints, calibration, options, outputs
