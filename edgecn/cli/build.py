@@ -11,7 +11,7 @@ def configure(p):
     p.add_argument("--checkpoint", default=None, help="trained checkpoint (default: train a small CondenseNet first)")
     p.add_argument("--data", default="digits", help="data the model was trained on: 'digits' or a folder")
     p.add_argument("--out", default="build", help="parent folder of build/<model>-<target>/")
-    p.add_argument("--epochs", type=int, default=6, help="epochs when training the default model")
+    p.add_argument("--epochs", type=int, default=12, help="epochs when training the default model (default 12, as `edgecn train`)")
     p.add_argument("--input-size", type=int, default=None, help="input side when training the default model (default 32)")
     p.add_argument("--calibration", default=None, help="calibration recipe name or .toml (default: the target's)")
     p.add_argument("--calibration-images", default=None, help="folder of images to calibrate on")
