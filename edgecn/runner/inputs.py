@@ -74,7 +74,10 @@ def folder_inputs(folder: str | Path, spec: TensorSpec, labels: list[str]) -> In
 def _read(p: Path) -> np.ndarray:
     if p.suffix.lower() == ".npy":
         a = np.load(p, allow_pickle=False).astype(np.float32)  # never unpickle
-        return a if a.ndim == 3 else a[..., None]
+        a = a if a.ndim == 3 else a[..., None]
+        if a.ndim != 3 or a.shape[-1] not in (1, 3, 4) or min(a.shape[:2]) < 1:
+            raise ValueError(f"array has shape {tuple(np.load(p, allow_pickle=False).shape)}, expected HxW or HxWxC with C in 1, 3, 4")
+        return a
     try:
         from PIL import Image
     except ImportError:
