@@ -47,9 +47,13 @@ def digits_inputs(spec: TensorSpec) -> Inputs:
         from sklearn.datasets import load_digits
     except ImportError:
         raise EdgecnError("--data digits needs scikit-learn", "pip install scikit-learn, or pass --data FOLDER") from None
+    from edgecn.splits import stratified_split
+
     d = load_digits()
-    images = (d.images / 16.0).astype(np.float32)[..., None]  # N, 8, 8, 1 in [0, 1]
-    return Inputs("digits", [prepare(img[None], spec) for img in images], [int(t) for t in d.target])
+    _, held = stratified_split(np.asarray(d.target))  # the split training and the build scored
+    images = (d.images[held] / 16.0).astype(np.float32)[..., None]  # N, 8, 8, 1 in [0, 1]
+    return Inputs("digits (held-out split)", [prepare(img[None], spec) for img in images],
+                  [int(t) for t in d.target[held]])
 
 
 def folder_inputs(folder: str | Path, spec: TensorSpec, labels: list[str]) -> Inputs:
@@ -109,12 +113,27 @@ def prepare(image: np.ndarray, spec: TensorSpec) -> np.ndarray:
 
 
 def _resize(image: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Nearest-neighbour resize; enough for timing and for label checks on small sets."""
+    """Bilinear resize of N,H,W,C with half-pixel centres (torch's ``align_corners=False``).
+
+    Matches how training resizes when it enlarges (the digits), so top-1 on the device
+    equals the build's; shrinking skips torch's antialiasing, which is close enough for checks.
+    """
     if image.shape[1:3] == (h, w):
         return image
-    rows = (np.arange(h) * image.shape[1] / h).astype(int)
-    cols = (np.arange(w) * image.shape[2] / w).astype(int)
-    return image[:, rows][:, :, cols]
+    image = _lerp(image, h, axis=1)
+    return _lerp(image, w, axis=2)
+
+
+def _lerp(image: np.ndarray, size: int, axis: int) -> np.ndarray:
+    n = image.shape[axis]
+    src = np.clip((np.arange(size) + 0.5) * (n / size) - 0.5, 0, None)
+    lo = np.minimum(src.astype(int), n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = (src - lo).astype(np.float32)
+    shape = [1] * image.ndim
+    shape[axis] = size
+    frac = frac.reshape(shape)
+    return np.take(image, lo, axis=axis) * (1 - frac) + np.take(image, hi, axis=axis) * frac
 
 
 def _cast(x: np.ndarray, spec: TensorSpec) -> np.ndarray:

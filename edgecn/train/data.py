@@ -17,10 +17,9 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from edgecn.errors import EdgecnError
+from edgecn.splits import HELDOUT_FRACTION, SPLIT_SEED, stratified_split  # noqa: F401 (re-exported)
 
 DIGITS_INPUT_SIZE = 16  # twice the 8x8 scan: enough for 3 dense blocks, 4x cheaper than 32x32
-HELDOUT_FRACTION = 0.2
-SPLIT_SEED = 0  # fixed forever: the held-out split must never change between runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,24 +87,6 @@ def _digits(input_size: int) -> Dataset:
     images = resize(pixels, input_size).expand(-1, 3, -1, -1)
     return build_dataset("digits", images[train_idx], labels[train_idx], images[held_idx], labels[held_idx],
                          [str(n) for n in raw.target_names], input_size, mirror_ok=False)
-
-
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic per-class split: ``fraction`` of each class (at least one when possible) held out.
-
-    Returns:
-        Sorted index arrays ``(train, heldout)``.
-    """
-    rng = np.random.default_rng(seed)
-    train, held = [], []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        idx = idx[rng.permutation(len(idx))]
-        n_held = int(round(len(idx) * fraction))
-        n_held = min(max(n_held, 1), len(idx) - 1) if len(idx) > 1 else 0
-        held.append(idx[:n_held])
-        train.append(idx[n_held:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
