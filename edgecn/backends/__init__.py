@@ -126,6 +126,26 @@ def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
     return float("inf") if noise == 0 else float(20.0 * np.log10(np.linalg.norm(ref) / noise))
 
 
+def time_fp32(compile_fn: Callable[..., Artifact], load_fn: Callable, model, example, repeats: int = 20) -> float:
+    """Median seconds per fp32 inference of ``model`` compiled by ``compile_fn``, run by ``load_fn``.
+
+    What ``--lowering auto`` compares candidates with; the artifact lives in a temp folder.
+    """
+    import tempfile
+    import time
+
+    with tempfile.TemporaryDirectory() as tmp:
+        predict = load_fn(compile_fn(model, example, "fp32", CompileContext(Path(tmp), "measure")))
+        x = example.numpy()
+        predict(x)  # first inference pays one-off set-up costs
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            predict(x)
+            times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
 def artifact_path(ctx: CompileContext, precision: str, suffix: str) -> Path:
     return Path(ctx.out_dir) / f"{ctx.stem}-{precision}{suffix}"
 

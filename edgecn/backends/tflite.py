@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from edgecn.backends import Artifact, Backend, CompileContext, artifact_path, package_versions, register_backend
+from edgecn.backends import (Artifact, Backend, CompileContext, artifact_path, package_versions, register_backend,
+                             time_fp32)
 from edgecn.errors import EdgecnError
 
 GATHER_OPS = ("GATHER", "GATHER_ND")
@@ -150,17 +149,7 @@ def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
 
 def measure(model, example, repeats: int = 20) -> float:
     """Median seconds per fp32 inference of ``model`` as a .tflite on this host (1 thread)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        art = compile(model, example, "fp32", CompileContext(Path(tmp), "measure"))
-        predict = load(art)
-        x = example.numpy()
-        predict(x)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            predict(x)
-            times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    return time_fp32(compile, load, model, example, repeats)
 
 
 def tools() -> dict[str, str]:
