@@ -1,7 +1,7 @@
 """``--remote ssh://user@host[:port]``: copy the runner and the artifacts to a device, profile there, bring JSON back.
 
 Torch-free. The runner travels as a zip of the torch-free files (edgecn/__init__.py,
-edgecn/errors.py, edgecn/runner/*.py) that the device's python imports with zipimport.
+edgecn/errors.py, edgecn/splits.py, edgecn/runner/*.py) that the device's python imports with zipimport.
 ssh and scp are run with argument lists; the one command string the remote shell sees is
 built with shlex.quote, and artifacts are copied under generated names, so no file name
 ever reaches a shell.
@@ -24,6 +24,8 @@ from edgecn.errors import EdgecnError
 from edgecn.runner.manifest import find_manifest_for
 
 ZIP_NAME = "edgecn_runner.zip"
+TORCH_FREE_CORE = ("__init__.py", "errors.py", "splits.py")
+"""Modules outside edgecn/runner that the runner imports; tests check nothing else is needed."""
 _SAFE_REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
 
 
@@ -40,7 +42,7 @@ def runner_zip(out: Path) -> Path:
     """The torch-free runner as a zip importable from PYTHONPATH."""
     pkg = Path(edgecn.__file__).resolve().parent
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in [pkg / "__init__.py", pkg / "errors.py", *sorted((pkg / "runner").glob("*.py"))]:
+        for f in [*(pkg / name for name in TORCH_FREE_CORE), *sorted((pkg / "runner").glob("*.py"))]:
             z.write(f, f"edgecn/{f.relative_to(pkg).as_posix()}")
     return out
 
