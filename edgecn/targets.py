@@ -176,9 +176,13 @@ def _options(cls, values: Any, where: str):
         if key not in fields:
             raise EdgecnError(f"{where}: unknown field {key!r}", f"use only {', '.join(fields)}")
         want = type(fields[key].default)
+        if want is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            values = {**values, key: tuple(value)}
+            continue
         ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
         if not ok:
-            raise EdgecnError(f"{where}: field {key!r} must be a {want.__name__} (got {type(value).__name__})",
+            kind = "list of strings" if want is tuple else want.__name__
+            raise EdgecnError(f"{where}: field {key!r} must be a {kind} (got {type(value).__name__})",
                               f"fix the value of {key!r}")
     try:
         return cls(**values)

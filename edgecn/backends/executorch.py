@@ -19,11 +19,15 @@ class Options:
     """``[executorch]`` of a target file.
 
     Attributes:
-        require_full_delegation: fail the build unless the program is one XNNPACK
-            partition with no op left on portable kernels.
+        require_full_delegation: fail the build unless every op runs in XNNPACK, apart
+            from ``allowed_outside``.
+        allowed_outside: ops the lowering keeps outside XNNPACK on purpose (e.g.
+            ``aten.index_select`` where ``gather_cost`` found the gather cheaper than any
+            delegated form); they split the program into several partitions.
     """
 
     require_full_delegation: bool = True
+    allowed_outside: tuple[str, ...] = ()
 
 
 def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
@@ -90,10 +94,11 @@ def _op_name(target) -> str:
 
 
 def check(artifact: Artifact, ctx: CompileContext) -> None:
-    """One XNNPACK partition and nothing on portable kernels, when the target asks for it."""
+    """Nothing on portable kernels but the allowed ops (one partition if none), when the target asks."""
     opts = ctx.options or Options()
     parts, left = artifact.extra.get("partitions"), artifact.extra.get("non_delegated") or {}
-    if opts.require_full_delegation and (parts != 1 or left):
+    left = {k: v for k, v in left.items() if k not in opts.allowed_outside}
+    if opts.require_full_delegation and (left or (parts != 1 and not opts.allowed_outside)):
         raise EdgecnError(
             f"{artifact.path.name}: XNNPACK took {parts} partition(s) and left {sum(left.values())} op(s) outside "
             f"({', '.join(f'{k} x{v}' for k, v in left.items()) or 'none'})",

@@ -133,7 +133,7 @@ def _lower(model, target, backend, cfg: BuildConfig, example, say):
     except ImportError:
         say("[build] edgecn.passes is not available: building without rewrites")
         return model, []
-    lowering = LoweringConfig.from_dict(target.lowering)
+    lowering = LoweringConfig.from_dict(target.lowering, backend.name)
     measure = None
     if cfg.lowering == "auto" and backend.measure is not None:
         measure = lambda m: backend.measure(m, example)  # noqa: E731

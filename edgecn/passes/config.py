@@ -28,6 +28,11 @@ class LoweringConfig:
         explicit_multi_consumer_bn: write a BatchNorm whose input conv has other consumers as
             a depthwise 1x1 conv, so int8 preparation cannot fold it into that conv.
         max_slices: most contiguous ranges an index may have for ``"slices"``.
+        gather_cost: what one gathered value costs at run time when a gather is kept, in
+            multiply-adds of the runtime's int8 conv (``bench/gather_cost.py`` measures it).
+            Unset: ``index = "auto"`` removes every gather. Set: ``auto`` keeps a gather
+            where the exact forms that remove it would cost more (a dense fold costs C times
+            the grouped conv's multiply-adds, which on large layers is far more than the copy).
         tolerance: largest allowed difference between the input and the rewritten model's
             outputs on the example input, relative to the largest output magnitude (>= 1).
     """
@@ -38,6 +43,7 @@ class LoweringConfig:
     fold_bn: bool = True
     explicit_multi_consumer_bn: bool = True
     max_slices: int = 8
+    gather_cost: float | None = None
     tolerance: float = 1e-5
 
     def __post_init__(self):
@@ -53,16 +59,34 @@ class LoweringConfig:
         if not isinstance(self.max_slices, int) or self.max_slices < 1:
             raise EdgecnError(f"max_slices must be a positive integer (got {self.max_slices!r})",
                               "use a small count such as 8")
+        if self.gather_cost is not None and (isinstance(self.gather_cost, bool)
+                                             or not isinstance(self.gather_cost, (int, float))
+                                             or not 0 <= self.gather_cost < 1e6):
+            raise EdgecnError(f"gather_cost must be a non-negative number (got {self.gather_cost!r})",
+                              "measure it with python bench/gather_cost.py, or leave it out")
         if not 0 < self.tolerance < 1e-2:
             raise EdgecnError(f"tolerance {self.tolerance!r} is out of range",
                               "use a small positive number such as 1e-5")
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LoweringConfig":
-        """Build from a TOML table; unknown keys are an error naming the valid ones."""
+    def from_dict(cls, data: dict, backend: str | None = None) -> "LoweringConfig":
+        """Build from a TOML table; unknown keys are an error naming the valid ones.
+
+        ``gather_cost`` may be one number or a table per backend (``{executorch = 24,
+        tflite = 12}``: runtimes copy at different prices); ``backend`` picks from it, and
+        a backend it does not name gets none (every gather removed).
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise EdgecnError(f"unknown lowering option(s) {', '.join(unknown)}",
                               f"use only {', '.join(sorted(names))}")
+        costs = data.get("gather_cost")
+        if isinstance(costs, dict):
+            for name, value in costs.items():
+                try:
+                    cls(**{**data, "gather_cost": value})
+                except EdgecnError as e:
+                    raise EdgecnError(f"gather_cost for {name}: {e.what}", e.fix) from e
+            data = {**data, "gather_cost": costs.get(backend) if backend else None}
         return cls(**data)

@@ -31,9 +31,12 @@ class LowerIndex(Pass):
     A gather on a flat vector that feeds a ``Linear`` (CondenseNet's classifier) is folded
     into the Linear as zero columns for every setting but ``gather``: a Linear is dense anyway.
 
-    ``auto`` times the legal forms with ``measure`` when given; otherwise it takes slices
-    when legal (no MACs, few ops), else the fewer-MAC of dense and selection conv (dense on
-    a tie: it also makes the following shuffle and BN foldable).
+    ``auto`` times the legal forms with ``measure`` when given. Otherwise, without
+    ``cfg.gather_cost``, it removes every gather: slices when legal (no MACs, few ops), else
+    the fewer-MAC of dense and selection conv (dense on a tie: it also makes the following
+    shuffle and BN foldable). With ``cfg.gather_cost`` it prices each form in multiply-adds
+    (a kept gather: the grouped conv plus ``gather_cost`` per gathered value) and takes the
+    cheapest, so small layers fold dense and large ones keep the gather and the grouped conv.
     """
 
     keep = "gather"
@@ -72,6 +75,8 @@ class LowerIndex(Pass):
             return "dense", legal["dense"]
         if want != "auto":
             return "gather", f"{want!r} is not exact here; kept the gather"
+        if cfg.gather_cost is not None:
+            return self._cheapest(gm, node, cfg, legal)
         if "slices" in legal:
             return "slices", f"auto: {legal['slices']} (no MACs)"
         costs = {c: self._macs_after(gm, node, c) for c in ("dense", "selection_conv") if c in legal}
@@ -79,6 +84,15 @@ class LowerIndex(Pass):
             return "gather", "auto: no exact lowering applies"
         best = min(costs, key=lambda c: (costs[c], c != "dense"))
         return best, "auto: fewest MACs (" + ", ".join(f"{c} {m}" for c, m in costs.items()) + ")"
+
+    def _cheapest(self, gm, node, cfg, legal):
+        """The legal form of least priced cost (a kept gather or slices: conv + copied values)."""
+        copied = cfg.gather_cost * len(module(gm, node).index) * _pixels(shape(node))
+        costs = {"gather": self._conv_macs(gm, node) + copied}
+        costs.update({c: self._macs_after(gm, node, c) for c in ("dense", "selection_conv") if c in legal})
+        best = min(costs, key=lambda c: (costs[c], c != "gather"))
+        listing = ", ".join(f"{c} {costs[c] / 1e6:.3g}M" for c in costs)
+        return best, f"auto: cheapest at gather_cost {cfg.gather_cost:g} ({listing})"
 
     def _macs_after(self, gm, node, choice):
         x = node.args[0]
@@ -134,3 +148,11 @@ class LowerIndex(Pass):
         conv_node.replace_all_uses_with(out)
         erase_dead(gm, [node, *chain, conv_node])
         return before, macs(mods[0], shape(conv_node))
+
+
+def _pixels(dims) -> int:
+    """Values per channel of an (N, C, ...) activation."""
+    out = 1
+    for d in dims[2:]:
+        out *= int(d)
+    return out

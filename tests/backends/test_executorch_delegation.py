@@ -39,3 +39,19 @@ def test_unlowered_pte_fails_the_check(condensed, tmp_path):
         ET.check(art, ctx)
     relaxed = CompileContext(tmp_path, "m", ET.options_type(require_full_delegation=False))
     ET.check(art, relaxed)
+
+
+def test_allowed_outside_lets_only_the_named_ops_leave_xnnpack(tmp_path):
+    from pathlib import Path
+
+    from edgecn.backends import Artifact
+
+    def art(left):
+        return Artifact(Path("m.pte"), "executorch", "int8", {}, {}, extra={"partitions": 3, "non_delegated": left})
+
+    allow = CompileContext(tmp_path, "m", ET.options_type(allowed_outside=("aten.index_select",)))
+    ET.check(art({"aten.index_select": 12}), allow)  # the gathers the lowering kept: fine
+    with pytest.raises(EdgecnError, match="slice_copy"):
+        ET.check(art({"aten.index_select": 12, "aten.slice_copy": 2}), allow)
+    with pytest.raises(EdgecnError, match="3 partition"):
+        ET.check(art({"aten.index_select": 12}), CompileContext(tmp_path, "m", ET.options_type()))

@@ -140,3 +140,44 @@ def test_auto_with_measure_times_candidates(index, assert_same):
     assert len(calls) >= 3  # gather, selection_conv, dense (and slices when legal)
     assert all(r["reason"].startswith("fastest when measured") for r in report)
     assert_same(block, model, (2, 8, 6, 6))
+
+
+def _site(channels, out, size):
+    """gather of all ``channels`` (4 groups of C/4) -> BN -> ReLU -> grouped 1x1 conv (C -> out)."""
+    torch.manual_seed(0)
+    per = channels // 4
+    index = torch.cat([torch.randperm(channels)[:per] for _ in range(4)])
+    block = GatherBlock(index.tolist(), channels=channels).eval()
+    block.index = ChannelGather(index, channels)
+    block.conv = nn.Conv2d(len(index), out, 1, groups=4)
+    return block.eval(), torch.randn(1, channels, size, size)
+
+
+def test_gather_cost_keeps_the_gather_where_folding_costs_more(op_counts, assert_same):
+    # A wide conv: the dense fold adds 3/4 * 128 = 96 MACs per gathered value, the copy costs 30.
+    block, x = _site(64, 128, 8)
+    model, report = rewrite(block, _index("auto", gather_cost=30.0), x, passes=["index"])
+    assert report == [] and op_counts(model, x)["index_select"] == 1  # kept: nothing rewritten
+    # A narrow conv: folding adds 3/4 * 16 = 12 MACs per value, less than the copy.
+    block, x = _site(64, 16, 8)
+    model, report = rewrite(block, _index("auto", gather_cost=30.0), x, passes=["index"])
+    assert [r["choice"] for r in report] == ["dense"] and "gather_cost 30" in report[0]["reason"]
+    assert op_counts(model, x)["index_select"] == 0
+    assert_same(block, model, (2, 64, 8, 8))
+
+
+def test_gather_cost_zero_keeps_every_conv_gather_and_unset_removes_all(condensed, x32, op_counts, assert_same):
+    model, report = rewrite(condensed, _index("auto", gather_cost=0.0), x32, passes=["index"])
+    # Only the classifier's flat gather folds (into its Linear); the 12 conv gathers stay.
+    assert op_counts(model, x32)["index_select"] == 12 and [r["choice"] for r in report] == ["dense"]
+    assert_same(condensed, model, (2, 3, 32, 32))
+    model, _ = rewrite(condensed, _index("auto"), x32, passes=["index"])
+    assert op_counts(model, x32)["index_select"] == 0
+
+
+@pytest.mark.parametrize("bad", [-1.0, True, "30", float("inf")])
+def test_gather_cost_must_be_a_non_negative_number(bad):
+    from edgecn.errors import EdgecnError
+
+    with pytest.raises(EdgecnError, match="gather_cost"):
+        LoweringConfig(gather_cost=bad)

@@ -76,3 +76,14 @@ def test_config_from_dict():
     assert LoweringConfig.from_dict({"index": "dense", "shuffle": "fold"}) == LoweringConfig(index="dense", shuffle="fold")
     with pytest.raises(EdgecnError, match="unknown lowering option"):
         LoweringConfig.from_dict({"indx": "dense"})
+
+
+def test_config_gather_cost_per_backend():
+    table = {"index": "auto", "gather_cost": {"executorch": 24, "tflite": 12.5}}
+    assert LoweringConfig.from_dict(table, "executorch").gather_cost == 24
+    assert LoweringConfig.from_dict(table, "tflite").gather_cost == 12.5
+    # A backend the table does not name removes every gather, as without gather_cost.
+    assert LoweringConfig.from_dict(table, "tensorrt").gather_cost is None
+    assert LoweringConfig.from_dict(table).gather_cost is None
+    with pytest.raises(EdgecnError, match="gather_cost for tflite"):
+        LoweringConfig.from_dict({"gather_cost": {"executorch": 24, "tflite": -1}}, "executorch")

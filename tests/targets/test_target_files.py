@@ -50,6 +50,9 @@ GOOD = 'name = "dev"\ndescription = "d"\narch = "aarch64"\ncpu = "a"\nbackends =
     (GOOD + "[tflite]\nspeed = 3\n", r"\[tflite\]: unknown field 'speed'"),
     (GOOD + "[tensorrt]\nopset = 13\n", r"\[tensorrt\] is for a backend the target does not use"),
     (GOOD + "[lowering]\nindex = \"magic\"\n", r"\[lowering\]: unknown index lowering 'magic'"),
+    (GOOD + "[lowering]\ngather_cost = -3\n", "gather_cost must be a non-negative number"),
+    (GOOD.replace('["tflite"]', '["executorch"]') + "[executorch]\nallowed_outside = [1]\n",
+     r"\[executorch\]: field 'allowed_outside' must be a list of strings"),
     (GOOD.replace('name = "dev"', 'name = "other"'), "field 'name' is 'other'"),
     (GOOD + "backends = [\n", "not valid TOML"),
 ])
@@ -59,6 +62,12 @@ def test_bad_target_file_names_the_field(tmp_path, text, field):
     with pytest.raises(EdgecnError, match=field) as info:
         load_target_file(path)
     assert info.value.fix
+
+
+def test_backend_list_option_reads_as_a_tuple(tmp_path):
+    text = GOOD.replace('["tflite"]', '["executorch"]') + '[executorch]\nallowed_outside = ["aten.index_select"]\n'
+    (tmp_path / "dev.toml").write_text(text)
+    assert load_target_file(tmp_path / "dev.toml").options("executorch").allowed_outside == ("aten.index_select",)
 
 
 def test_duplicate_alias_is_an_error(tmp_path):
