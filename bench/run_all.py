@@ -87,7 +87,8 @@ def main(argv=None) -> int:
                   deadline=start + args.budget_min * 60)
     doc["peak"] = peak_figures(doc)
     doc["accuracy"] = accuracies(trained, held, doc)
-    doc["runner_overhead"] = runner_overhead(CACHE / "models" / args.trained / "edgecn-int8.tflite")
+    doc["runner_overhead"] = runner_overhead(_built_path(args.trained, "edgecn", "int8", "tflite"))
+    doc["gather_cost"] = gather_cost()
     doc["load_avg_end"], doc["seconds"] = os.getloadavg(), round(time.time() - start, 1)
     write(doc)
     return 0
@@ -143,7 +144,8 @@ def run_group(group, trained, peak, threads, args, doc, deadline: float) -> None
         doc["models"][name] = {"baseline_for": None if name == group[0] else group[0], "variants": {
             v.key: {"form": v.form, "backend": v.backend, "precision": v.precision, "macs": v.macs,
                     "size_bytes": v.path.stat().st_size, "ops": v.meta.get("ops"),
-                    "delegation": _delegation(v), "latency_ms": {}, "rounds_ms": {}} for v in built}}
+                    "delegation": _delegation(v), "rewrites": v.meta.get("rewrites"),
+                    "latency_ms": {}, "rounds_ms": {}} for v in built}}
     arts += peak
     if peak:
         doc["models"]["conv3x3-256"] = {"baseline_for": None, "variants": {
@@ -195,6 +197,24 @@ def accuracies(trained, held, doc) -> dict:
         doc["models"][v.model]["variants"][v.key]["top1"] = out[v.key]
         print(f"[bench] top-1 {v.key}: {out[v.key]:.2f}%")
     return out
+
+
+def _built_path(model: str, form: str, precision: str, backend: str) -> Path:
+    for v in BUILT.get(model, []):
+        if (v.form, v.precision, v.backend) == (form, precision, backend):
+            return v.path
+    return CACHE / "models" / model / f"{form}-{precision}.{'pte' if backend == 'executorch' else backend}"
+
+
+def gather_cost() -> dict:
+    """bench/gather_cost.py: what a kept gather costs here, the figure the targets' [lowering] uses."""
+    argv = [sys.executable, str(HERE / "gather_cost.py"), "--json"]
+    print("[bench] measuring what a kept channel gather costs (bench/gather_cost.py)")
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    try:
+        return {**json.loads(proc.stdout[proc.stdout.index("{"):]), "command": "python bench/gather_cost.py"}
+    except ValueError:
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
 
 
 def runner_overhead(artifact: Path) -> dict:

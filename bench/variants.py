@@ -108,25 +108,28 @@ def build_subject(s: Subject, cache: Path, forms: tuple[str, ...] | None = None,
 
     folder = _model_dir(cache, s)
     target = get_target(TARGET)
-    lowered = None
     out = []
     failed = {} if failed is None else failed
     forms = forms or (BACKEND_FORMS if s.condensable else ("edgecn", "naive"))
     for backend in backends:
+        lowered = None
         for form in forms:
             for precision in PRECISIONS:
-                path = folder / f"{form}-{precision}.{'pte' if backend == 'executorch' else 'tflite'}"
+                suffix = "pte" if backend == "executorch" else "tflite"
+                path, label = folder / _artifact_name(form, precision, suffix), f"{s.name}/{form}-{precision}.{suffix}"
                 if not path.exists() and deadline is not None and time.time() > deadline:
-                    (skipped if skipped is not None else []).append(f"{s.name}/{path.name}")
+                    (skipped if skipped is not None else []).append(label)
                     continue
                 failure = path.with_name(path.name + ".failed")
                 if not path.exists() and not failure.exists():
                     if form == "edgecn" and lowered is None:
-                        lowered, _ = rewrite(s.condensed, LoweringConfig.from_dict(target.lowering), s.example)
+                        lowered, report = rewrite(s.condensed, LoweringConfig.from_dict(target.lowering, backend),
+                                                  s.example)
+                        lowered.edgecn_rewrites = _choices(report, lowered)
                     model = {"edgecn": lowered, "train": s.train_form, "naive": s.condensed}[form]
                     _try_compile(model, s, backend, precision, target.options(backend), path, failure, form, say)
                 if failure.exists():
-                    failed[f"{s.name}/{path.name}"] = failure.read_text()
+                    failed[label] = failure.read_text()
                 else:
                     out.append(_variant(s, form, backend, precision, path))
     onnx = folder / "naive-fp32.onnx"
@@ -152,7 +155,7 @@ def _compile(model, s: Subject, backend: str, precision: str, options, path: Pat
         art = BACKENDS.get(backend).compile(model, s.example, precision, ctx)
         os.replace(art.path, tmp)
         meta = {"input": art.input, "output": art.output, "ops": art.ops, "delegated_share": art.delegated_share,
-                "extra": art.extra, "macs": _macs(model, s)}
+                "extra": art.extra, "macs": _macs(model, s), "rewrites": getattr(model, "edgecn_rewrites", None)}
         (tmp.parent / "meta.json").write_text(json.dumps(meta, default=str))
     say(f"[bench] {s.name}: built {path.name} in {time.perf_counter() - start:.0f} s")
 
@@ -188,6 +191,20 @@ class _staged:
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
+def _choices(report: list[dict], lowered) -> dict:
+    """``{"pass:choice": count}`` of a rewrite, plus the gathers it kept (no report entry)."""
+    from collections import Counter
+
+    from edgecn.layers.index import ChannelGather
+
+    out = Counter(f"{r['pass']}:{r['choice']}" for r in report)
+    kept = sum(n.op == "call_module" and isinstance(lowered.get_submodule(n.target), ChannelGather)
+               for n in lowered.graph.nodes)
+    if kept:
+        out["index:gather"] = kept
+    return dict(sorted(out.items()))
+
+
 def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
@@ -201,12 +218,13 @@ def _macs(model, s: Subject) -> int:
 
 def _variant(s: Subject, form: str, backend: str, precision: str, path: Path) -> Variant:
     meta = json.loads(_meta_path(path).read_text())
-    key = f"{s.name}/{form}-{precision}.{path.suffix[1:]}"
+    key = f"{s.name}/{form}-{precision}.{path.suffix[1:]}"  # the file name may carry a cache tag
     return Variant(key, s.name, form, backend, precision, path, int(meta["macs"]), meta)
 
 
 def _model_dir(cache: Path, s: Subject) -> Path:
-    """``cache/models/<name>``, emptied when the weights or the edgecn version changed."""
+    """``cache/models/<name>``, emptied when the weights, edgecn's compile code or the target's
+    backend options changed."""
     import edgecn
 
     key = hashlib.sha256(f"{s.name}|{s.weights_key}|{edgecn.__version__}|{_tree_rev()}".encode()).hexdigest()[:16]
@@ -219,19 +237,42 @@ def _model_dir(cache: Path, s: Subject) -> Path:
     return folder
 
 
+def _artifact_name(form: str, precision: str, suffix: str) -> str:
+    """File name in the model's cache folder; edgecn's own artifacts also carry the hash of
+    the rewrite passes and the target's [lowering] table, so changing how edgecn lowers
+    rebuilds only them (the exported-as-is alternatives do not depend on it)."""
+    tag = f"-{_lowering_rev()}" if form == "edgecn" else ""
+    return f"{form}{tag}-{precision}.{suffix}"
+
+
+def _sources(*subs: str) -> bytes:
+    root = Path(__file__).resolve().parents[1] / "edgecn"
+    return b"".join(p.read_bytes() for sub in subs for p in sorted((root / sub).glob("*.py")))
+
+
 @functools.lru_cache(maxsize=None)
 def _tree_rev() -> str:
-    """Hash of edgecn's compile-relevant sources, so a changed pass or backend rebuilds.
+    """Hash of what decides an exported artifact's bytes besides the weights: edgecn's
+    backend, quantization and model sources and the target's backend options.
 
     Taken once per run: a source edited while the benchmark runs must not empty the
     folder of artifacts that this run already built and is about to use.
     """
-    root = Path(__file__).resolve().parents[1] / "edgecn"
-    h = hashlib.sha256()
-    for sub in ("backends", "passes", "quantize", "layers", "condense", "models"):
-        for p in sorted((root / sub).glob("*.py")):
-            h.update(p.read_bytes())
+    from edgecn.targets import get_target
+
+    h = hashlib.sha256(_sources("backends", "quantize", "layers", "condense", "models"))
+    h.update(repr(sorted(get_target(TARGET).backend_options.items())).encode())
     return h.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=None)
+def _lowering_rev() -> str:
+    """Hash of the rewrite passes and the target's [lowering] table (edgecn's own artifacts)."""
+    from edgecn.targets import get_target
+
+    h = hashlib.sha256(_sources("passes"))
+    h.update(json.dumps(get_target(TARGET).lowering, sort_keys=True).encode())
+    return h.hexdigest()[:8]
 
 
 def peak_conv(cache: Path, say=print) -> list[Variant]:
