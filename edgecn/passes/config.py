@@ -6,9 +6,9 @@ import dataclasses
 
 from edgecn.errors import EdgecnError
 
-INDEX_CHOICES = ("auto", "gather", "selection_conv", "dense", "slices")
+INDEX_CHOICES = ("auto", "gather", "selection_conv", "dense", "slices", "late_gather")
 GROUP_CONV_CHOICES = ("auto", "native", "split", "dense")
-SHUFFLE_CHOICES = ("auto", "fold", "keep")
+SHUFFLE_CHOICES = ("auto", "fold", "keep", "gather")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,11 +19,14 @@ class LoweringConfig:
         index: channel gathers (index layers): ``"gather"`` keeps them, ``"selection_conv"``
             makes a 1x1 conv with a 0/1 matrix, ``"dense"`` folds gather + BN/ReLU + conv into
             one dense conv over the un-gathered input, ``"slices"`` makes slices + concat when
-            the index is a few contiguous ranges, ``"auto"`` picks per layer.
+            the index is a few contiguous ranges, ``"late_gather"`` moves BN/ReLU in front of
+            the gather and keeps it, ``"auto"`` picks per layer.
         group_conv: grouped convolutions: ``"native"``, ``"split"`` (per-group convs + concat),
             ``"dense"`` (one block-diagonal dense conv) or ``"auto"``.
         shuffle: channel shuffles: ``"fold"`` removes every one (folded into a neighbouring
-            dense conv when possible, else lowered another exact way), ``"keep"``, ``"auto"``.
+            dense conv when possible, else lowered another exact way), ``"keep"``, ``"auto"``
+            (a free fold, else keep), ``"gather"`` (a free fold, else a 4-D channel gather:
+            litert-torch's int8 layout pass cannot convert the 5-D view of a kept shuffle).
         fold_bn: fold a BatchNorm into the conv before it when that conv feeds only the BN.
         explicit_multi_consumer_bn: write a BatchNorm whose input conv has other consumers as
             a depthwise 1x1 conv, so int8 preparation cannot fold it into that conv.
@@ -72,21 +75,24 @@ class LoweringConfig:
     def from_dict(cls, data: dict, backend: str | None = None) -> "LoweringConfig":
         """Build from a TOML table; unknown keys are an error naming the valid ones.
 
-        ``gather_cost`` may be one number or a table per backend (``{executorch = 24,
-        tflite = 12}``: runtimes copy at different prices); ``backend`` picks from it, and
-        a backend it does not name gets none (every gather removed).
+        Any option may instead be a table per backend (``gather_cost = {executorch = 24,
+        tflite = 12}``: runtimes copy, and convert, differently); ``backend`` picks from it,
+        and a backend the table does not name gets the option's default.
         """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise EdgecnError(f"unknown lowering option(s) {', '.join(unknown)}",
                               f"use only {', '.join(sorted(names))}")
-        costs = data.get("gather_cost")
-        if isinstance(costs, dict):
-            for name, value in costs.items():
+        resolved = {k: v for k, v in data.items() if not isinstance(v, dict)}
+        for key, table in data.items():
+            if not isinstance(table, dict):
+                continue
+            for name, value in table.items():
                 try:
-                    cls(**{**data, "gather_cost": value})
+                    cls(**{**resolved, key: value})
                 except EdgecnError as e:
-                    raise EdgecnError(f"gather_cost for {name}: {e.what}", e.fix) from e
-            data = {**data, "gather_cost": costs.get(backend) if backend else None}
-        return cls(**data)
+                    raise EdgecnError(f"{key} for {name}: {e.what}", e.fix) from e
+            if backend in table:
+                resolved[key] = table[backend]
+        return cls(**resolved)

@@ -27,6 +27,10 @@ class LowerIndex(Pass):
       different BN parameters, or when the gather does not feed BN/ReLU -> conv.
     - ``slices``: slices + concat, when the index is at most ``cfg.max_slices`` runs of
       consecutive channels; no MACs.
+    - ``late_gather``: BN/ReLU moved in front of the gather as for ``dense``, the gather and
+      the grouped conv kept: no added MACs, and the gather reads a tensor of its own (the
+      ReLU's) instead of the concat that other layers also read. litert-torch's int8
+      conversion cannot lay out a quantized tensor read by both a concat and a gather.
 
     A gather on a flat vector that feeds a ``Linear`` (CondenseNet's classifier) is folded
     into the Linear as zero columns for every setting but ``gather``: a Linear is dense anyway.
@@ -36,7 +40,8 @@ class LowerIndex(Pass):
     the fewer-MAC of dense and selection conv (dense on a tie: it also makes the following
     shuffle and BN foldable). With ``cfg.gather_cost`` it prices each form in multiply-adds
     (a kept gather: the grouped conv plus ``gather_cost`` per gathered value) and takes the
-    cheapest, so small layers fold dense and large ones keep the gather and the grouped conv.
+    cheapest, so small layers fold dense and large ones keep the gather and the grouped conv
+    (as ``late_gather`` where BN/ReLU can move, else as it is).
     """
 
     keep = "gather"
@@ -63,6 +68,7 @@ class LowerIndex(Pass):
         found = channel_chain(gm, node) if ndim == 4 else None
         if found is not None and chain_movable(gm, found[0], idx, channels):
             out["dense"] = "BN/ReLU move before the gather and the gather folds into the conv"
+            out["late_gather"] = "BN/ReLU move before the gather, which then reads a tensor of its own"
         return out
 
     def decide(self, gm, node, cfg, legal):
@@ -88,9 +94,10 @@ class LowerIndex(Pass):
     def _cheapest(self, gm, node, cfg, legal):
         """The legal form of least priced cost (a kept gather or slices: conv + copied values)."""
         copied = cfg.gather_cost * len(module(gm, node).index) * _pixels(shape(node))
-        costs = {"gather": self._conv_macs(gm, node) + copied}
+        kept = "late_gather" if "late_gather" in legal else "gather"
+        costs = {kept: self._conv_macs(gm, node) + copied}
         costs.update({c: self._macs_after(gm, node, c) for c in ("dense", "selection_conv") if c in legal})
-        best = min(costs, key=lambda c: (costs[c], c != "gather"))
+        best = min(costs, key=lambda c: (costs[c], c != kept))
         listing = ", ".join(f"{c} {costs[c] / 1e6:.3g}M" for c in costs)
         return best, f"auto: cheapest at gather_cost {cfg.gather_cost:g} ({listing})"
 
@@ -120,10 +127,22 @@ class LowerIndex(Pass):
                 node.replace_all_uses_with(gm.graph.call_module(add_module(gm, node.target, "select", sel), (x,)))
                 erase_dead(gm, [node])
                 return 0, macs(sel, shape(node))
+        if choice == "late_gather":
+            return self._late_gather(gm, node, idx, channels)
         user = next(iter(node.users))
         if is_module(gm, user, nn.Linear):
             return self._fold_linear(gm, node, user, idx, channels)
         return self._fold_dense(gm, node, idx, channels)
+
+    def _late_gather(self, gm, node, idx, channels):
+        chain, conv_node = channel_chain(gm, node)
+        with gm.graph.inserting_before(conv_node):
+            moved = emit_chain(gm, node.args[0], chain, idx, channels)
+            late = gm.graph.call_module(add_module(gm, node.target, "late", ChannelGather(idx, channels)), (moved,))
+        conv_node.replace_input_with(chain[-1] if chain else node, late)
+        erase_dead(gm, [node, *chain])
+        conv = macs(module(gm, conv_node), shape(conv_node))
+        return conv, conv
 
     def _fold_linear(self, gm, node, user, idx, channels):
         lin = module(gm, user)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgecn.layers.index import ChannelGather
 from edgecn.layers.shuffle import ChannelShuffle, shuffle_permutation
 from edgecn.passes.base import Pass, add_module, erase_dead, is_module, macs, module, register_pass, shape
 from edgecn.passes.gather_forms import channel_chain, emit_chain, emit_conv_over_gather, selection
@@ -28,9 +29,13 @@ class RemoveShuffle(Pass):
       G concats and about G x G slices instead of one shuffle.
     - ``selection_conv``: a 1x1 conv with the permutation matrix: one op, C x C MACs per pixel.
 
+    - ``gather``: ``x[:, perm]`` as a channel gather (index_select): 4-D ops only, which
+      litert-torch's int8 conversion needs (it cannot move the shuffle's 5-D view to NHWC).
+
     ``fold`` takes the first legal form in this order; ``keep`` leaves shuffles alone;
     ``auto`` times the legal forms (and keeping) with ``measure`` when given, else takes a
-    free fold when there is one and keeps the shuffle otherwise (XNNPACK delegates it).
+    free fold when there is one and keeps the shuffle otherwise (XNNPACK delegates it);
+    ``gather`` takes a free fold when there is one and the gather otherwise.
     """
 
     def sites(self, gm):
@@ -52,6 +57,7 @@ class RemoveShuffle(Pass):
         elif found is not None:
             out["split"] = "the shuffle feeds a grouped conv: split into per-group convs over slices"
         out["selection_conv"] = "a 1x1 permutation conv is exact for any shuffle"
+        out["gather"] = "a channel gather with the permutation is exact for any shuffle"
         return out
 
     def decide(self, gm, node, cfg, legal):
@@ -60,6 +66,8 @@ class RemoveShuffle(Pass):
         for choice in _FOLDS if cfg.shuffle == "fold" else _FOLDS[:2]:
             if choice in legal:
                 return choice, legal[choice]
+        if cfg.shuffle == "gather" and "gather" in legal:
+            return "gather", "no free fold: " + legal["gather"]
         return "keep", "auto: no free fold (the shuffle is delegated as is)"
 
     def apply(self, gm, node, choice):
@@ -68,6 +76,12 @@ class RemoveShuffle(Pass):
         perm = shuffle_permutation(channels, module(gm, node).groups)
         if choice == "fold_producer":
             return self._fold_producer(gm, node, x, perm)
+        if choice == "gather":
+            gather = ChannelGather(perm, channels)
+            with gm.graph.inserting_before(node):
+                node.replace_all_uses_with(gm.graph.call_module(add_module(gm, node.target, "gather", gather), (x,)))
+            erase_dead(gm, [node])
+            return 0, 0
         if choice == "selection_conv":
             sel = selection(perm, channels, 4)
             with gm.graph.inserting_before(node):

@@ -55,3 +55,22 @@ def test_allowed_outside_lets_only_the_named_ops_leave_xnnpack(tmp_path):
         ET.check(art({"aten.index_select": 12, "aten.slice_copy": 2}), allow)
     with pytest.raises(EdgecnError, match="3 partition"):
         ET.check(art({"aten.index_select": 12}), CompileContext(tmp_path, "m", ET.options_type()))
+
+
+def test_kept_gathers_give_a_correct_int8_pte_that_the_allow_list_accepts(condensed, tmp_path, monkeypatch):
+    """What the ARM targets build when gather_cost keeps the gathers: several XNNPACK partitions
+    with index_select between them, int8 numerics still close to the float model."""
+    from edgecn.passes import LoweringConfig, rewrite
+
+    monkeypatch.setenv("EDGECN_CACHE_DIR", str(tmp_path / "cache"))
+    model, x, calib = condensed
+    kept, report = rewrite(model, LoweringConfig(index="auto", gather_cost=0.0, shuffle="auto"), x)
+    ctx = CompileContext(tmp_path, "m", ET.options_type(allowed_outside=("aten.index_select",)), calib, "minmax")
+    art = ET.compile(kept, x, "int8", ctx)
+    assert art.extra["non_delegated"] == {"aten.index_select": 3} and art.extra["partitions"] > 1
+    ET.check(art, ctx)  # allowed
+    with pytest.raises(EdgecnError, match="index_select"):
+        ET.check(art, CompileContext(tmp_path, "m", ET.options_type()))
+    with torch.no_grad():
+        ref = model(calib).numpy()
+    assert sqnr_db(ref, ET.load(art)(calib.numpy())) > 20

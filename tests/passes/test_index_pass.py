@@ -157,7 +157,10 @@ def test_gather_cost_keeps_the_gather_where_folding_costs_more(op_counts, assert
     # A wide conv: the dense fold adds 3/4 * 128 = 96 MACs per gathered value, the copy costs 30.
     block, x = _site(64, 128, 8)
     model, report = rewrite(block, _index("auto", gather_cost=30.0), x, passes=["index"])
-    assert report == [] and op_counts(model, x)["index_select"] == 1  # kept: nothing rewritten
+    # Kept, with BN/ReLU moved in front so that the gather reads a tensor of its own.
+    assert [r["choice"] for r in report] == ["late_gather"] and op_counts(model, x)["index_select"] == 1
+    assert report[0]["macs_after"] == report[0]["macs_before"]
+    assert_same(block, model, (2, 64, 8, 8))
     # A narrow conv: folding adds 3/4 * 16 = 12 MACs per value, less than the copy.
     block, x = _site(64, 16, 8)
     model, report = rewrite(block, _index("auto", gather_cost=30.0), x, passes=["index"])
@@ -169,10 +172,28 @@ def test_gather_cost_keeps_the_gather_where_folding_costs_more(op_counts, assert
 def test_gather_cost_zero_keeps_every_conv_gather_and_unset_removes_all(condensed, x32, op_counts, assert_same):
     model, report = rewrite(condensed, _index("auto", gather_cost=0.0), x32, passes=["index"])
     # Only the classifier's flat gather folds (into its Linear); the 12 conv gathers stay.
-    assert op_counts(model, x32)["index_select"] == 12 and [r["choice"] for r in report] == ["dense"]
+    assert op_counts(model, x32)["index_select"] == 12
+    assert sorted(r["choice"] for r in report) == ["dense"] + ["late_gather"] * 12
     assert_same(condensed, model, (2, 3, 32, 32))
     model, _ = rewrite(condensed, _index("auto"), x32, passes=["index"])
     assert op_counts(model, x32)["index_select"] == 0
+
+
+def test_late_gather_moves_bn_relu_in_front_and_keeps_the_group_conv(condensed, x32, op_counts, conv_groups,
+                                                                     assert_same):
+    before = op_counts(condensed, x32)
+    model, report = rewrite(condensed, _index("late_gather"), x32, passes=["index"])
+    after = op_counts(model, x32)
+    assert after["index_select"] == 12 and after["conv2d"] == before["conv2d"]
+    assert conv_groups(model, x32) == conv_groups(condensed, x32)  # grouped convs untouched
+    assert all(r["macs_after"] == r["macs_before"] for r in report if r["choice"] == "late_gather")
+    assert_same(condensed, model, (2, 3, 32, 32))
+
+
+def test_late_gather_left_alone_when_repeated_bn_params_differ(op_counts, assert_same):
+    block, x = _block([0, 1, 1, 3], consistent=False), torch.randn(1, 8, 6, 6)
+    model, report = rewrite(block, _index("late_gather"), x, passes=["index"])
+    assert report == [] and op_counts(model, x)["index_select"] == 1
 
 
 @pytest.mark.parametrize("bad", [-1.0, True, "30", float("inf")])

@@ -78,3 +78,17 @@ def test_fold_into_dense_consumer(op_counts, assert_same):
     assert report[0]["choice"] == "fold_consumer" and _shuffle_ops(op_counts(out, x)) == 0
     assert op_counts(out, x)["conv2d"] == 2
     assert_same(model, out, (2, 4, 6, 6))
+
+
+def test_gather_form_when_no_free_fold(condensed, x32, op_counts, assert_same):
+    # Behind kept gathers the producer is the grouped 1x1 conv: nothing folds for free, so
+    # "gather" makes each shuffle one 4-D channel gather (what .tflite int8 needs).
+    cfg = LoweringConfig(index="late_gather", shuffle="gather")
+    model, report = rewrite(condensed, cfg, x32, passes=["index", "shuffle"])
+    before, after = op_counts(condensed, x32), op_counts(model, x32)
+    assert before["transpose"] == 12 and _shuffle_ops(after) == 0
+    # 12 conv index layers kept, 12 shuffles as gathers; the classifier's folds into its Linear.
+    assert before["index_select"] == 13 and after["index_select"] == 12 + 12
+    assert sorted({r["choice"] for r in report if r["pass"] == "shuffle"}) == ["gather"]
+    assert after["conv2d"] == before["conv2d"]
+    assert_same(condensed, model, (2, 3, 32, 32))
