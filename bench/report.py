@@ -67,10 +67,17 @@ def summary_table(doc: dict, t: str) -> list[str]:
                 r = summary(ratios(other["rounds_ms"][t], ref["rounds_ms"][t]))
                 cells.append(f"{r['median']:.2f}x" + ("" if r["median"] > 1.0 else " **not faster**"))
             kept = (ref.get("rewrites") or {}).get("index:gather", 0)
-            top1 = f"{ref['top1']:.1f}" if "top1" in ref else "-"
+            top1 = _top1(ref, doc)
             rows.append(f"| {name} | {backend} | {ref['latency_ms'][t]['median']:.2f} | {top1} | {kept} | "
                         + " | ".join(cells) + " |")
     return rows
+
+
+def _top1(v: dict, doc: dict) -> str:
+    if "top1" not in v:
+        return "-"
+    n, total = v.get("top1_images"), doc.get("trained", {}).get("heldout_images")
+    return f"{v['top1']:.1f}" + (f" ({n} of {total} images)" if n and total and n < total else "")
 
 
 def table(doc: dict, threads: list[str]) -> list[str]:
@@ -92,7 +99,7 @@ def table(doc: dict, threads: list[str]) -> list[str]:
                         continue
                     label = (f"{FORM_LABELS[v['form']]}" if n == name else
                              "baseline exported as is" if v["form"] == "naive" else f"baseline, {v['form']}")
-                    top1 = f"{v['top1']:.1f}" if "top1" in v else "-"
+                    top1 = _top1(v, doc)
                     cells = " | ".join(_cell(v, ref, t) for t in threads)
                     rows.append(f"| {n} | {v['backend']} | {label} | {v['precision']} | {top1} | "
                                 f"{v['macs'] / 1e6:.1f} | {cells} |")

@@ -59,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--report-only", default=None, metavar="JSON",
                    help="only rewrite the markdown, PNG and README from an earlier results JSON")
     p.add_argument("--epochs", type=int, default=6, help="its training epochs (default 6)")
+    p.add_argument("--build-only", action="store_true",
+                   help="only train and build into bench/.cache (no timing); run the timing later on a quiet machine")
     return p.parse_args(argv)
 
 
@@ -78,6 +80,13 @@ def main(argv=None) -> int:
     trained, held = train_reference(args.trained, args.epochs)
     doc["trained"] = {"model": args.trained, "data": "digits", "input_size": TRAINED_SIZE, "epochs": args.epochs,
                       "heldout_images": int(len(held[1]))}
+    if args.build_only:
+        for group in _groups(args):
+            for name in group:
+                variants.build_subject(subject_for(name, trained), CACHE, forms=None if name == group[0] else ("naive",),
+                                       backends=tuple(args.backends.split(",")), failed=doc["failed"])
+        print(f"[bench] built into {CACHE} in {time.time() - start:.0f} s")
+        return 0
     for group in _groups(args):
         if time.time() - start > args.budget_min * 60:
             doc["skipped"] += list(group)
@@ -193,9 +202,10 @@ def accuracies(trained, held, doc) -> dict:
     out = {"eager/train-fp32": accuracy.eager_top1(trained.train_form, xt, yt),
            "eager/condensed-fp32": accuracy.eager_top1(trained.condensed, xt, yt)}
     for v in BUILT.get(trained.name, []):
-        out[v.key] = accuracy.artifact_top1(v, x, y)
-        doc["models"][v.model]["variants"][v.key]["top1"] = out[v.key]
-        print(f"[bench] top-1 {v.key}: {out[v.key]:.2f}%")
+        out[v.key], n = accuracy.artifact_top1(v, x, y)
+        entry = doc["models"][v.model]["variants"][v.key]
+        entry["top1"], entry["top1_images"] = out[v.key], n
+        print(f"[bench] top-1 {v.key}: {out[v.key]:.2f}% ({n} of {len(y)} images)")
     return out
 
 
