@@ -218,5 +218,9 @@ def update_readme(readme: Path, md: str, results: str, png: str) -> None:
     head = text.split("\n" + README_HEADING + "\n")[0].rstrip("\n")
     body = md.replace(f"]({Path(png).name})", f"]({png})")
     section = (f"\n\n{README_HEADING}\n\n`make bench` (`python bench/run_all.py`) measures edgecn's artifacts against what a "
-               f"user would export instead; the latest run ({results}):\n\n{body}")
+               "user would export instead. It builds what bench/.cache/ lacks first (the training of CondenseNet-86 and "
+               "some 60 exports: most of an hour on two cores; `python bench/run_all.py --build-only` does only that), "
+               "then times, scores and writes the results; with the cache filled that takes under 15 minutes. "
+               f"`python bench/gather_cost.py` alone measures the price of a kept gather. The latest run ({results}):"
+               f"\n\n{body}")
     atomic_write_text(readme, head + section)
