@@ -43,7 +43,7 @@ SUMMARY = (("train", "fp32", "training form fp32"), ("train", "int8", "training 
 
 def summary_table(doc: dict, t: str) -> list[str]:
     """One row per model and backend: edgecn int8's latency and how many times faster it is than each alternative."""
-    head = (f"| model | backend | edgecn int8 ms ({t}T) | top-1 % | gathers kept | "
+    head = (f"| model | backend | edgecn int8 ms ({t}T) | top-1 % | gathers in its graph | "
             + " | ".join(label for *_, label in SUMMARY) + " |")
     rows = [head, "|" + "---|" * (5 + len(SUMMARY))]
     for name, m in doc["models"].items():
