@@ -134,7 +134,8 @@ def markdown(doc: dict, png: str, planned: tuple[str, ...] = ()) -> str:
     if doc.get("failed"):
         lines.append("")
     if doc["skipped"]:
-        lines.append(f"Not measured in this run (time budget): {', '.join(doc['skipped'])}.")
+        why = "not in bench/.cache and --cached-only" if doc["settings"].get("cached_only") else "time budget"
+        lines.append(f"Not measured in this run ({why}): {', '.join(doc['skipped'])}.")
     missing = [m for m in planned if m not in doc["models"]]
     if missing:
         lines.append(f"Not in this run (left out with --only/--backends or the budget): {', '.join(missing)}; "
