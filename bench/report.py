@@ -130,7 +130,7 @@ def markdown(doc: dict, png: str, planned: tuple[str, ...] = ()) -> str:
     ]
     lines += _trained_lines(doc) + _peak_lines(doc) + _gather_lines(doc) + _overhead_lines(doc)
     for key, why in doc.get("failed", {}).items():
-        lines.append(f"- `{key}` could not be exported by its toolchain: `{why}`")
+        lines.append(f"- `{key}` could not be built: {why}")
     if doc.get("failed"):
         lines.append("")
     if doc["skipped"]:
@@ -220,8 +220,10 @@ def update_readme(readme: Path, md: str, results: str, png: str) -> None:
     body = md.replace(f"]({Path(png).name})", f"]({png})")
     section = (f"\n\n{README_HEADING}\n\n`make bench` (`python bench/run_all.py`) measures edgecn's artifacts against what a "
                "user would export instead. It builds what bench/.cache/ lacks first (the training of CondenseNet-86 and "
-               "some 60 exports: most of an hour on two cores; `python bench/run_all.py --build-only` does only that), "
-               "then times, scores and writes the results; with the cache filled that takes under 15 minutes. "
+               "some 60 exports: about an hour here with two builds in parallel, for three of the four models; "
+               "`python bench/run_all.py --build-only` does only that), "
+               "then times, scores and writes the results (16 minutes here for three of the four models, over the 15 "
+               "we aim for; `--rounds 3` or `--threads 1` shortens it). "
                f"`python bench/gather_cost.py` alone measures the price of a kept gather. The latest run ({results}):"
                f"\n\n{body}")
     atomic_write_text(readme, head + section)

@@ -117,10 +117,10 @@ def build_subject(s: Subject, cache: Path, forms: tuple[str, ...] | None = None,
             for precision in PRECISIONS:
                 suffix = "pte" if backend == "executorch" else "tflite"
                 path, label = folder / _artifact_name(form, precision, suffix), f"{s.name}/{form}-{precision}.{suffix}"
-                if not path.exists() and deadline is not None and time.time() > deadline:
+                failure = path.with_name(path.name + ".failed")
+                if not path.exists() and not failure.exists() and deadline is not None and time.time() > deadline:
                     (skipped if skipped is not None else []).append(label)
                     continue
-                failure = path.with_name(path.name + ".failed")
                 if not path.exists() and not failure.exists():
                     if form == "edgecn" and lowered is None:
                         lowered, report = rewrite(s.condensed, LoweringConfig.from_dict(target.lowering, backend),
