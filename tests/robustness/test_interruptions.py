@@ -36,9 +36,15 @@ def _weights(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
+def _default_sigint():
+    """Ctrl-C as a terminal delivers it: a test run started in the background (``cmd &``,
+    nohup) ignores SIGINT, and children inherit that, so reset it in the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "edgecn", *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 240) -> bool:
@@ -106,7 +112,8 @@ def test_killed_build_keeps_the_previous_build(goods, tmp_path, sig):
     rng = random.Random(SEED + sig)
     for _ in range(3):
         proc = subprocess.Popen([sys.executable, "-m", "edgecn", *args], cwd=tmp_path, env={**ENV, **env},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_default_sigint)
         alive = _wait_for(writing, proc)
         time.sleep(rng.uniform(0, 0.5))
         assert alive and proc.poll() is None, "the build finished before it could be killed"
