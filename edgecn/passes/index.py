@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
-from torch import fx, nn
+from torch import nn
 
 from edgecn.layers.index import ChannelGather
 from edgecn.passes.base import Pass, add_module, erase_dead, is_module, macs, module, register_pass, shape
@@ -92,8 +94,8 @@ class LowerIndex(Pass):
         return best, "auto: fewest MACs (" + ", ".join(f"{c} {m}" for c, m in costs.items()) + ")"
 
     def _cheapest(self, gm, node, cfg, legal):
-        """The legal form of least priced cost (a kept gather or slices: conv + copied values)."""
-        copied = cfg.gather_cost * len(module(gm, node).index) * _pixels(shape(node))
+        """The legal form of least priced cost (a kept gather: its conv plus the copied values)."""
+        copied = cfg.gather_cost * len(module(gm, node).index) * math.prod(shape(node)[2:])
         kept = "late_gather" if "late_gather" in legal else "gather"
         costs = {kept: self._conv_macs(gm, node) + copied}
         costs.update({c: self._macs_after(gm, node, c) for c in ("dense", "selection_conv") if c in legal})
@@ -127,22 +129,10 @@ class LowerIndex(Pass):
                 node.replace_all_uses_with(gm.graph.call_module(add_module(gm, node.target, "select", sel), (x,)))
                 erase_dead(gm, [node])
                 return 0, macs(sel, shape(node))
-        if choice == "late_gather":
-            return self._late_gather(gm, node, idx, channels)
         user = next(iter(node.users))
         if is_module(gm, user, nn.Linear):
             return self._fold_linear(gm, node, user, idx, channels)
-        return self._fold_dense(gm, node, idx, channels)
-
-    def _late_gather(self, gm, node, idx, channels):
-        chain, conv_node = channel_chain(gm, node)
-        with gm.graph.inserting_before(conv_node):
-            moved = emit_chain(gm, node.args[0], chain, idx, channels)
-            late = gm.graph.call_module(add_module(gm, node.target, "late", ChannelGather(idx, channels)), (moved,))
-        conv_node.replace_input_with(chain[-1] if chain else node, late)
-        erase_dead(gm, [node, *chain])
-        conv = macs(module(gm, conv_node), shape(conv_node))
-        return conv, conv
+        return self._move_chain(gm, node, idx, channels, fold=choice == "dense")
 
     def _fold_linear(self, gm, node, user, idx, channels):
         lin = module(gm, user)
@@ -158,20 +148,19 @@ class LowerIndex(Pass):
         erase_dead(gm, [node, user])
         return macs(lin, None), macs(new, None)
 
-    def _fold_dense(self, gm, node, idx, channels):
+    def _move_chain(self, gm, node, idx, channels, fold: bool):
+        """BN/ReLU moved in front of the gather; then the gather folded into a dense conv
+        (``dense``) or kept in front of the unchanged grouped conv (``late_gather``)."""
         chain, conv_node = channel_chain(gm, node)
         before = macs(module(gm, conv_node), shape(conv_node))
         with gm.graph.inserting_before(conv_node):
             moved = emit_chain(gm, node.args[0], chain, idx, channels)
+            if not fold:
+                late = gm.graph.call_module(add_module(gm, node.target, "late", ChannelGather(idx, channels)), (moved,))
+                conv_node.replace_input_with(chain[-1] if chain else node, late)
+                erase_dead(gm, [node, *chain])
+                return before, before
             out, mods = emit_conv_over_gather(gm, moved, conv_node, idx, channels, split=False)
         conv_node.replace_all_uses_with(out)
         erase_dead(gm, [node, *chain, conv_node])
         return before, macs(mods[0], shape(conv_node))
-
-
-def _pixels(dims) -> int:
-    """Values per channel of an (N, C, ...) activation."""
-    out = 1
-    for d in dims[2:]:
-        out *= int(d)
-    return out
