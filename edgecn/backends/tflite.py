@@ -48,17 +48,43 @@ def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
     edge = litert_torch.convert(graph, (x,), **kwargs)
     path = artifact_path(ctx, precision, ".tflite")
     edge.export(str(path))
+    if precision == "int8" and ctx.float_layers:
+        _check_float_layers(path, ctx.float_layers)
     return describe(path, precision, "NHWC" if nhwc else "NCHW")
+
+
+def _check_float_layers(path: Path, names: tuple[str, ...]) -> None:
+    """Fail unless the .tflite has a float conv or fully connected op per layer kept in float.
+
+    The converter folds dequantize -> float conv -> quantize back into an int8 conv, so a
+    layer whose output is quantized again (any layer but the classifier, in practice)
+    comes out int8 although PT2E left it float: the build must not claim otherwise.
+    """
+    interp = _interpreter(path, delegates=False)
+    dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interp.get_tensor_details()}
+    floats = sum(1 for op in interp._get_ops_details()
+                 if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+                 and dtypes[op["inputs"][0]] == np.float32)
+    if floats < len(names):
+        path.unlink(missing_ok=True)
+        raise EdgecnError(f"the .tflite converter quantized layer(s) asked to stay float ({', '.join(names)}): "
+                          f"it re-quantizes a float layer between int8 neighbours",
+                          "raise --max-drop, try another --calibration-method or a larger --calibration-size, "
+                          "or build fp32 only with --precision fp32")
 
 
 def _int8(graph, x, ctx: CompileContext):
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
 
+    from edgecn.quantize.concat import share_concat_ranges
     from edgecn.quantize.pt2e import quantize_for_backend
 
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
     qm = quantize_for_backend("tflite", graph, x, PT2EQuantizer, config, ctx, fold_quantize=False)
+    # The converter forces each CONCATENATION onto one scale by picking an input's, which
+    # clips the others; giving each concat the union range first keeps dense nets accurate.
+    share_concat_ranges(qm)
     qm.training = False  # .eval() is not supported on converted PT2E modules
     quantizer = PT2EQuantizer().set_global(config)
     return qm, {"quant_config": QuantConfig(pt2e_quantizer=quantizer)}

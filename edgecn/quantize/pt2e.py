@@ -64,15 +64,42 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, quantizer, cali
     return convert_pt2e(prepared, fold_quantize=fold_quantize)
 
 
-@torch.no_grad()
-def _keep_float(quantizer, name: str, backend: str) -> None:
-    try:
-        quantizer.set_module_name(name, None)
-    except (AssertionError, NotImplementedError, TypeError) as e:
-        # litert-torch's PT2EQuantizer asserts on a None config: it cannot leave a layer float.
-        raise EdgecnError(f"the {backend} int8 quantizer cannot keep layer {name!r} in float ({e})",
-                          "raise --max-drop, try another --calibration-method or a larger --calibration-size, "
-                          "or build fp32 only with --precision fp32") from e
+class FloatLayers:
+    """A PT2E quantizer that leaves the named modules in float, whatever quantizer it wraps.
+
+    Quantizers differ in how (and whether) they leave a layer unquantized: XNNPACK's takes
+    ``set_module_name(name, None)``, litert-torch's asserts on it. Removing the annotations
+    of the layer's nodes after the wrapped quantizer annotated works for both: PT2E inserts
+    no observers there, so the layer runs in float between a dequantize and a quantize.
+    """
+
+    def __init__(self, inner, names):
+        self.inner, self.names = inner, tuple(names)
+
+    def transform_for_annotation(self, model):
+        return self.inner.transform_for_annotation(model)
+
+    def annotate(self, model):
+        model = self.inner.annotate(model) or model
+        for node in model.graph.nodes:
+            if self.names and _in_layers(node, self.names):
+                node.meta.pop("quantization_annotation", None)
+        return model
+
+    def validate(self, model):
+        return self.inner.validate(model)
+
+    def prepare_obs_or_fq_callback(self, model, edge_or_node_to_obs_or_fq):
+        return self.inner.prepare_obs_or_fq_callback(model, edge_or_node_to_obs_or_fq)
+
+
+def _in_layers(node, names) -> bool:
+    """Whether ``node`` was traced inside one of the modules ``names`` (qualified paths)."""
+    for path, _ in (node.meta.get("nn_module_stack") or {}).values():
+        path = str(path).removeprefix("L['self'].")
+        if any(path == n or path.startswith(n + ".") for n in names):
+            return True
+    return False
 
 
 def guard_prepared(model: torch.nn.Module, prepared: torch.nn.Module, example: torch.Tensor,
@@ -115,8 +142,8 @@ def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Te
     model = explicit_batchnorms(model)
     quantizer = make_quantizer()
     quantizer.set_global(with_range_observer(config, ctx.method, ctx.percentile))
-    for name in ctx.float_layers:
-        _keep_float(quantizer, name, backend)
+    if ctx.float_layers:
+        quantizer = FloatLayers(quantizer, ctx.float_layers)
     cache = None
     if ctx.use_cache:
         key = cache_key(model, ctx.calib, backend, ctx.method, ctx.percentile, sorted(ctx.float_layers), tuple(example.shape))
