@@ -5,6 +5,9 @@ from __future__ import annotations
 USER_ERROR_EXIT = 2
 """Exit status of every user error (bad path, bad file, bad option), across all subcommands."""
 
+INCOMPLETE_EXIT = 3
+"""Exit status of a build that wrote some of its target's artifacts but not all (see report.md)."""
+
 
 class EdgecnError(Exception):
     """A problem the user can fix: says what is wrong and how to fix it.

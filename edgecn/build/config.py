@@ -79,6 +79,8 @@ class BuildResult:
         report: the markdown report text.
         artifacts: the manifest's artifact entries.
         seconds: wall time.
+        failed: artifacts the target wants that could not be built, each
+            ``{"backend", "precision", "reason"}``; non-empty means the build is incomplete.
     """
 
     folder: Path
@@ -86,3 +88,8 @@ class BuildResult:
     report: str
     artifacts: list[dict]
     seconds: float
+    failed: list[dict] = dataclasses.field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed

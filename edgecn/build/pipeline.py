@@ -7,6 +7,7 @@ build leaves the previous good one untouched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -46,25 +47,53 @@ def build(cfg: BuildConfig) -> BuildResult:
     calib, recipe, method = _calibration(cfg, target, ds, model)
     name = f"{model.edgecn_config['name']}-{target.name}"
     entries: list[dict] = []
+    failed: list[dict] = []
     held = (x_held.numpy(), y_held.numpy(), float_logits, float_top1)
     with atomic_dir(Path(cfg.out_dir) / name) as stage:
         for backend_name in target.backends:
             backend = BACKENDS.get(backend_name)
-            lowered, rewrites = _lower(model, target, backend, cfg, example, say)
-            ctx = CompileContext(stage, model.edgecn_config["name"], target.options(backend_name), calib, method,
-                                 recipe.percentile, use_cache=cfg.use_cache)
-            for precision in _precisions(cfg, target, backend_name):
-                art, result = _compile_validated(backend, lowered, example, precision, ctx, held, cfg, say)
-                entries.append(_entry(art, result, float_top1, ds, rewrites, stage))
+            precisions = _precisions(cfg, target, backend_name)
+            with _artifact_failures(failed, backend_name, precisions, say):
+                lowered, rewrites = _lower(model, target, backend, cfg, example, say)
+                ctx = CompileContext(stage, model.edgecn_config["name"], target.options(backend_name), calib, method,
+                                     recipe.percentile, use_cache=cfg.use_cache)
+                for precision in precisions:
+                    with _artifact_failures(failed, backend_name, (precision,), say):
+                        art, result = _compile_validated(backend, lowered, example, precision, ctx, held, cfg, say)
+                        entries.append(_entry(art, result, float_top1, ds, rewrites, stage))
+        if failed and not entries:
+            # Nothing passed: fail as a whole, so the previous good build folder stays.
+            raise failed[0]["exception"]
+        failures = [{k: v for k, v in f.items() if k != "exception"} for f in failed]
         manifest = manifest_dict(model, target, ds, float_top1, entries, _tools(target),
                                  {"method": method, "recipe": recipe.name, "size": 0 if calib is None else int(len(calib)),
-                                  "source": cfg.calibration_images or f"{cfg.data} (training split, class-stratified)"})
+                                  "source": cfg.calibration_images or f"{cfg.data} (training split, class-stratified)"},
+                                 failures)
         report = markdown_report(manifest)
         atomic_write_text(stage / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
         atomic_write_text(stage / "report.md", report)
     folder = Path(cfg.out_dir) / name
     say(report)
-    return BuildResult(folder, folder / "manifest.json", report, entries, time.perf_counter() - start)
+    return BuildResult(folder, folder / "manifest.json", report, entries, time.perf_counter() - start, failures)
+
+
+@contextlib.contextmanager
+def _artifact_failures(failed: list[dict], backend: str, precisions, say):
+    """Record an artifact that could not be built (the build goes on with the others).
+
+    EdgecnError is the expected kind (accuracy lost, a backend rule broken); a toolchain
+    raising anything else on one artifact is recorded too, with its type, so one
+    converter crash does not throw away the artifacts that passed. Interrupts propagate.
+    """
+    done = {(f["backend"], f["precision"]) for f in failed}
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - recorded per artifact and re-raised when nothing passed
+        reason = e.message if isinstance(e, EdgecnError) else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        for precision in precisions:
+            if (backend, precision) not in done:
+                failed.append({"backend": backend, "precision": precision, "reason": reason, "exception": e})
+                say(f"[build] {backend} {precision}: FAILED: {reason}")
 
 
 def _model_and_data(cfg: BuildConfig, say):

@@ -10,7 +10,8 @@ from edgecn.report import table
 from edgecn.runner.manifest import FORMAT, VERSION
 
 
-def manifest_dict(model, target, ds, float_top1: float, entries: list[dict], tools: dict, calibration: dict) -> dict:
+def manifest_dict(model, target, ds, float_top1: float, entries: list[dict], tools: dict, calibration: dict,
+                  failed: list[dict] | None = None) -> dict:
     conf = model.edgecn_config
     return {
         "format": FORMAT, "version": VERSION,
@@ -20,6 +21,8 @@ def manifest_dict(model, target, ds, float_top1: float, entries: list[dict], too
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "tools": tools, "labels": list(ds.labels), "float_top1": round(float_top1, 3),
         "calibration": calibration, "artifacts": entries,
+        # Artifacts the target wants that could not be built: {"backend", "precision", "reason"}.
+        "failed": list(failed or []),
     }
 
 
@@ -48,6 +51,11 @@ def markdown_report(manifest: dict) -> str:
              f"({manifest['calibration']['source']}).", "",
              table(["artifact", "backend", "precision", "size", "top-1 %", "drop", "SQNR dB", "kept float"], rows,
                    markdown=True), ""]
+    failed = manifest.get("failed") or []
+    if failed:
+        lines += ["**Incomplete build**: these artifacts were not built:", ""]
+        lines += [f"- {f['backend']} {f['precision']}: {f['reason']}" for f in failed]
+        lines.append("")
     for a in manifest["artifacts"]:
         for note in a.get("notes", []):
             lines.append(f"- {a['path']}: {note}")

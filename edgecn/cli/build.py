@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from edgecn.cli import subcommand
 
 
@@ -23,11 +25,14 @@ def configure(p):
     p.add_argument("--precision", action="append", default=None, help="only this precision (repeatable)")
     p.add_argument("--no-cache", action="store_true", help="recalibrate instead of reusing cached ranges")
     p.add_argument("--quiet", action="store_true", help="print only the report")
+    p.epilog = ("An artifact that fails (accuracy lost, a backend rule broken, a converter error) is listed with "
+                "its reason in report.md and manifest.json, the others are written, and the exit status is 3.")
     p.set_defaults(run=run)
 
 
 def run(args):
     from edgecn.build import BuildConfig, build
+    from edgecn.errors import INCOMPLETE_EXIT
 
     cfg = BuildConfig(target=args.target, checkpoint=args.checkpoint, data=args.data, out_dir=args.out,
                       epochs=args.epochs, input_size=args.input_size, calibration=args.calibration, calibration_images=args.calibration_images,
@@ -38,4 +43,9 @@ def run(args):
     if args.quiet:
         print(result.report)
     print(f"wrote {result.folder} in {result.seconds:.0f} s")
+    if not result.complete:
+        names = ", ".join(f"{f['backend']} {f['precision']}" for f in result.failed)
+        print(f"edgecn build: incomplete: {len(result.failed)} artifact(s) not built ({names}); "
+              f"the reasons are in {result.folder / 'report.md'} and manifest.json", file=sys.stderr)
+        return INCOMPLETE_EXIT
     return 0
