@@ -7,7 +7,8 @@ import dataclasses
 from edgecn.errors import EdgecnError
 
 INDEX_CHOICES = ("auto", "gather", "selection_conv", "dense", "slices", "late_gather")
-GROUP_CONV_CHOICES = ("auto", "native", "split", "dense")
+GROUP_CONV_CHOICES = ("auto", "native", "split", "dense", "merge")
+AVG_POOL_CHOICES = ("keep", "depthwise_conv")
 SHUFFLE_CHOICES = ("auto", "fold", "keep", "gather")
 
 
@@ -22,7 +23,15 @@ class LoweringConfig:
             the index is a few contiguous ranges, ``"late_gather"`` moves BN/ReLU in front of
             the gather and keeps it, ``"auto"`` picks per layer.
         group_conv: grouped convolutions: ``"native"``, ``"split"`` (per-group convs + concat),
-            ``"dense"`` (one block-diagonal dense conv) or ``"auto"``.
+            ``"dense"`` (one block-diagonal dense conv), ``"merge"`` (k neighbouring groups
+            merged into one block-diagonal group, the fewest that give each group at least
+            ``min_group_outputs`` outputs; dense when the whole layer has fewer) or ``"auto"``.
+        min_group_outputs: for ``group_conv = "merge"``: fewest outputs per group worth running
+            as is. XNNPACK's int8 grouped conv runs 5-50x slower per multiply-add with 1-4
+            outputs per group than with 16 (see docs/lowering.md).
+        avg_pool: ``"depthwise_conv"`` writes an average pool whose window equals its stride
+            as the equal depthwise conv with weights 1/(k*k) (LiteRT's XNNPACK delegate does
+            not take an int8 AVERAGE_POOL_2D); ``"keep"`` leaves it.
         shuffle: channel shuffles: ``"fold"`` removes every one (folded into a neighbouring
             dense conv when possible, else lowered another exact way), ``"keep"``, ``"auto"``
             (a free fold, else keep), ``"gather"`` (a free fold, else a 4-D channel gather:
@@ -43,6 +52,8 @@ class LoweringConfig:
     index: str = "auto"
     group_conv: str = "auto"
     shuffle: str = "auto"
+    min_group_outputs: int = 16
+    avg_pool: str = "keep"
     fold_bn: bool = True
     explicit_multi_consumer_bn: bool = True
     max_slices: int = 8
@@ -51,7 +62,7 @@ class LoweringConfig:
 
     def __post_init__(self):
         for field, choices in (("index", INDEX_CHOICES), ("group_conv", GROUP_CONV_CHOICES),
-                               ("shuffle", SHUFFLE_CHOICES)):
+                               ("shuffle", SHUFFLE_CHOICES), ("avg_pool", AVG_POOL_CHOICES)):
             value = getattr(self, field)
             if value not in choices:
                 raise EdgecnError(f"unknown {field} lowering {value!r}", f"use one of {', '.join(choices)}")
@@ -59,6 +70,10 @@ class LoweringConfig:
             if not isinstance(getattr(self, field), bool):
                 raise EdgecnError(f"{field} must be true or false (got {getattr(self, field)!r})",
                                   f"write {field} = true or {field} = false")
+        if isinstance(self.min_group_outputs, bool) or not isinstance(self.min_group_outputs, int) \
+                or self.min_group_outputs < 1:
+            raise EdgecnError(f"min_group_outputs must be a positive integer (got {self.min_group_outputs!r})",
+                              "use e.g. 16 (what XNNPACK's int8 grouped conv needs to run near its peak)")
         if not isinstance(self.max_slices, int) or self.max_slices < 1:
             raise EdgecnError(f"max_slices must be a positive integer (got {self.max_slices!r})",
                               "use a small count such as 8")

@@ -15,6 +15,7 @@ ORDER = (
     "index",              # first: "dense" makes the 1x1 convs dense, so shuffles can fold into them
     "group_conv",         # before shuffles: a block-diagonal dense conv takes a shuffle for free
     "shuffle",            # after both: folds into a neighbouring dense conv, else splits the consumer
+    "avg_pool",           # any time: touches only pools, which no other pass reads or makes
     "fold_bn",            # after shuffles: the BN behind a folded shuffle now follows its conv
     "multi_consumer_bn",  # last: only BNs that could not fold remain, some on shared conv outputs
 )

@@ -42,3 +42,33 @@ def test_split_leaves_shuffled_convs_to_the_shuffle_pass(condensed, x32, conv_gr
     # Only the 12 grouped 1x1 convs are split here; the 3x3 convs read shuffles.
     assert len(report) == 12 and all(r["site"].endswith("conv_1.conv") for r in report)
     assert conv_groups(model, x32).count(4) == 12
+
+
+def test_merge_groups_until_each_has_enough_outputs(op_counts, conv_groups, assert_same):
+    model, x = _grouped(), torch.randn(1, 8, 6, 6)  # 4 groups of 3 outputs
+    out, report = rewrite(model, LoweringConfig(group_conv="merge", min_group_outputs=6), x, passes=["group_conv"])
+    assert conv_groups(out, x) == [2], "two groups merged at a time: 6 outputs each"
+    assert op_counts(out, x)["conv2d"] == 1
+    (entry,) = report
+    assert entry["choice"] == "merge" and entry["macs_after"] == 2 * entry["macs_before"]
+    assert_same(model, out, (2, 8, 6, 6))
+
+
+def test_merge_is_dense_when_the_layer_is_narrow_and_leaves_wide_groups(conv_groups, assert_same):
+    model, x = _grouped(), torch.randn(1, 8, 6, 6)
+    out, _ = rewrite(model, LoweringConfig(group_conv="merge", min_group_outputs=16), x, passes=["group_conv"])
+    assert conv_groups(out, x) == [1], "12 outputs in all: fewer than 16, so one dense conv"
+    assert_same(model, out, (2, 8, 6, 6))
+    out, report = rewrite(model, LoweringConfig(group_conv="merge", min_group_outputs=3), x, passes=["group_conv"])
+    assert report == [] and conv_groups(out, x) == [4]
+
+
+def test_merge_on_a_condensed_condensenet(condensed, x32, conv_groups, assert_same):
+    cfg = LoweringConfig(index="late_gather", group_conv="merge", shuffle="gather")
+    model, report = rewrite(condensed, cfg, x32)
+    merged = [r for r in report if r["pass"] == "group_conv"]
+    assert merged and all(r["choice"] == "merge" for r in merged)
+    narrow = [m for m in model.modules() if isinstance(m, nn.Conv2d) and 1 < m.groups < m.in_channels
+              and m.out_channels // m.groups < 16]
+    assert narrow == [], "every grouped conv (depthwise BNs aside) has at least 16 outputs per group"
+    assert_same(condensed, model, (2, 3, 32, 32))

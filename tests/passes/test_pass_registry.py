@@ -11,6 +11,7 @@ CONFIGS = [
     LoweringConfig(index="selection_conv", group_conv="native", shuffle="fold"),
     LoweringConfig(index="auto", group_conv="dense", shuffle="fold"),
     LoweringConfig(index="slices", group_conv="split", shuffle="keep", max_slices=64),
+    LoweringConfig(index="late_gather", group_conv="merge", shuffle="gather", avg_pool="depthwise_conv"),
     LoweringConfig(),
 ]
 KEYS = {"pass", "site", "choice", "reason", "macs_before", "macs_after"}
@@ -66,7 +67,8 @@ def test_mismatch_is_detected():
 
 
 @pytest.mark.parametrize("kwargs", [{"index": "gathr"}, {"group_conv": "blocks"}, {"shuffle": "yes"},
-                                    {"fold_bn": "no"}, {"max_slices": 0}, {"tolerance": 1.0}])
+                                    {"fold_bn": "no"}, {"max_slices": 0}, {"tolerance": 1.0},
+                                    {"avg_pool": "max"}, {"min_group_outputs": 0}, {"min_group_outputs": True}])
 def test_config_validates(kwargs):
     with pytest.raises(EdgecnError):
         LoweringConfig(**kwargs)
