@@ -25,6 +25,9 @@ from edgecn.targets import get_target
 MAX_FLOAT_LAYERS = 6
 """Most layers ``--max-drop`` keeps in float before giving up."""
 
+METHOD_ORDER = ("minmax", "percentile", "entropy")
+"""Calibration methods an int8 artifact that loses too much is retried with, in this order."""
+
 
 def build(cfg: BuildConfig) -> BuildResult:
     """Build every artifact ``cfg.target`` wants, validate each and write the build folder.
@@ -173,35 +176,71 @@ def _lower(model, target, backend, cfg: BuildConfig, example, say):
 
 
 def _compile_validated(backend, model, example, precision, ctx, held, cfg: BuildConfig, say):
-    """Compile, check and validate; for int8, keep sensitive layers float until ``max_drop`` holds."""
+    """Compile, check and validate; for int8, search until ``max_drop`` holds.
+
+    An int8 artifact that loses more than ``max_drop`` is rebuilt with the other calibration
+    methods first (unless ``--calibration-method`` fixed one): which method keeps a model
+    accurate depends on the model (a trained CondenseNet-86 in .tflite: min-max 98.05%,
+    percentile 97.49%, entropy 96.38%, float 98.61%), and it costs no speed. Then the most
+    sensitive layers are kept in float, one at a time, with the best method.
+    """
     x, y, float_logits, float_top1 = held
-    floats: list[str] = []
-    ranking = None
-    while True:
-        ctx.float_layers = tuple(floats)
-        say(f"[build] {backend.name} {precision}: compiling" + (f" (float: {', '.join(floats)})" if floats else ""))
+
+    def attempt(method: str, floats: list[str]):
+        ctx.method, ctx.float_layers = method, tuple(floats)
+        extra = [f"calibration {method}"] if precision == "int8" and method != first_method else []
+        extra += [f"float: {', '.join(floats)}"] if floats else []
+        say(f"[build] {backend.name} {precision}: compiling" + (f" ({'; '.join(extra)})" if extra else ""))
         art = backend.compile(model, example, precision, ctx)
         if backend.check is not None:
             backend.check(art, ctx)
         result = compare(backend.load(art), x, y, float_logits)
         say(f"[build] {backend.name} {precision}: top-1 {result['top1']:.2f}% (float {float_top1:.2f}%), "
             f"SQNR {result['sqnr_db']:.1f} dB")
-        drop = float_top1 - result["top1"]
-        if precision != "int8" or drop <= cfg.max_drop:
-            art.extra["float_layers"] = floats
-            return art, result
-        if ranking is None:
-            from edgecn.quantize.sensitivity import rank_layers
+        art.extra.update(float_layers=list(floats), **({"calibration_method": method} if precision == "int8" else {}))
+        return art, result, float_top1 - result["top1"]
 
-            ranking = rank_layers(model, ctx.calib)
-        if len(floats) >= min(MAX_FLOAT_LAYERS, len(ranking)):
-            raise EdgecnError(
-                f"{backend.name} int8 loses {drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
-                f"even with {len(floats)} layer(s) kept in float ({', '.join(floats)})",
-                "raise --max-drop, try another --calibration-method (entropy, minmax) or a larger "
-                "--calibration-size, or build fp32/fp16 only with --precision")
+    first_method = ctx.method
+    try:
+        art, result, drop = attempt(first_method, [])
+        if precision != "int8" or drop <= cfg.max_drop:
+            return art, result
+        best = (drop, first_method)
+        for method in (m for m in METHOD_ORDER if cfg.method is None and m != first_method):
+            art.path.unlink(missing_ok=True)
+            art, result, drop = attempt(method, [])
+            if drop <= cfg.max_drop:
+                return art, result
+            best = min(best, (drop, method))
+        return _keep_layers_float(attempt, art, best, model, ctx, cfg, backend.name)
+    finally:
+        ctx.method, ctx.float_layers = first_method, ()
+
+
+def _keep_layers_float(attempt, art, best, model, ctx, cfg: BuildConfig, backend: str):
+    """Keep the most int8-sensitive layers in float, one more each try, with the best method."""
+    from edgecn.quantize.sensitivity import rank_layers
+
+    drop, method = best
+    ranking = rank_layers(model, ctx.calib)
+    floats: list[str] = []
+    while len(floats) < min(MAX_FLOAT_LAYERS, len(ranking)):
         floats.append(ranking[len(floats)])
         art.path.unlink(missing_ok=True)
+        try:
+            art, result, drop = attempt(method, floats)
+        except EdgecnError as e:
+            raise EdgecnError(f"{backend} int8 loses {best[0]:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
+                              f"with every calibration method, and keeping layers in float failed: {e.what}",
+                              e.fix) from e
+        if drop <= cfg.max_drop:
+            return art, result
+    art.path.unlink(missing_ok=True)
+    raise EdgecnError(
+        f"{backend} int8 loses {drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
+        f"even with {len(floats)} layer(s) kept in float ({', '.join(floats)})",
+        "raise --max-drop, try a larger --calibration-size or --calibration-images closer to the deployment "
+        "data, or build fp32/fp16 only with --precision")
 
 
 def _entry(art, result, float_top1, ds, rewrites, stage: Path) -> dict:

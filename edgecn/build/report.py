@@ -44,12 +44,13 @@ def markdown_report(manifest: dict) -> str:
     for a in manifest["artifacts"]:
         drop = a["float_top1"] - a["top1"]
         rows.append([a["path"], a["backend"], a["precision"], _size(a), f"{a['top1']:.2f}",
-                     f"{drop:+.2f}", f"{a['sqnr_db']:.1f}", ", ".join(a["float_layers"]) or "-"])
+                     f"{drop:+.2f}", f"{a['sqnr_db']:.1f}", a.get("calibration_method") or "-",
+                     ", ".join(a["float_layers"]) or "-"])
     lines = [f"# {manifest['model']['name']} for {manifest['target']}", "",
              f"Float top-1 on the held-out split: {manifest['float_top1']:.2f}%. "
              f"Calibration: {manifest['calibration']['method']} on {manifest['calibration']['size']} images "
              f"({manifest['calibration']['source']}).", "",
-             table(["artifact", "backend", "precision", "size", "top-1 %", "drop", "SQNR dB", "kept float"], rows,
+             table(["artifact", "backend", "precision", "size", "top-1 %", "drop", "SQNR dB", "calibration", "kept float"], rows,
                    markdown=True), ""]
     failed = manifest.get("failed") or []
     if failed:

@@ -93,6 +93,19 @@ class FloatLayers:
         return self.inner.prepare_obs_or_fq_callback(model, edge_or_node_to_obs_or_fq)
 
 
+def keep_float(quantizer, names):
+    """``quantizer`` leaving the modules ``names`` in float: its own way where it has one
+    (``set_module_name(name, None)``, which also drops the layer from neighbours' shared
+    specs), else by stripping their annotations (``FloatLayers``)."""
+    try:
+        for name in names:
+            quantizer.set_module_name(name, None)
+        return quantizer
+    except (AssertionError, NotImplementedError, TypeError, AttributeError):
+        # litert-torch's PT2EQuantizer asserts on a None config.
+        return FloatLayers(quantizer, names)
+
+
 def _in_layers(node, names) -> bool:
     """Whether ``node`` was traced inside one of the modules ``names`` (qualified paths)."""
     for path, _ in (node.meta.get("nn_module_stack") or {}).values():
@@ -143,7 +156,7 @@ def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Te
     quantizer = make_quantizer()
     quantizer.set_global(with_range_observer(config, ctx.method, ctx.percentile))
     if ctx.float_layers:
-        quantizer = FloatLayers(quantizer, ctx.float_layers)
+        quantizer = keep_float(quantizer, ctx.float_layers)
     cache = None
     if ctx.use_cache:
         key = cache_key(model, ctx.calib, backend, ctx.method, ctx.percentile, sorted(ctx.float_layers), tuple(example.shape))

@@ -7,9 +7,10 @@ from edgecn.build import pipeline
 from edgecn.errors import EdgecnError
 
 
-def _tracking(monkeypatch, fail_until):
+def _tracking(monkeypatch, fail_until, good_method=None):
     """Judge top-1 by a stand-in: float 50 %, int8 5 points lower while fewer than
-    ``fail_until`` layers are float (a random-weight model is at chance level)."""
+    ``fail_until`` layers are float and the calibration method is not ``good_method``
+    (a random-weight model is at chance level)."""
     real_cv, real_compare = pipeline._compile_validated, pipeline.compare
     state = {}
 
@@ -19,7 +20,8 @@ def _tracking(monkeypatch, fail_until):
 
     def compare(predict, x, y, float_logits):
         out = real_compare(predict, x, y, float_logits)
-        lossy = state["precision"] == "int8" and len(state["ctx"].float_layers) < fail_until
+        lossy = (state["precision"] == "int8" and len(state["ctx"].float_layers) < fail_until
+                 and state["ctx"].method != good_method)
         return {**out, "top1": 45.0 if lossy else 50.0}
 
     monkeypatch.setattr(pipeline, "_compile_validated", compile_validated)
@@ -54,3 +56,18 @@ def test_build_fails_when_float_layers_do_not_help(checkpoint, tmp_path, monkeyp
         build(_cfg(checkpoint, tmp_path))
     assert "--max-drop" in info.value.fix
     assert not (tmp_path / "condensenet-light-jetson-orin-nano").exists()
+
+
+def test_other_calibration_methods_are_tried_before_float_layers(checkpoint, tmp_path, monkeypatch):
+    _tracking(monkeypatch, fail_until=99, good_method="entropy")
+    result = build(_cfg(checkpoint, tmp_path))
+    (art,) = result.artifacts
+    assert art["float_layers"] == [] and art["calibration_method"] == "entropy"
+    assert "entropy" in (result.folder / "report.md").read_text()
+
+
+def test_a_fixed_calibration_method_is_not_replaced(checkpoint, tmp_path, monkeypatch):
+    _tracking(monkeypatch, fail_until=1, good_method="entropy")
+    cfg = BuildConfig(**{**_cfg(checkpoint, tmp_path).__dict__, "method": "minmax"})
+    (art,) = build(cfg).artifacts
+    assert art["calibration_method"] == "minmax" and len(art["float_layers"]) == 1
