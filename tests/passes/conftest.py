@@ -7,25 +7,8 @@ import torch
 from torch import nn
 
 
-def randomize_bn(model: nn.Module) -> nn.Module:
-    """Give every BN non-trivial statistics, so a wrong BN move or fold shows in the outputs."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-1, 1)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-    return model
-
-
-@pytest.fixture(scope="session", name="randomize_bn")
-def _randomize_bn_fixture():
-    return randomize_bn
-
-
 @pytest.fixture(scope="session")
-def condensed():
+def condensed(randomize_bn):
     """condensenet-light, condensed after a random-weight ``set_progress(1.0)``."""
     from edgecn.condense import condense_model, set_progress
     from edgecn.models import create_model
