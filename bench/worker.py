@@ -6,7 +6,7 @@ Usage (driven by bench/timing.py, one line per request on stdin):
     > quit
 
 Each runtime sizes its thread pool once per process, and two runtimes in one process fight
-over cores (FIELD_NOTES), so every (artifact, threads) pair gets a process of its own. The
+over cores (eager torch timed beside ExecuTorch once ran 100x slower), so every (artifact, threads) pair gets a process of its own. The
 process stays up between requests so that rounds can be interleaved across artifacts
 without paying the runtime's import and load time again. Torch-free except for .pte files
 (ExecuTorch's Python binding exchanges torch tensors).

@@ -1,6 +1,6 @@
 """Explicit int8 ONNX (Q/DQ) for TensorRT with onnxruntime's ``quantize_static``.
 
-Settings are the ones TensorRT accepts (FIELD_NOTES): symmetric activations and weights
+Settings are the ones TensorRT's ONNX parser accepts (per onnx-tensorrt's docs): symmetric activations and weights
 (zero points 0), per-channel weights on axis 0, per-tensor activations, biases left in
 float, Q/DQ only on the inputs of Conv/Gemm/MatMul (onnxruntime's defaults quantize biases to
 int32 and BatchNorm parameters, which TensorRT rejects).

@@ -34,7 +34,8 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, quantizer, cali
 
     Args:
         model: float model in eval mode (BatchNorms with several consumers already made
-            explicit, see FIELD_NOTES; the guard below fails loudly otherwise).
+            explicit: PT2E folds a BN into a conv whose output has other users; the guard below
+            fails loudly otherwise).
         example: one input with the exported (batch-1) shape.
         quantizer: a configured PT2E quantizer.
         calib: calibration inputs, fed one at a time (the export has batch 1).

