@@ -66,12 +66,13 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, quantizer, cali
 
 
 class FloatLayers:
-    """A PT2E quantizer that leaves the named modules in float, whatever quantizer it wraps.
+    """A PT2E quantizer that leaves the named modules in float, for quantizers that cannot.
 
-    Quantizers differ in how (and whether) they leave a layer unquantized: XNNPACK's takes
-    ``set_module_name(name, None)``, litert-torch's asserts on it. Removing the annotations
-    of the layer's nodes after the wrapped quantizer annotated works for both: PT2E inserts
-    no observers there, so the layer runs in float between a dequantize and a quantize.
+    litert-torch's quantizer asserts on ``set_module_name(name, None)``. Removing the
+    annotations of the layer's nodes after it annotated means PT2E inserts no observers
+    there, so the layer runs in float between a dequantize and a quantize. Only for
+    quantizers without their own way: a neighbour's annotation may share a spec with a
+    stripped node (XNNPACK's concat does), which PT2E then cannot resolve.
     """
 
     def __init__(self, inner, names):
@@ -83,7 +84,7 @@ class FloatLayers:
     def annotate(self, model):
         model = self.inner.annotate(model) or model
         for node in model.graph.nodes:
-            if self.names and _in_layers(node, self.names):
+            if _in_layers(node, self.names):
                 node.meta.pop("quantization_annotation", None)
         return model
 
