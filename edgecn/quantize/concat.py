@@ -12,10 +12,10 @@ In a dense block every layer concatenates the running feature map with its new f
 and the next layer reads the result, so the clipping repeats once per layer and compounds
 with depth: a CondenseNet-86 with realistic BatchNorm statistics had 8.5 dB of logit SQNR
 in the .tflite against 28.6-33.1 dB in the PT2E graph it was converted from (30.5 dB in the
-.tflite once ranges are shared), and a trained one lost 30 to 50 top-1 points. ``share_concat_ranges`` gives every tensor that meets at a concat (its inputs,
-its output, transitively: a dense block's concats chain into one group) the union of their
-calibrated ranges before conversion, so the converter's constraint already holds and
-nothing is clipped. XNNPACK's own quantizer for ExecuTorch shares concat ranges the same way.
+.tflite once ranges are shared), and a trained one lost 30 to 50 top-1 points.
+``share_concat_ranges`` gives every tensor that meets at a concat (its inputs, its output,
+transitively: a dense block's concats chain into one group) the union of their calibrated
+ranges before conversion, so the converter's constraint already holds and nothing is clipped. XNNPACK's own quantizer for ExecuTorch shares concat ranges the same way.
 """
 
 from __future__ import annotations
