@@ -15,7 +15,8 @@ in the .tflite against 28.6-33.1 dB in the PT2E graph it was converted from (30.
 .tflite once ranges are shared), and a trained one lost 30 to 50 top-1 points.
 ``share_concat_ranges`` gives every tensor that meets at a concat (its inputs, its output,
 transitively: a dense block's concats chain into one group) the union of their calibrated
-ranges before conversion, so the converter's constraint already holds and nothing is clipped. XNNPACK's own quantizer for ExecuTorch shares concat ranges the same way.
+ranges before conversion, so the converter's constraint already holds and nothing is clipped.
+XNNPACK's own quantizer for ExecuTorch shares concat ranges the same way.
 """
 
 from __future__ import annotations
