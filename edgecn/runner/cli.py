@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="'digits' (sklearn's) or a folder of images (one subfolder per class)")
     p.add_argument("--op-profile", action="store_true", help="per-op timings where the runtime offers them")
     p.add_argument("--force", action="store_true", help="profile even if the sha256 does not match the manifest")
-    p.add_argument("--remote", default=None, metavar="ssh://user@host[:port]", help="run on a device over ssh")
+    p.add_argument("--remote", default=None, metavar="[ssh://]user@host[:port]", help="run on a device over ssh")
     p.add_argument("--remote-python", default="python3", help="python on the remote device (default python3)")
     p.add_argument("--ssh-key", default=None, help="identity file for --remote")
     p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")

@@ -103,21 +103,26 @@ class Manifest:
         return cls(path, model, str(raw.get("target", "")), [str(x) for x in labels], entries, raw)
 
     def find(self, artifact: str | os.PathLike) -> ArtifactEntry | None:
-        """The entry describing ``artifact`` (matched by resolved path), or None."""
-        p = Path(artifact).resolve()
+        """The entry listing ``artifact`` by its name in this manifest's folder, or None."""
+        p = Path(os.path.abspath(artifact))
         for e in self.artifacts:
-            if e.path.resolve() == p:
+            if Path(os.path.abspath(e.path)) == p:
                 return e
         return None
 
 
 def find_manifest_for(artifact: str | os.PathLike) -> Manifest | None:
-    """The manifest in the artifact's folder that lists it, if any."""
-    candidate = Path(artifact).resolve().parent / "manifest.json"
-    if not candidate.exists():
+    """The manifest of the folder ``artifact`` is named in, or None when that folder has none.
+
+    The rule that keeps the sha256 check from being sidestepped: an artifact is checked against
+    the manifest beside the name it was given by (not beside a symlink's target), and
+    ``verify_location`` refuses a name that the manifest does not list or a symlink that leaves
+    the folder.
+    """
+    candidate = Path(os.path.abspath(artifact)).parent / "manifest.json"
+    if not candidate.exists() and not candidate.is_symlink():
         return None
-    m = Manifest.load(candidate)
-    return m if m.find(artifact) else None
+    return Manifest.load(candidate)
 
 
 def _tensor(d: Any, where: str, field: str) -> TensorSpec:

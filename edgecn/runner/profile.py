@@ -41,21 +41,45 @@ def sha256_of(path: Path) -> str:
 
 
 def verify(path: Path, force: bool) -> tuple[ArtifactEntry | None, dict]:
-    """The manifest entry for ``path`` (if a manifest lists it) after checking its sha256."""
-    if not path.is_file():
+    """The manifest entry for ``path`` after checking its sha256 against the manifest of its folder.
+
+    One rule: an artifact is verified against ``manifest.json`` in the folder it is named in.
+    A symlink is followed only within that folder; a name the manifest does not list, a link
+    out of the folder or a wrong sha256 is refused unless ``force`` (then reported as
+    unverified). A folder without a manifest holds an unverified artifact (one copied alone).
+    """
+    if not path.exists():
         raise EdgecnError(f"artifact {str(path)!r} does not exist", "pass the path of a built artifact")
+    if not path.is_file():
+        raise EdgecnError(f"artifact {str(path)!r} is not a regular file", "pass the path of a built artifact file")
     manifest = find_manifest_for(path)
-    if manifest is None:
-        return None, {"manifest": None, "sha256": sha256_of(path), "verified": False}
-    entry = manifest.find(path)
     actual = sha256_of(path)
-    ok = actual == entry.sha256
-    if not ok and not force:
-        raise EdgecnError(f"{str(path)!r} does not match its manifest (sha256 {actual[:12]}..., "
-                          f"manifest says {entry.sha256[:12]}...)",
-                          "rebuild or re-copy the artifact, or pass --force to profile it anyway")
-    info = {"manifest": str(manifest.path), "sha256": actual, "verified": ok, "labels": manifest.labels}
+    if manifest is None:
+        return None, {"manifest": None, "sha256": actual, "verified": False, "reason": "no manifest in its folder"}
+    problem = _location_problem(path, manifest)
+    entry = manifest.find(path) or (manifest.find(path.resolve()) if problem is None else None)
+    if problem is None and entry is None:
+        problem = f"its folder's manifest {str(manifest.path)!r} does not list it"
+    if problem is None and actual != entry.sha256:
+        problem = f"sha256 {actual[:12]}... differs from the manifest's {entry.sha256[:12]}..."
+    if problem is not None and not force:
+        raise EdgecnError(f"{str(path)!r} cannot be verified: {problem}",
+                          "profile the artifact the build wrote (rebuild or re-copy it), or pass --force "
+                          "to run it unverified")
+    info = {"manifest": str(manifest.path), "sha256": actual, "verified": problem is None,
+            "labels": manifest.labels}
+    if problem is not None:
+        info["reason"] = problem
     return entry, info
+
+
+def _location_problem(path: Path, manifest) -> str | None:
+    folder = Path(os.path.abspath(path)).parent.resolve()
+    if path.is_symlink() or Path(os.path.abspath(path)).resolve().parent != folder:
+        target = path.resolve()
+        if target.parent != folder:
+            return f"it is a link to {str(target)!r}, outside its build folder"
+    return None
 
 
 def profile_artifact(path: str | os.PathLike, opts: Options) -> dict:

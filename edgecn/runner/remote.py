@@ -29,13 +29,46 @@ TORCH_FREE_CORE = ("__init__.py", "errors.py", "splits.py")
 _SAFE_REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
 
 
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})?)*\.?$")
+_IPV6 = re.compile(r"^[0-9A-Fa-f:.]{2,45}$")
+_TARGET_HELP = "pass ssh://USER@HOST[:PORT] or USER@HOST[:PORT], e.g. --remote pi@raspberrypi.local"
+
+
 def parse_target(url: str) -> tuple[str, int | None]:
-    """``ssh://user@host[:port]`` -> ("user@host", port)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "ssh" or not parts.hostname or parts.path not in ("", "/"):
-        raise EdgecnError(f"--remote {url!r} is not ssh://[user@]host[:port]", "pass e.g. --remote ssh://pi@raspberrypi.local")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return (f"{parts.username}@{host}" if parts.username else host), parts.port
+    """``ssh://user@host[:port]`` or ``user@host[:port]`` -> ("user@host", port), each part checked.
+
+    ssh reads a destination that starts with ``-`` as an option (``-oProxyCommand=...`` runs a
+    local command), so user and host are held to what accounts and host names can be: letters,
+    digits, ``_ . -`` (not leading), IPv6 in brackets; the port is 1-65535. Nothing else passes.
+    """
+    text = url[len("ssh://"):] if url.startswith("ssh://") else url
+    text = text[:-1] if text.endswith("/") else text
+    if "://" in text or not text:
+        raise EdgecnError(f"--remote {url!r} is not ssh://[user@]host[:port]", _TARGET_HELP)
+    user, _, hostport = text.rpartition("@")
+    if user and not _USER.fullmatch(user):
+        raise EdgecnError(f"--remote {url!r}: user {user!r} is not a login name "
+                          "(letters, digits, '_', '.', '-', not starting with '-')", _TARGET_HELP)
+    host, port_text = _split_port(hostport, url)
+    port = None
+    if port_text is not None:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise EdgecnError(f"--remote {url!r}: port {port_text!r} is not a number from 1 to 65535", _TARGET_HELP)
+        port = int(port_text)
+    return (f"{user}@{host}" if user else host), port
+
+
+def _split_port(hostport: str, url: str) -> tuple[str, str | None]:
+    if hostport.startswith("["):
+        inner, sep, rest = hostport[1:].partition("]")
+        if not sep or not _IPV6.fullmatch(inner) or ":" not in inner or (rest and not rest.startswith(":")):
+            raise EdgecnError(f"--remote {url!r}: {hostport!r} is not a bracketed IPv6 address", _TARGET_HELP)
+        return f"[{inner}]", (rest[1:] if rest else None)
+    host, sep, port = hostport.partition(":")
+    if not _HOST.fullmatch(host) or len(host) > 253:
+        raise EdgecnError(f"--remote {url!r}: host {host!r} is not a host name or address", _TARGET_HELP)
+    return host, (port if sep else None)
 
 
 def runner_zip(out: Path) -> Path:
@@ -57,7 +90,8 @@ class Ssh:
     def run(self, words: list[str], check: bool = True) -> subprocess.CompletedProcess:
         port = ["-p", str(self.port)] if self.port else []
         command = " ".join(shlex.quote(w) for w in words)
-        proc = subprocess.run(["ssh", *self.common, *port, self.dest, "--", command], capture_output=True, text=True)
+        # Every option, then "--": the destination and the command can never be read as options.
+        proc = subprocess.run(["ssh", *self.common, *port, "--", self.dest, command], capture_output=True, text=True)
         if check and proc.returncode != 0:
             self._fail(proc, words[0])
         return proc
@@ -65,7 +99,7 @@ class Ssh:
     def copy(self, files: list[Path], remote_dir: str) -> None:
         port = ["-P", str(self.port)] if self.port else []
         # Absolute local paths: scp would take "a:b.tflite" for a host. Remote names are generated and safe.
-        proc = subprocess.run(["scp", "-q", *self.common, *port, *[os.path.abspath(f) for f in files],
+        proc = subprocess.run(["scp", "-q", *self.common, *port, "--", *[os.path.abspath(f) for f in files],
                                f"{self.dest}:{remote_dir}/"], capture_output=True, text=True)
         if proc.returncode != 0:
             self._fail(proc, "scp")
@@ -87,15 +121,15 @@ def _stage(artifacts: list[str], stage: Path, force: bool) -> list[str]:
     names = []
     for i, a in enumerate(artifacts):
         path = Path(a)
-        verify(path, force)
+        entry, _ = verify(path, force)
         check_artifact(path)
         sub = stage / f"a{i}"
         sub.mkdir()
         name = f"model{path.suffix.lower()}"
         (sub / name).symlink_to(path.resolve())
-        manifest = find_manifest_for(path)
-        if manifest is not None:
-            raw = dict(manifest.raw, artifacts=[dict(manifest.find(path).raw, path=name)])
+        if entry is not None:
+            manifest = find_manifest_for(path)
+            raw = dict(manifest.raw, artifacts=[dict(entry.raw, path=name)])
             (sub / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
         names.append(f"a{i}/{name}")
     return names

@@ -60,7 +60,9 @@ def single(r: dict) -> str:
 def _integrity(i: dict) -> str:
     if i["verified"]:
         return "matches manifest"
-    return "MISMATCH, profiled with --force" if i["manifest"] else "no manifest"
+    if i["manifest"]:
+        return f"UNVERIFIED ({i.get('reason', 'sha256 mismatch')}), profiled with --force"
+    return "unverified: no manifest"
 
 
 def _sensor(v) -> str:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from robust_helpers import COUNTS, ENV, edgecn
@@ -25,10 +26,51 @@ def test_profile_refuses_an_artifact_whose_sha256_differs_from_the_manifest(buil
     onnx.write_bytes(bytes(data))
     refused = edgecn(["profile", onnx, "--runs", "2"], cwd=tmp_path)
     COUNTS["bad_inputs"] += 1
-    assert refused.returncode == 2 and "does not match its manifest" in refused.stderr, refused.stderr[-2000:]
+    assert refused.returncode == 2 and "cannot be verified" in refused.stderr, refused.stderr[-2000:]
     assert "Fix:" in refused.stderr and "--force" in refused.stderr and "Traceback" not in refused.stderr
     forced = edgecn(["profile", onnx, "--runs", "2", "--warmup", "0", "--force"], cwd=tmp_path)
     assert forced.returncode == 0, "the refusal came from something other than the checksum"
+
+
+def _tampered(src, dst):
+    data = bytearray(src.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    dst.write_bytes(bytes(data))
+
+
+def test_symlinked_or_unlisted_tampered_artifacts_are_refused(build_dir, tmp_path):
+    """Every artifact of the build, three ways: replaced by a link to a tampered file outside the
+    folder, saved tampered under a name the manifest does not list (both refused without --force),
+    and linked within the folder under a new name (verified against the file it names)."""
+    from edgecn.errors import EdgecnError
+    from edgecn.runner.manifest import Manifest
+    from edgecn.runner.profile import verify
+
+    folder = tmp_path / "b"
+    shutil.copytree(build_dir, folder)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    tried = 0
+    for entry in Manifest.load(folder).artifacts:
+        name = entry.path.name
+        _tampered(folder / name, outside / name)
+        _tampered(folder / name, folder / f"copy-{name}")
+        (folder / f"alias-{name}").symlink_to(name)
+        real = folder / f"real-{name}"
+        os.replace(folder / name, real)
+        (folder / name).symlink_to(outside / name)
+        for bad, why in ((folder / name, "outside its build folder"), (folder / f"copy-{name}", "does not list it")):
+            with pytest.raises(EdgecnError, match=why) as e:
+                verify(bad, force=False)
+            assert "--force" in e.value.fix
+            assert verify(bad, force=True)[1]["verified"] is False
+            tried += 1
+        os.replace(real, folder / name)
+        entry_found, info = verify(folder / f"alias-{name}", force=False)
+        assert info["verified"] and entry_found.path.name == name
+        tried += 1
+    COUNTS["bad_inputs"] += tried
+    assert tried >= 6
 
 
 class _Payload:

@@ -60,7 +60,7 @@ def test_sha_mismatch_refused_unless_forced(artifacts, tmp_path):
     data[len(data) // 2] ^= 1  # inside the classifier's weights (most of the file): the model still loads
     (work / "model.tflite").write_bytes(bytes(data))
     proc = run_runner(work / "model.tflite", "--runs", "5")
-    assert proc.returncode == 2 and "does not match its manifest" in proc.stderr and "--force" in proc.stderr
+    assert proc.returncode == 2 and "differs from the manifest" in proc.stderr and "--force" in proc.stderr
     assert proc.stdout == ""
     forced = _json(run_runner(work / "model.tflite", "--runs", "5", "--force", "--json"))
     assert forced["results"][0]["integrity"]["verified"] is False
