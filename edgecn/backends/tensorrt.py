@@ -19,8 +19,6 @@ from edgecn.backends import (Artifact, Backend, CompileContext, artifact_path, p
                              time_fp32)
 from edgecn.errors import EdgecnError
 
-_TRTEXEC_FLAGS = {"fp32": "", "fp16": " --fp16", "int8": " --int8"}
-
 
 @dataclasses.dataclass(frozen=True)
 class Options:
@@ -58,14 +56,29 @@ def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
         if precision == "int8":
             _int8(model, fp32, path, ctx)
         elif precision == "fp16":
-            from onnxruntime.transformers.float16 import convert_float_to_float16
-
-            onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(path))
+            _fp16(fp32, path)
         else:
             path.write_bytes(fp32.read_bytes())
     art = describe(path, precision, example)
-    art.extra.update(engine_or_command(path, precision))
+    art.extra.update(engine_or_command(path, precision, opts))
     return art
+
+
+def _fp16(fp32: Path, path: Path) -> None:
+    """fp16 weights and compute with fp32 input and output (casts at the edges), in topological order.
+
+    ``convert_float_to_float16(keep_io_types=True)`` appends its input casts at the end of the
+    node list; onnxruntime sorts the graph itself, but the ONNX spec and TensorRT's parser read
+    nodes in order, so the graph is put back in order before it is saved.
+    """
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from edgecn.backends.onnx_valid import topological_order
+
+    model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+    topological_order(model)
+    onnx.save(model, str(path))
 
 
 def export_onnx(model, example, path: Path, opset: int) -> None:
@@ -140,17 +153,46 @@ def _opset(model) -> int:
     return next(i.version for i in model.opset_import if i.domain in ("", "ai.onnx"))
 
 
-def engine_or_command(path: Path, precision: str) -> dict:
-    """Build the engine where TensorRT imports; otherwise the trtexec command for the device."""
-    command = f"trtexec --onnx={path.name}{_TRTEXEC_FLAGS[precision]} --saveEngine={path.stem}.engine"
+def trtexec_commands(path: Path, precision: str, opts: Options) -> dict[str, str]:
+    """The ``trtexec`` command per TensorRT major version the target spans.
+
+    TensorRT 8.x is weakly typed: ``--int8`` turns on the explicit quantization the Q/DQ nodes
+    describe, ``--fp16`` lets the layers left in float (and the fp16 file) run in half
+    precision. TensorRT 10.x takes the precision of every tensor from the ONNX file with
+    ``--stronglyTyped`` (Q/DQ int8, fp16 weights in the fp16 file); the weak-typing flags are
+    deprecated there and refused together with it.
+    """
+    base = f"trtexec --onnx={path.name} --saveEngine={path.stem}.engine"
+    weak = {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
+    out = {}
+    for major in range(_major(opts.min_version), _major(opts.max_version) + 1):
+        if major in (8, 9):
+            out["8.x" if major == 8 else "9.x"] = base + weak
+        elif major >= 10:
+            out[f"{major}.x"] = base + ("" if precision == "fp32" else " --stronglyTyped")
+    return out
+
+
+def _major(version: str) -> int:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError as e:
+        raise EdgecnError(f"[tensorrt]: version {version!r} is not a TensorRT version",
+                          "write versions such as \"8.6\" or \"10.3\"") from e
+
+
+def engine_or_command(path: Path, precision: str, opts: Options | None = None) -> dict:
+    """Build the engine where TensorRT imports; otherwise the trtexec commands for the device."""
+    commands = trtexec_commands(path, precision, opts or Options())
     try:
         import tensorrt as trt
     except ImportError:
-        return {"trtexec": command, "engine": None,
-                "engine_note": "TensorRT is not installed on this host; build the engine on the device with the trtexec command"}
+        return {"trtexec": commands, "engine": None,
+                "engine_note": "TensorRT is not installed on this host; build the engine on the device with the "
+                               "trtexec command for its TensorRT version"}
     engine = path.with_suffix(".engine")
     _build_engine(trt, path, engine, precision)
-    return {"trtexec": command, "engine": engine.name, "tensorrt_version": trt.__version__}
+    return {"trtexec": commands, "engine": engine.name, "tensorrt_version": trt.__version__}
 
 
 def _build_engine(trt, onnx_path: Path, engine_path: Path, precision: str) -> None:
@@ -170,17 +212,31 @@ def _build_engine(trt, onnx_path: Path, engine_path: Path, precision: str) -> No
 
 
 def check(artifact: Artifact, ctx: CompileContext) -> None:
-    """The static TensorRT-compatibility check; raises EdgecnError listing what breaks it."""
+    """The ONNX spec (full checker, strict shape inference), Polygraphy's lint and TensorRT's
+    parser rules; raises EdgecnError with what breaks them. Layers TensorRT would run outside
+    int8 become notes on the artifact."""
     import onnx
 
-    opts = ctx.options or Options()
-    from edgecn.backends.trt_check import check_onnx
+    from edgecn.backends.onnx_valid import lint_problems, spec_problems
+    from edgecn.backends.trt_check import check_onnx, outside_int8
 
-    problems = check_onnx(onnx.load(str(artifact.path)), (opts.opset_min, opts.opset_max))
+    opts = ctx.options or Options()
+    problems = spec_problems(artifact.path) or lint_problems(artifact.path)
+    if problems:
+        raise EdgecnError(f"{artifact.path.name} is not a valid ONNX model: {'; '.join(problems[:3])}",
+                          "report this with the model name and the target; TensorRT's parser would reject the file")
+    model = onnx.load(str(artifact.path))
+    problems = check_onnx(model, (opts.opset_min, opts.opset_max))
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise EdgecnError(f"{artifact.path.name} would be rejected by TensorRT: {'; '.join(problems[:3])}{more}",
                           "build with the lowering rewrites (--lowering auto), or change the target's opset range")
+    if artifact.precision == "int8":
+        outside = outside_int8(model)
+        artifact.extra["outside_int8"] = outside
+        if outside:
+            artifact.notes.append(f"{len(outside)} layer(s) TensorRT would run outside int8: {'; '.join(outside[:3])}"
+                                  + (" ..." if len(outside) > 3 else ""))
 
 
 def load(artifact: Artifact):

@@ -72,3 +72,37 @@ def _qdq(n, inits, consumers) -> list[str]:
             if c.op_type in ("Conv", "Gemm") and len(c.input) > 2 and c.input[2] == n.output[0]:
                 out.append(f"node {n.name!r}: feeds the bias of {c.name!r}; TensorRT needs biases in float")
     return out
+
+
+def outside_int8(model) -> list[str]:
+    """Conv/Gemm nodes of a Q/DQ model that TensorRT would not run in int8, each with why.
+
+    Explicit quantization runs a layer in int8 only where Q/DQ pairs surround its input and
+    weight; its int8 grouped-conv kernels also want input and output channels per group in
+    multiples of 4 (a layer that misses it takes slower tactics or falls back to fp16/fp32).
+    """
+    inits = {t.name: t for t in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    out = []
+    for n in model.graph.node:
+        if n.op_type not in ("Conv", "Gemm"):
+            continue
+        fed = [getattr(producers.get(i), "op_type", None) == "DequantizeLinear" for i in n.input[:2]]
+        if not all(fed):
+            out.append(f"{n.name}: {n.op_type} without Q/DQ on its {'input' if not fed[0] else 'weight'} "
+                       "(kept in float), runs in fp16/fp32")
+            continue
+        groups = next((a.i for a in n.attribute if a.name == "group"), 1)
+        if n.op_type == "Conv" and groups > 1:
+            shape = _weight_shape(producers[n.input[1]], inits)
+            if shape is not None:
+                cout, cin = shape[0] // groups, shape[1]
+                if cin > 1 and (cin % 4 or cout % 4):  # depthwise (1 input per group) has its own kernels
+                    out.append(f"{n.name}: grouped conv with {cin} input / {cout} output channels per group "
+                               "(not multiples of 4): TensorRT may run it outside int8 or with a slow tactic")
+    return out
+
+
+def _weight_shape(dq, inits):
+    w = inits.get(dq.input[0]) if dq.input else None
+    return list(w.dims) if w is not None else None

@@ -60,6 +60,6 @@ def markdown_report(manifest: dict) -> str:
     for a in manifest["artifacts"]:
         for note in a.get("notes", []):
             lines.append(f"- {a['path']}: {note}")
-        if a.get("trtexec"):
-            lines.append(f"- {a['path']}: build the engine on the device: `{a['trtexec']}`")
+        for version, command in (a.get("trtexec") or {}).items():
+            lines.append(f"- {a['path']}: build the engine on the device (TensorRT {version}): `{command}`")
     return "\n".join(lines).rstrip() + "\n"

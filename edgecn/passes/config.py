@@ -30,6 +30,9 @@ class LoweringConfig:
             as is. XNNPACK's int8 3x3 grouped conv ran at 9/37/98/225/458 GMAC/s with 1/2/4/8/16
             outputs per group (1 thread, AVX-512 VNNI host), so below 16 the zeros a merge adds
             cost less than the narrow groups.
+        group_multiple: for ``group_conv = "merge"``: input and output channels per group must
+            be multiples of this, else groups merge. TensorRT's int8 grouped-conv kernels want
+            multiples of 4; a layer that misses it runs slower tactics or leaves int8.
         avg_pool: ``"depthwise_conv"`` writes an average pool whose window equals its stride
             as the equal depthwise conv with weights 1/(k*k) (LiteRT's XNNPACK delegate does
             not take an int8 AVERAGE_POOL_2D); ``"keep"`` leaves it.
@@ -54,6 +57,7 @@ class LoweringConfig:
     group_conv: str = "auto"
     shuffle: str = "auto"
     min_group_outputs: int = 16
+    group_multiple: int = 1
     avg_pool: str = "keep"
     fold_bn: bool = True
     explicit_multi_consumer_bn: bool = True
@@ -71,6 +75,10 @@ class LoweringConfig:
             if not isinstance(getattr(self, field), bool):
                 raise EdgecnError(f"{field} must be true or false (got {getattr(self, field)!r})",
                                   f"write {field} = true or {field} = false")
+        if isinstance(self.group_multiple, bool) or not isinstance(self.group_multiple, int) \
+                or not 1 <= self.group_multiple <= 64:
+            raise EdgecnError(f"group_multiple must be an integer from 1 to 64 (got {self.group_multiple!r})",
+                              "use 4 for TensorRT int8 (channels per group in multiples of 4), or 1 for no rule")
         if isinstance(self.min_group_outputs, bool) or not isinstance(self.min_group_outputs, int) \
                 or self.min_group_outputs < 1:
             raise EdgecnError(f"min_group_outputs must be a positive integer (got {self.min_group_outputs!r})",

@@ -22,10 +22,13 @@ class LowerGroupConv(Pass):
       channels per group are not a multiple of 4.
     - ``merge``: k neighbouring groups merged into one block-diagonal group (G/k groups,
       k times the MACs), with k the smallest divisor of G that gives each group at least
-      ``cfg.min_group_outputs`` outputs (k = G, i.e. ``dense``, when the layer has fewer).
+      ``cfg.min_group_outputs`` outputs and input and output channels per group that are
+      multiples of ``cfg.group_multiple`` (k = G, i.e. ``dense``, when none does).
       XNNPACK's int8 grouped conv is fast only with enough outputs per group: a narrow
-      group costs far more per multiply-add than the zeros a merge adds. Convs that already
-      have enough outputs per group are left alone.
+      group costs far more per multiply-add than the zeros a merge adds. TensorRT's int8
+      grouped-conv kernels want channels per group in multiples of 4, else the layer falls
+      back to slower tactics or to fp16/fp32. Convs that already meet both, and depthwise
+      convs (one input per group, which have kernels of their own), are left alone.
 
     ``auto`` times the three with ``measure`` when given, else keeps ``native``: every
     runtime measured here runs grouped convs natively and the others cost ops or MACs.
@@ -34,10 +37,10 @@ class LowerGroupConv(Pass):
     """
 
     keep = "native"
-    _min_outputs = 16
+    _rule = (16, 1)
 
     def run(self, gm, cfg, example, measure=None):
-        self._min_outputs = cfg.min_group_outputs
+        self._rule = (cfg.min_group_outputs, cfg.group_multiple)
         return super().run(gm, cfg, example, measure)
 
     def sites(self, gm):
@@ -50,9 +53,11 @@ class LowerGroupConv(Pass):
         out = {"native": "kept", "dense": "a block-diagonal dense conv is exact"}
         if not (cfg.shuffle == "fold" and _reads_shuffle(gm, node)):
             out["split"] = "per-group convs over channel slices are exact"
-        k = merge_factor(module(gm, node), cfg.min_group_outputs)
+        conv = module(gm, node)
+        k = merge_factor(conv, cfg.min_group_outputs, cfg.group_multiple)
         if k > 1:
-            out["merge"] = f"merging {k} groups gives {module(gm, node).out_channels * k // module(gm, node).groups} outputs per group"
+            out["merge"] = (f"merging {k} groups gives {conv.in_channels * k // conv.groups} inputs and "
+                            f"{conv.out_channels * k // conv.groups} outputs per group")
         return out
 
     def decide(self, gm, node, cfg, legal):
@@ -60,8 +65,10 @@ class LowerGroupConv(Pass):
         if want == "auto":
             return "native", "auto: grouped convs run natively on every runtime measured"
         if want == "merge":
+            conv = module(gm, node)
             return ("merge", legal["merge"]) if "merge" in legal else (
-                "native", f"already {module(gm, node).out_channels // module(gm, node).groups} or more outputs per group")
+                "native", f"{conv.in_channels // conv.groups} inputs and {conv.out_channels // conv.groups} outputs "
+                          "per group meet the target's rule")
         if want in legal:
             return want, "requested" if want != "native" else "kept"
         return "native", "reads a channel shuffle: the shuffle pass splits it while removing the shuffle"
@@ -69,7 +76,7 @@ class LowerGroupConv(Pass):
     def apply(self, gm, node, choice):
         conv = module(gm, node)
         if choice == "merge":
-            new = merge_groups(conv, conv.groups // merge_factor(conv, self._min_outputs))
+            new = merge_groups(conv, conv.groups // merge_factor(conv, *self._rule))
             with gm.graph.inserting_before(node):
                 out = gm.graph.call_module(add_module(gm, node.target, "merged", new), tuple(node.args))
             node.replace_all_uses_with(out)
@@ -84,13 +91,19 @@ class LowerGroupConv(Pass):
         return macs(conv, shape(node)), sum(macs(m, shape(node)) for m in mods)
 
 
-def merge_factor(conv: nn.Conv2d, min_outputs: int) -> int:
-    """How many neighbouring groups of ``conv`` to merge so each has ``min_outputs`` outputs (1: none)."""
-    per_group = conv.out_channels // conv.groups
-    if per_group >= min_outputs:
+def merge_factor(conv: nn.Conv2d, min_outputs: int, multiple: int = 1) -> int:
+    """How many neighbouring groups of ``conv`` to merge (1: none) so that each group has at
+    least ``min_outputs`` outputs and input and output channels that are multiples of ``multiple``."""
+    cin, cout = conv.in_channels // conv.groups, conv.out_channels // conv.groups
+    if cin == 1:
+        return 1  # depthwise: XNNPACK and TensorRT run it with kernels of its own, fast as it is
+
+    def fits(k: int) -> bool:
+        return k * cout >= min_outputs and (k * cin) % multiple == 0 and (k * cout) % multiple == 0
+
+    if fits(1):
         return 1
-    return next((k for k in range(2, conv.groups + 1) if conv.groups % k == 0 and k * per_group >= min_outputs),
-                conv.groups)
+    return next((k for k in range(2, conv.groups + 1) if conv.groups % k == 0 and fits(k)), conv.groups)
 
 
 @torch.no_grad()

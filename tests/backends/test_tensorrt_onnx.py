@@ -21,8 +21,10 @@ def test_lowered_onnx_passes_the_static_check(lowered, precision, tmp_path, monk
     art = TRT.compile(model, x, precision, ctx)
     TRT.check(art, ctx)
     assert art.extra["opset"] == 17
-    assert "trtexec --onnx=m-" in art.extra["trtexec"]
+    assert all(c.startswith(f"trtexec --onnx=m-{precision}.onnx") for c in art.extra["trtexec"].values())
     m = onnx.load(str(art.path))
+    onnx.checker.check_model(m, full_check=True)  # the spec, topological order included
+    onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)
     if precision == "int8":
         assert art.ops["QuantizeLinear"] > 0 and art.ops["DequantizeLinear"] > 0
         for init in m.graph.initializer:
@@ -66,7 +68,7 @@ def _qdq_conv(zero_point=0, axis=0, bias_int32=False, opset=17, gather_after_dq=
     nodes.append(helper.make_node("Conv", conv_in, ["y"], name="conv"))
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
 
 
 def test_static_check_accepts_a_clean_qdq_conv():
@@ -113,6 +115,50 @@ def test_engine_command_without_tensorrt(tmp_path):
         pass
     from edgecn.backends.tensorrt import engine_or_command
 
-    info = engine_or_command(tmp_path / "m-int8.onnx", "int8")
-    assert info["trtexec"] == "trtexec --onnx=m-int8.onnx --int8 --saveEngine=m-int8.engine"
+    from edgecn.backends.tensorrt import Options
+
+    info = engine_or_command(tmp_path / "m-int8.onnx", "int8", Options(min_version="8.6", max_version="10.3"))
+    assert info["trtexec"] == {"8.x": "trtexec --onnx=m-int8.onnx --saveEngine=m-int8.engine --int8 --fp16",
+                               "9.x": "trtexec --onnx=m-int8.onnx --saveEngine=m-int8.engine --int8 --fp16",
+                               "10.x": "trtexec --onnx=m-int8.onnx --saveEngine=m-int8.engine --stronglyTyped"}
     assert info["engine"] is None
+    fp16 = engine_or_command(tmp_path / "m-fp16.onnx", "fp16", Options(min_version="8.2", max_version="8.2"))
+    assert fp16["trtexec"] == {"8.x": "trtexec --onnx=m-fp16.onnx --saveEngine=m-fp16.engine --fp16"}
+
+
+def _grouped_qdq(groups: int, cin: int, cout: int):
+    """Input -> Q/DQ -> grouped Conv (weights through DQ) -> output."""
+    w = numpy_helper.from_array(np.ones((cout, cin // groups, 3, 3), np.int8), "w")
+    inits = [w, numpy_helper.from_array(np.float32(0.1), "s"), numpy_helper.from_array(np.int8(0), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q"),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dq"),
+             helper.make_node("DequantizeLinear", ["w", "s", "z"], ["wd"], name="wdq"),
+             helper.make_node("Conv", ["xd", "wd"], ["y"], name="conv", group=groups, pads=[1, 1, 1, 1])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, 4, 4])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("groups, cin, cout, named", [(8, 16, 8, True), (4, 16, 16, False), (16, 16, 16, False),
+                                                      (2, 8, 12, True), (1, 3, 8, False)])
+def test_layers_outside_int8_are_named(groups, cin, cout, named):
+    from edgecn.backends.trt_check import outside_int8
+
+    found = outside_int8(_grouped_qdq(groups, cin, cout))
+    assert bool(found) == named and all("not multiples of 4" in f for f in found)
+
+
+def test_fp16_graph_is_put_in_topological_order():
+    from edgecn.backends.onnx_valid import topological_order
+
+    nodes = [helper.make_node("Relu", ["a"], ["b"], name="r2"), helper.make_node("Neg", ["x"], ["a"], name="n1"),
+             helper.make_node("Relu", ["b"], ["y"], name="r3"), helper.make_node("Abs", ["x"], ["c"], name="free")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2]),
+                           helper.make_tensor_value_info("c", TensorProto.FLOAT, [2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(onnx.checker.ValidationError, match="topologically sorted"):
+        onnx.checker.check_model(m, full_check=True)
+    topological_order(m)
+    assert [n.name for n in m.graph.node] == ["n1", "r2", "r3", "free"]
+    onnx.checker.check_model(m, full_check=True)

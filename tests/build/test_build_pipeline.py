@@ -40,6 +40,25 @@ def test_manifest_describes_every_artifact(first_build):
     assert (result.folder / "report.md").read_text().startswith("# condensenet-light for jetson-orin-nano")
 
 
+def test_every_jetson_onnx_is_valid_by_the_spec_and_the_lint(first_build):
+    """The full ONNX checker (topological order included: the fp16 converter's input casts once
+    came last), strict shape inference and Polygraphy's lint, on each precision's file."""
+    import onnx
+
+    from edgecn.backends.onnx_valid import lint_problems
+    from edgecn.backends.trt_check import outside_int8
+
+    result, _ = first_build
+    for a in Manifest.load(result.manifest).artifacts:
+        model = onnx.load(str(a.path))
+        onnx.checker.check_model(model, full_check=True)
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        assert lint_problems(a.path) == [], a.path.name
+        if a.precision == "int8":
+            assert outside_int8(model) == [], "the jetson lowering leaves no grouped conv outside int8"
+            assert a.get("outside_int8") == []
+
+
 def test_same_inputs_give_identical_onnx_bytes(first_build, checkpoint, tmp_path):
     result, _ = first_build
     again = build(_cfg(checkpoint, tmp_path))

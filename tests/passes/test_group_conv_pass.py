@@ -1,5 +1,6 @@
 """The grouped-conv pass: native, split and block-diagonal dense forms."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -72,3 +73,18 @@ def test_merge_on_a_condensed_condensenet(condensed, x32, conv_groups, assert_sa
               and m.out_channels // m.groups < 16]
     assert narrow == [], "every grouped conv (depthwise BNs aside) has at least 16 outputs per group"
     assert_same(condensed, model, (2, 3, 32, 32))
+
+
+@pytest.mark.parametrize("cin, cout, groups, want", [(16, 8, 8, 2), (16, 16, 4, 4), (24, 24, 12, 6), (12, 24, 12, 12), (6, 6, 3, 1),
+                                                         (8, 8, 8, 8), (8, 16, 8, 8)])
+def test_merge_to_channel_multiples(cin, cout, groups, want, conv_groups, assert_same):
+    """TensorRT's int8 rule: channels per group in multiples of 4, merged with the fewest zeros;
+    depthwise convs (one input per group) stay."""
+    model, x = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, groups=groups)), torch.randn(1, cin, 5, 5)
+    out, report = rewrite(model, LoweringConfig(group_conv="merge", min_group_outputs=1, group_multiple=4), x,
+                          passes=["group_conv"])
+    assert conv_groups(out, x) == [want]
+    conv = next(m for m in out.modules() if isinstance(m, nn.Conv2d))
+    assert conv.groups in (1, cin) or (conv.in_channels // conv.groups % 4 == 0 and conv.out_channels // conv.groups % 4 == 0)
+    assert len(report) == (0 if want == groups else 1)
+    assert_same(model, out, (2, cin, 5, 5))
