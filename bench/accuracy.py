@@ -8,7 +8,7 @@ import torch
 
 def eager_top1(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 (%) of the PyTorch model itself."""
-    from edgecn.build.validate import top1
+    from edgecn.runner.evaluate import top1
 
     with torch.no_grad():
         return top1(model.eval()(x).numpy(), y.numpy())
@@ -29,25 +29,17 @@ def artifact_top1(variant, x: np.ndarray, y: np.ndarray, max_seconds: float = 90
     """
     import time
 
-    from edgecn.backends import BACKENDS, Artifact
-    from edgecn.build.validate import top1
+    from edgecn.runner.evaluate import Predictor, top1
+    from edgecn.runner.manifest import tensor_spec
 
-    if variant.backend == "onnxruntime":
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        sess = ort.InferenceSession(str(variant.path), opts, providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        predict = lambda batch: np.concatenate([sess.run(None, {name: b[None]})[0] for b in batch])  # noqa: E731
-    else:
-        meta = variant.meta
-        art = Artifact(variant.path, variant.backend, variant.precision, input=meta["input"], output=meta["output"])
-        predict = BACKENDS.get(variant.backend).load(art)
+    meta = variant.meta if variant.backend != "onnxruntime" else {}
+    spec_in = tensor_spec(meta["input"]) if meta.get("input") else None
+    spec_out = tensor_spec(meta["output"], field="output") if meta.get("output") else None
     start, logits = time.perf_counter(), []
-    for i in range(0, len(x), CHUNK):
-        logits.append(predict(x[i:i + CHUNK]))
-        if time.perf_counter() - start > max_seconds:
-            break
+    with Predictor(variant.path, spec_in, spec_out) as predict:
+        for i in range(0, len(x), CHUNK):
+            logits.append(predict(x[i:i + CHUNK]))
+            if time.perf_counter() - start > max_seconds:
+                break
     n = sum(len(l) for l in logits)
     return top1(np.concatenate(logits), y[:n]), n

@@ -1,7 +1,8 @@
 """Deployment backends: one module each, registered with ``@register_backend``.
 
-A backend turns a float PyTorch model into an artifact file for one precision, runs that
-artifact in its own runtime (for validation) and inspects it (op histogram, delegation).
+A backend turns a float PyTorch model into an artifact file for one precision, checks it
+against the target's rules and describes it (I/O spec, op histogram, delegation). Running an
+artifact is ``edgecn.runner``'s job alone (``run`` below), in the build as on the device.
 Modules here import their toolchains lazily, so listing backends or loading targets
 needs none of them.
 """
@@ -68,8 +69,6 @@ class Backend:
         precisions: precisions it can build.
         options_type: frozen dataclass of the target's ``[<name>]`` table.
         compile: ``compile(model, example, precision, ctx) -> Artifact``.
-        load: ``load(artifact) -> predict``, where ``predict(x: NCHW float32 batch) -> logits``
-            runs the artifact in its own runtime.
         measure: ``measure(model, example) -> seconds`` per inference on this host, or None.
         tools: ``tools() -> {package: version}`` of the toolchain used.
         check: ``check(artifact, ctx) -> None``: backend rules the artifact must meet
@@ -81,7 +80,6 @@ class Backend:
     precisions: tuple[str, ...]
     options_type: type
     compile: Callable[..., Artifact]
-    load: Callable[[Artifact], Callable[[np.ndarray], np.ndarray]]
     measure: Callable[..., float] | None
     tools: Callable[[], dict[str, str]]
     check: Callable[..., None] | None = None
@@ -126,23 +124,40 @@ def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
     return float("inf") if noise == 0 else float(20.0 * np.log10(np.linalg.norm(ref) / noise))
 
 
-def time_fp32(compile_fn: Callable[..., Artifact], load_fn: Callable, model, example, repeats: int = 20) -> float:
-    """Median seconds per fp32 inference of ``model`` compiled by ``compile_fn``, run by ``load_fn``.
+def run(artifact: Artifact, x: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """Float logits of ``artifact`` for normalised NCHW images ``x``, run by ``edgecn.runner``.
+
+    Backends compile, check and describe; running an artifact is the runner's alone, so the
+    build scores an artifact with the code that runs it on the device.
+    """
+    from edgecn.runner.evaluate import predict
+    from edgecn.runner.manifest import tensor_spec
+
+    out = tensor_spec(artifact.output, str(artifact.path), "output") if artifact.output else None
+    return predict(artifact.path, x, tensor_spec(artifact.input, str(artifact.path)), out, threads)
+
+
+def time_fp32(compile_fn: Callable[..., Artifact], model, example, repeats: int = 20) -> float:
+    """Median seconds per fp32 inference of ``model`` compiled by ``compile_fn``, run by the runner.
 
     What ``--lowering auto`` compares candidates with; the artifact lives in a temp folder.
     """
     import tempfile
     import time
 
+    from edgecn.runner.evaluate import Predictor
+    from edgecn.runner.manifest import tensor_spec
+
     with tempfile.TemporaryDirectory() as tmp:
-        predict = load_fn(compile_fn(model, example, "fp32", CompileContext(Path(tmp), "measure")))
-        x = example.numpy()
-        predict(x)  # first inference pays one-off set-up costs
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            predict(x)
-            times.append(time.perf_counter() - t)
+        art = compile_fn(model, example, "fp32", CompileContext(Path(tmp), "measure"))
+        with Predictor(art.path, tensor_spec(art.input, str(art.path))) as predict:
+            x = example.numpy()
+            predict(x)  # first inference pays one-off set-up costs
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                predict(x)
+                times.append(time.perf_counter() - t)
     return float(np.median(times))
 
 
@@ -154,4 +169,4 @@ def artifact_path(ctx: CompileContext, precision: str, suffix: str) -> Path:
 from edgecn.backends import executorch, tensorrt, tflite  # noqa: E402,F401
 
 __all__ = ["Artifact", "BACKENDS", "Backend", "CompileContext", "package_versions", "register_backend",
-           "require", "sqnr_db"]
+           "require", "run", "sqnr_db"]

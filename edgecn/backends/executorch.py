@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 
-import numpy as np
 
 from edgecn.backends import (Artifact, Backend, CompileContext, artifact_path, package_versions, register_backend,
                              time_fp32)
@@ -110,27 +109,13 @@ def _classes(model, example) -> int:
     return int(model.edgecn_config["num_classes"]) if hasattr(model, "edgecn_config") else -1
 
 
-def load(artifact: Artifact):
-    """``predict(x)``: run the .pte in the ExecuTorch runtime, one image at a time."""
-    import torch
-    from executorch.runtime import Runtime
-
-    method = Runtime.get().load_program(str(artifact.path)).load_method("forward")
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        outs = [method.execute([torch.from_numpy(np.ascontiguousarray(x[i:i + 1]))])[0] for i in range(len(x))]
-        return torch.cat(outs).numpy()
-
-    return predict
-
-
 def measure(model, example, repeats: int = 20) -> float:
     """Median seconds per fp32 inference of ``model`` as a .pte on this host."""
-    return time_fp32(compile, load, model, example, repeats)
+    return time_fp32(compile, model, example, repeats)
 
 
 def tools() -> dict[str, str]:
     return package_versions("executorch", "torch", "torchao")
 
 
-BACKEND = register_backend(Backend("executorch", ".pte", ("fp32", "int8"), Options, compile, load, measure, tools, check))
+BACKEND = register_backend(Backend("executorch", ".pte", ("fp32", "int8"), Options, compile, measure, tools, check))

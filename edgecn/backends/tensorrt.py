@@ -46,8 +46,6 @@ class Options:
 
 def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
     """Export ``model`` to ``<stem>-<precision>.onnx`` (simplified; Q/DQ for int8)."""
-    import onnx
-
     opts = ctx.options or Options()
     path = artifact_path(ctx, precision, ".onnx")
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,9 +154,9 @@ def _opset(model) -> int:
 def trtexec_commands(path: Path, precision: str, opts: Options) -> dict[str, str]:
     """The ``trtexec`` command per TensorRT major version the target spans.
 
-    TensorRT 8.x is weakly typed: ``--int8`` turns on the explicit quantization the Q/DQ nodes
+    TensorRT 8.x (JetPack 4-6.0) is weakly typed: ``--int8`` turns on the explicit quantization the Q/DQ nodes
     describe, ``--fp16`` lets the layers left in float (and the fp16 file) run in half
-    precision. TensorRT 10.x takes the precision of every tensor from the ONNX file with
+    precision. TensorRT 10.x (JetPack 6.1+) takes the precision of every tensor from the ONNX file with
     ``--stronglyTyped`` (Q/DQ int8, fp16 weights in the fp16 file); the weak-typing flags are
     deprecated there and refused together with it.
     """
@@ -166,9 +164,11 @@ def trtexec_commands(path: Path, precision: str, opts: Options) -> dict[str, str
     weak = {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
     out = {}
     for major in range(_major(opts.min_version), _major(opts.max_version) + 1):
-        if major in (8, 9):
-            out["8.x" if major == 8 else "9.x"] = base + weak
-        elif major >= 10:
+        if major == 9:
+            continue  # TensorRT 9 was a data-centre-only release; no JetPack carries it
+        if major < 10:
+            out[f"{major}.x"] = base + weak
+        else:
             out[f"{major}.x"] = base + ("" if precision == "fp32" else " --stronglyTyped")
     return out
 
@@ -239,29 +239,13 @@ def check(artifact: Artifact, ctx: CompileContext) -> None:
                                   + (" ..." if len(outside) > 3 else ""))
 
 
-def load(artifact: Artifact):
-    """``predict(x)``: run the ONNX model in onnxruntime (CPU), one image at a time."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(artifact.path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([sess.run(None, {name: np.ascontiguousarray(x[i:i + 1], dtype=np.float32)})[0]
-                               for i in range(len(x))])
-
-    return predict
-
-
 def measure(model, example, repeats: int = 20) -> float:
     """Median seconds per fp32 inference in onnxruntime on this host (a stand-in for TensorRT)."""
-    return time_fp32(compile, load, model, example, repeats)
+    return time_fp32(compile, model, example, repeats)
 
 
 def tools() -> dict[str, str]:
     return package_versions("onnx", "onnxruntime", "onnxsim", "torch", "tensorrt")
 
 
-BACKEND = register_backend(Backend("tensorrt", ".onnx", ("fp32", "fp16", "int8"), Options, compile, load, measure, tools, check))
+BACKEND = register_backend(Backend("tensorrt", ".onnx", ("fp32", "fp16", "int8"), Options, compile, measure, tools, check))

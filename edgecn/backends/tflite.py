@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 
 from edgecn.backends import (Artifact, Backend, CompileContext, artifact_path, package_versions, register_backend,
                              time_fp32)
@@ -60,12 +58,9 @@ def _check_float_layers(path: Path, names: tuple[str, ...]) -> None:
     layer whose output is quantized again (any layer but the classifier, in practice)
     comes out int8 although PT2E left it float: the build must not claim otherwise.
     """
-    interp = _interpreter(path, delegates=False)
-    dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interp.get_tensor_details()}
-    floats = sum(1 for op in interp._get_ops_details()
-                 if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-                 and dtypes[op["inputs"][0]] == np.float32)
-    if floats < len(names):
+    from edgecn.runner.tflite import inspect
+
+    if inspect(path)["float_compute_ops"] < len(names):
         path.unlink(missing_ok=True)
         raise EdgecnError(f"the .tflite converter quantized layer(s) asked to stay float ({', '.join(names)}): "
                           f"it re-quantizes a float layer between int8 neighbours",
@@ -90,43 +85,18 @@ def _int8(graph, x, ctx: CompileContext):
     return qm, {"quant_config": QuantConfig(pt2e_quantizer=quantizer)}
 
 
-def _interpreter(path, delegates: bool = True):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    kind = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interp = Interpreter(model_path=str(path), experimental_op_resolver_type=kind, num_threads=1)
-    interp.allocate_tensors()
-    return interp
-
-
-def op_histogram(path) -> dict[str, int]:
-    """``{op name: count}`` of the model's operators (before any delegate takes them)."""
-    ops = collections.Counter(d["op_name"] for d in _interpreter(path, delegates=False)._get_ops_details())
-    return dict(sorted(ops.items()))
-
-
-def xnnpack_partitions(path) -> int:
-    """How many DELEGATE nodes XNNPACK (ai-edge-litert's default delegate) makes: 1 is one fused region.
-
-    The interpreter keeps the replaced nodes in its node list, so which ops were taken is
-    not visible from Python; the partition count is.
-    """
-    return sum(d["op_name"] == "DELEGATE" for d in _interpreter(path)._get_ops_details())
-
-
 def describe(path: Path, precision: str, layout: str) -> Artifact:
     """An Artifact for an existing .tflite: I/O tensors, op histogram, delegation."""
-    interp = _interpreter(path, delegates=False)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    from edgecn.runner.tflite import inspect
+
+    found = inspect(path)
+    inp, out = found["inputs"][0], found["outputs"][0]
     return Artifact(Path(path), "tflite", precision, input={**_tensor(inp), "layout": layout},
-                    output=_tensor(out), ops=op_histogram(path),
-                    extra={"xnnpack_partitions": xnnpack_partitions(path)})
+                    output=_tensor(out), ops=found["ops"], extra={"xnnpack_partitions": found["xnnpack_partitions"]})
 
 
-def _tensor(d: dict) -> dict:
-    scale, zp = d["quantization"]
-    quant = {"scale": float(scale), "zero_point": int(zp)} if scale else None
-    return {"name": d["name"], "shape": [int(s) for s in d["shape"]], "dtype": np.dtype(d["dtype"]).name, "quant": quant}
+def _tensor(t) -> dict:
+    return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "quant": t.quant}
 
 
 def check(artifact: Artifact, ctx: CompileContext) -> None:
@@ -141,45 +111,13 @@ def check(artifact: Artifact, ctx: CompileContext) -> None:
         raise EdgecnError(f"{artifact.path.name} has {transposes} TRANSPOSE ops (the target allows {opts.max_transposes})", fix)
 
 
-def load(artifact: Artifact):
-    """``predict(x)``: run the .tflite in ai-edge-litert; x is NCHW float, (de)quantized as the file says."""
-    interp = _interpreter(artifact.path)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    nhwc = artifact.input.get("layout") == "NHWC"
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        rows = []
-        for i in range(len(x)):
-            xi = x[i:i + 1].transpose(0, 2, 3, 1) if nhwc else x[i:i + 1]
-            interp.set_tensor(inp["index"], quantize_input(xi, inp))
-            interp.invoke()
-            rows.append(dequantize_output(interp.get_tensor(out["index"]), out))
-        return np.concatenate(rows)
-
-    return predict
-
-
-def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
-    """``x`` in the input tensor's dtype (affine int8 when the tensor is quantized)."""
-    scale, zp = detail["quantization"]
-    if not scale:
-        return x.astype(detail["dtype"])
-    info = np.iinfo(detail["dtype"])
-    return np.clip(np.round(x / scale) + zp, info.min, info.max).astype(detail["dtype"])
-
-
-def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
-    scale, zp = detail["quantization"]
-    return (y.astype(np.float32) - zp) * scale if scale else y.astype(np.float32)
-
-
 def measure(model, example, repeats: int = 20) -> float:
     """Median seconds per fp32 inference of ``model`` as a .tflite on this host (1 thread)."""
-    return time_fp32(compile, load, model, example, repeats)
+    return time_fp32(compile, model, example, repeats)
 
 
 def tools() -> dict[str, str]:
     return package_versions("litert-torch", "ai-edge-litert", "torch", "torchao")
 
 
-BACKEND = register_backend(Backend("tflite", ".tflite", ("fp32", "int8"), Options, compile, load, measure, tools, check))
+BACKEND = register_backend(Backend("tflite", ".tflite", ("fp32", "int8"), Options, compile, measure, tools, check))

@@ -194,7 +194,7 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
         art = backend.compile(model, example, precision, ctx)
         if backend.check is not None:
             backend.check(art, ctx)
-        result = compare(backend.load(art), x, y, float_logits)
+        result = compare(art, x, y, float_logits)
         say(f"[build] {backend.name} {precision}: top-1 {result['top1']:.2f}% (float {float_top1:.2f}%), "
             f"SQNR {result['sqnr_db']:.1f} dB")
         art.extra.update(float_layers=list(floats), **({"calibration_method": method} if precision == "int8" else {}))

@@ -60,6 +60,8 @@ def markdown_report(manifest: dict) -> str:
     for a in manifest["artifacts"]:
         for note in a.get("notes", []):
             lines.append(f"- {a['path']}: {note}")
-        for version, command in (a.get("trtexec") or {}).items():
-            lines.append(f"- {a['path']}: build the engine on the device (TensorRT {version}): `{command}`")
+        commands = a.get("trtexec") or {}
+        if commands:
+            lines.append(f"- {a['path']}: build the engine on the device with "
+                         + "; ".join(f"TensorRT {v}: `{c}`" for v, c in commands.items()))
     return "\n".join(lines).rstrip() + "\n"

@@ -1,18 +1,20 @@
-"""Accuracy of an artifact in its own runtime against the float model: top-1 and logit SQNR."""
+"""Accuracy of an artifact in its own runtime against the float model: top-1 and logit SQNR.
+
+The artifact runs through ``edgecn.runner`` (``edgecn.backends.run``), the code that runs it on
+the device, and top-1 is ``edgecn.runner.evaluate.top1`` (percent), the one definition of it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgecn.backends import sqnr_db
+from edgecn.backends import Artifact, run, sqnr_db
+from edgecn.runner.evaluate import top1
+
+__all__ = ["compare", "top1"]
 
 
-def top1(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 accuracy in percent."""
-    return float(100.0 * np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))
-
-
-def compare(predict, x: np.ndarray, y: np.ndarray, float_logits: np.ndarray) -> dict:
-    """Run ``predict`` on the held-out images; top-1 and SQNR of its logits vs float."""
-    logits = predict(x)
+def compare(artifact: Artifact, x: np.ndarray, y: np.ndarray, float_logits: np.ndarray) -> dict:
+    """Run ``artifact`` on the held-out images; top-1 and SQNR of its logits vs float."""
+    logits = run(artifact, x)
     return {"top1": round(top1(logits, y), 3), "sqnr_db": round(sqnr_db(float_logits, logits), 2)}

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgecn.errors import EdgecnError
 from edgecn.runner.base import TensorInfo
+from edgecn.runner.evaluate import to_feed
 from edgecn.runner.manifest import TensorSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm")
@@ -107,9 +108,8 @@ def prepare(image: np.ndarray, spec: TensorSpec) -> np.ndarray:
             image = image.mean(axis=-1, keepdims=True) if c == 1 else np.repeat(image[..., :1], c, axis=-1)
         if spec.normalize:
             image = (image - np.asarray(spec.normalize["mean"], np.float32)) / np.asarray(spec.normalize["std"], np.float32)
-        if spec.layout == "NCHW":
-            image = image.transpose(0, 3, 1, 2)
-    return _cast(np.ascontiguousarray(image.reshape(spec.shape)), spec)
+        image = image.transpose(0, 3, 1, 2)  # NCHW, as models are trained; to_feed lays it out
+    return to_feed(image, spec)
 
 
 def _resize(image: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -134,12 +134,3 @@ def _lerp(image: np.ndarray, size: int, axis: int) -> np.ndarray:
     shape[axis] = size
     frac = frac.reshape(shape)
     return np.take(image, lo, axis=axis) * (1 - frac) + np.take(image, hi, axis=axis) * frac
-
-
-def _cast(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    dtype = np.dtype(spec.dtype)
-    if dtype.kind in "iu":
-        q = spec.quant or {"scale": 1.0, "zero_point": 0}
-        info = np.iinfo(dtype)
-        return np.clip(np.round(x / q["scale"]) + q["zero_point"], info.min, info.max).astype(dtype)
-    return x.astype(dtype)

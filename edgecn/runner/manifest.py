@@ -125,6 +125,11 @@ def find_manifest_for(artifact: str | os.PathLike) -> Manifest | None:
     return Manifest.load(candidate)
 
 
+def tensor_spec(d: Any, where: str = "artifact", field: str = "input") -> TensorSpec:
+    """A validated TensorSpec from its manifest form (EdgecnError names a broken field)."""
+    return _tensor(d, where, field)
+
+
 def _tensor(d: Any, where: str, field: str) -> TensorSpec:
     _expect(isinstance(d, dict), where, field, "an object")
     shape = d.get("shape")

@@ -121,11 +121,10 @@ def _wait_until(t: float) -> None:
 
 
 def top1(runner: Runner, inputs: Inputs, output_quant: dict | None = None) -> dict | None:
-    """Top-1 accuracy over every labelled input, on this device."""
+    """Top-1 accuracy (percent) over every labelled input, on this device, scored as the build scores."""
+    from edgecn.runner.evaluate import to_logits, top1 as top1_of
+
     if not inputs.labels:
         return None
-    correct = 0
-    for x, label in zip(inputs.arrays, inputs.labels):
-        y = runner.infer(x).reshape(-1)
-        correct += int(np.argmax(y)) == label  # argmax is unaffected by an affine dequantization
-    return {"top1": correct / len(inputs.labels), "samples": len(inputs.labels), "data": inputs.source}
+    logits = np.concatenate([to_logits(runner.infer(x), output_quant).reshape(1, -1) for x in inputs.arrays])
+    return {"top1": round(top1_of(logits, inputs.labels), 3), "samples": len(inputs.labels), "data": inputs.source}

@@ -15,6 +15,7 @@ from edgecn.errors import EdgecnError
 from edgecn.runner import inputs as inputs_mod
 from edgecn.runner import measure, sysinfo
 from edgecn.runner.base import open_runner
+from edgecn.runner.evaluate import output_quant
 from edgecn.runner.manifest import ArtifactEntry, find_manifest_for
 
 
@@ -93,7 +94,8 @@ def profile_artifact(path: str | os.PathLike, opts: Options) -> dict:
             first, warm = measure.first_and_warmup(runner, feed.timing, opts.plan.warmup)
             loop = measure.realtime if opts.plan.fps else measure.timed
             result = loop(runner, feed.timing, opts.plan)
-            accuracy = measure.top1(runner, feed.labelled) if feed.labelled else None
+            accuracy = (measure.top1(runner, feed.labelled, output_quant(runner, entry.output if entry else None))
+                        if feed.labelled else None)
             ops = runner.op_profile(feed.timing.arrays[0], opts.op_profile_runs) if opts.op_profile else None
             versions = runner.versions()
     if not opts.keep_samples:

@@ -15,7 +15,6 @@ import re
 import shlex
 import subprocess
 import tempfile
-import urllib.parse
 import zipfile
 from pathlib import Path
 

@@ -50,7 +50,7 @@ def single(r: dict) -> str:
                  ["jitter ms (mean/p99/max)", "/".join(_f(rt["jitter_ms"].get(k)) for k in ("mean", "p99", "max"))]]
     if r.get("accuracy"):
         a = r["accuracy"]
-        rows.append(["top-1", f"{a['top1'] * 100:.2f}% of {a['samples']} ({a['data']})"])
+        rows.append(["top-1", f"{a['top1']:.2f}% of {a['samples']} ({a['data']})"])
     out = table(["", "value"], rows)
     if r.get("op_profile"):
         out += "\n\n" + op_table(r["op_profile"])
@@ -88,7 +88,7 @@ def comparison(results: list[dict]) -> str:
         acc = r.get("accuracy")
         rows.append([r["name"], r["runtime"], r["threads"] or "default", _f(r["load_ms"], 1), _f(lat["median"]),
                      _f(lat["p90"]), _f(lat["p99"]), _f(r["throughput_ips"], 1), f"{lat['median'] / base:.2f}x",
-                     f"{r['throughput_ips'] / base_tp:.2f}x", f"{acc['top1'] * 100:.2f}%" if acc else None])
+                     f"{r['throughput_ips'] / base_tp:.2f}x", f"{acc['top1']:.2f}%" if acc else None])
     return table(["artifact", "runtime", "threads", "load ms", "median ms", "p90 ms", "p99 ms", "per s",
                   "median vs 1st", "throughput vs 1st", "top-1"], rows)
 

@@ -28,6 +28,38 @@ def _info(d: dict) -> TensorInfo:
     return TensorInfo(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name, quant)
 
 
+def inspect(path) -> dict:
+    """What a .tflite holds, without running it: I/O tensors, op histogram (before delegation),
+    XNNPACK partitions (DELEGATE nodes: 1 is one fused region) and float conv/FC ops.
+
+    The interpreter keeps the nodes a delegate replaced in its node list, so which ops were
+    taken is not visible from Python; the partition count is.
+    """
+    plain = _interpreter(path, delegates=False)
+    dtypes = {t["index"]: np.dtype(t["dtype"]) for t in plain.get_tensor_details()}
+    ops = plain._get_ops_details()
+    histogram: dict[str, int] = {}
+    for d in ops:
+        histogram[d["op_name"]] = histogram.get(d["op_name"], 0) + 1
+    float_compute = sum(1 for op in ops if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+                        and dtypes[op["inputs"][0]] == np.float32)
+    partitions = sum(d["op_name"] == "DELEGATE" for d in _interpreter(path)._get_ops_details())
+    return {"inputs": [_info(d) for d in plain.get_input_details()],
+            "outputs": [_info(d) for d in plain.get_output_details()],
+            "ops": dict(sorted(histogram.items())), "xnnpack_partitions": partitions,
+            "float_compute_ops": float_compute}
+
+
+def _interpreter(path, delegates: bool = True):
+    cls, _ = _interpreter_class()
+    from ai_edge_litert.interpreter import OpResolverType
+
+    kind = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    it = cls(model_path=str(path), experimental_op_resolver_type=kind, num_threads=1)
+    it.allocate_tensors()
+    return it
+
+
 @register(".tflite")
 class TFLiteRunner(Runner):
     """A .tflite file in the LiteRT interpreter (XNNPACK delegate by default)."""

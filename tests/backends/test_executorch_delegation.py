@@ -4,7 +4,7 @@ the unlowered one is rejected by the check, naming the op."""
 import pytest
 import torch
 
-from edgecn.backends import BACKENDS, CompileContext, sqnr_db
+from edgecn.backends import BACKENDS, CompileContext, sqnr_db, run
 from edgecn.errors import EdgecnError
 
 ET = BACKENDS.get("executorch")
@@ -25,7 +25,7 @@ def test_lowered_pte_is_one_partition(lowered, precision, tmp_path, monkeypatch)
         assert art.ops.get("quantized_decomposed.quantize_per_tensor", 0) > 0
     with torch.no_grad():
         ref = model(calib[:8]).numpy()
-    assert sqnr_db(ref, ET.load(art)(calib[:8].numpy())) > (60 if precision == "fp32" else 20)
+    assert sqnr_db(ref, run(art, calib[:8].numpy())) > (60 if precision == "fp32" else 20)
 
 
 @pytest.mark.slow
@@ -73,4 +73,4 @@ def test_kept_gathers_give_a_correct_int8_pte_that_the_allow_list_accepts(conden
         ET.check(art, CompileContext(tmp_path, "m", ET.options_type()))
     with torch.no_grad():
         ref = model(calib).numpy()
-    assert sqnr_db(ref, ET.load(art)(calib.numpy())) > 20
+    assert sqnr_db(ref, run(art, calib.numpy())) > 20

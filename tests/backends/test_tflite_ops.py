@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgecn.backends import BACKENDS, CompileContext, sqnr_db
+from edgecn.backends import BACKENDS, CompileContext, sqnr_db, run
 from edgecn.errors import EdgecnError
 
 TFL = BACKENDS.get("tflite")
@@ -22,7 +22,7 @@ def test_lowered_fp32_tflite_has_no_gather_and_takes_nhwc(lowered, tmp_path):
     TFL.check(art, ctx)
     with torch.no_grad():
         ref = model(calib[:8]).numpy()
-    assert sqnr_db(ref, TFL.load(art)(calib[:8].numpy())) > 60
+    assert sqnr_db(ref, run(art, calib[:8].numpy())) > 60
 
 
 def test_lowered_int8_tflite_is_full_int8(lowered, tmp_path, monkeypatch):
@@ -37,7 +37,7 @@ def test_lowered_int8_tflite_is_full_int8(lowered, tmp_path, monkeypatch):
     TFL.check(art, ctx)
     with torch.no_grad():
         ref = model(calib[:8]).numpy()
-    assert sqnr_db(ref, TFL.load(art)(calib[:8].numpy())) > 20
+    assert sqnr_db(ref, run(art, calib[:8].numpy())) > 20
 
 
 def test_unlowered_tflite_fails_the_check(condensed, tmp_path):
@@ -50,12 +50,12 @@ def test_unlowered_tflite_fails_the_check(condensed, tmp_path):
 
 
 def test_input_quantization_round_trip():
-    from edgecn.backends.tflite import dequantize_output, quantize_input
+    from edgecn.runner.evaluate import quantize, to_logits
 
-    detail = {"quantization": (0.5, -3), "dtype": np.int8}
-    q = quantize_input(np.array([0.0, 1.0, 100.0, -100.0], np.float32), detail)
+    quant = {"scale": 0.5, "zero_point": -3}
+    q = quantize(np.array([0.0, 1.0, 100.0, -100.0], np.float32), "int8", quant)
     assert q.tolist() == [-3, -1, 127, -128]
-    assert dequantize_output(q, detail).tolist() == [0.0, 1.0, 65.0, -62.5]
+    assert to_logits(q, quant).tolist() == [0.0, 1.0, 65.0, -62.5]
 
 
 def test_kept_gathers_give_a_correct_int8_tflite(condensed, tmp_path, monkeypatch):
@@ -74,4 +74,4 @@ def test_kept_gathers_give_a_correct_int8_tflite(condensed, tmp_path, monkeypatc
     TFL.check(art, ctx)
     with torch.no_grad():
         ref = model(calib).numpy()
-    assert sqnr_db(ref, TFL.load(art)(calib.numpy())) > 20
+    assert sqnr_db(ref, run(art, calib.numpy())) > 20

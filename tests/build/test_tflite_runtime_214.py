@@ -54,7 +54,7 @@ def _venv() -> Path:
                     reason="tflite-runtime 2.14 has wheels up to Python 3.11")
 @pytest.mark.parametrize("precision", [pytest.param("fp32", marks=pytest.mark.slow), "int8"])
 def test_rpi4_tflite_loads_in_tflite_runtime_214(precision, tmp_path, monkeypatch):
-    from edgecn.backends import BACKENDS, CompileContext
+    from edgecn.backends import BACKENDS, CompileContext, run
     from edgecn.condense import condense_model, set_progress
     from edgecn.models.condensenet import CondenseNet
     from edgecn.passes import LoweringConfig, rewrite
@@ -73,7 +73,7 @@ def test_rpi4_tflite_loads_in_tflite_runtime_214(precision, tmp_path, monkeypatc
     ctx = CompileContext(tmp_path, "m", target.options("tflite"), calib, "minmax")
     art = tfl.compile(lowered, x, precision, ctx)
     data = torch.randn(40, 3, 16, 16, generator=gen).numpy()
-    ours = np.argmax(tfl.load(art)(data), axis=1)
+    ours = np.argmax(run(art, data), axis=1)
     feed = data.transpose(0, 2, 3, 1) if art.input["layout"] == "NHWC" else data
     np.save(tmp_path / "data.npy", np.ascontiguousarray(feed, dtype=np.float32))
     run = subprocess.run([str(py), "-c", RUN, str(art.path), str(tmp_path / "data.npy")],

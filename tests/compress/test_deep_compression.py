@@ -9,6 +9,7 @@ from torch.utils.data import TensorDataset
 
 from edgecn.compress import (DeepCompressionConfig, deep_compress, format_report, layer_plan, load_compressed,
                              magnitude_mask, prune, report_json, save_compressed, share_weights)
+from edgecn.backends import run
 from edgecn.compress.pipeline import reachable_masks
 from edgecn.compress.pruning import compressible_layers
 from edgecn.compress.sensitivity import overall_sparsity
@@ -191,7 +192,7 @@ def test_compressed_model_builds_to_tflite_and_pte(tmp_path, data):
         ctx = backends.CompileContext(out_dir=tmp_path, stem="squeezenet-dc")
         artifact = backend.compile(model, x, "fp32", ctx)
         assert artifact.path.exists()
-        got = backend.load(artifact)(x.numpy())
+        got = run(artifact, x.numpy())
         assert backends.sqnr_db(ref, got) > 60, name
 
 

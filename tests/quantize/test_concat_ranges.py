@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgecn.backends import BACKENDS, CompileContext, sqnr_db
+from edgecn.backends import BACKENDS, CompileContext, sqnr_db, run
 from edgecn.quantize.concat import share_concat_ranges
 
 
@@ -93,7 +93,7 @@ def test_dense_condensenet_int8_tflite_keeps_20db(tmp_path, randomize_bn):
     art = b.compile(lowered, x[:1], "int8", ctx)
     with torch.no_grad():
         ref = model(x).numpy()
-    assert sqnr_db(ref, b.load(art)(x.numpy())) > 20.0
+    assert sqnr_db(ref, run(art, x.numpy())) > 20.0
 
 
 @pytest.mark.parametrize("backend", ["executorch", "tflite"])
@@ -110,7 +110,7 @@ def test_classifier_kept_float(backend, tmp_path, tiny_dense):
         assert art.ops["quantized_decomposed.dequantize_per_channel"] == 4  # 5 weighted layers, 1 float
     with torch.no_grad():
         ref = tiny_dense(calib[:8]).numpy()
-    assert sqnr_db(ref, b.load(art)(calib[:8].numpy())) > 20.0
+    assert sqnr_db(ref, run(art, calib[:8].numpy())) > 20.0
 
 
 def test_tflite_refuses_to_claim_a_float_layer_it_quantized(tmp_path, tiny_dense):

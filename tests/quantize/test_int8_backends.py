@@ -4,7 +4,7 @@ the PT2E guard catches the BatchNorm-folding bug; cached ranges are reused."""
 import pytest
 import torch
 
-from edgecn.backends import BACKENDS, CompileContext, sqnr_db
+from edgecn.backends import BACKENDS, CompileContext, sqnr_db, run
 from edgecn.errors import EdgecnError
 from edgecn.quantize.calibration import RangeCache
 
@@ -23,7 +23,7 @@ def test_int8_sqnr_above_20db_in_the_runtime(backend, calib, tmp_path, monkeypat
     x = torch.randn(16, 3, 12, 12, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         ref = model(x).numpy()
-    got = b.load(art)(x.numpy())
+    got = run(art, x.numpy())
     assert sqnr_db(ref, got) > 20.0
     assert art.path.exists() and art.precision == "int8"
 
