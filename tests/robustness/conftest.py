@@ -15,11 +15,11 @@ import pytest
 from robust_helpers import COUNTS, edgecn
 
 ALL_BACKENDS = """name = "robust"
-description = "robustness tests: every backend, fp32 only"
+description = "robustness tests: every backend, fp32 and int8"
 arch = "x86_64"
 cpu = "host"
 backends = ["tensorrt", "tflite", "executorch"]
-precisions = ["fp32"]
+precisions = ["fp32", "int8"]
 """
 
 ONNX_ONLY = """name = "{name}"

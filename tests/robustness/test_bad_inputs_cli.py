@@ -236,7 +236,7 @@ CASES: list[Bad] = [
         put(f"{B}/manifest.json", of(f"{B}/manifest.json", truncated))),
     Bad("profile-manifest-wrong-schema", ("profile", ONNX), "field 'artifacts'",
         put(f"{B}/manifest.json", b'{"format": "edgecn-manifest", "version": 1, "artifacts": {}}')),
-    Bad("profile-artifact-tampered", ("profile", ONNX), "does not match its manifest",
+    Bad("profile-artifact-tampered", ("profile", ONNX), "differs from the manifest",
         put(ONNX, of(ONNX, lambda b: flipped(b, 5, 1)))),
     Bad("profile-zero-threads", ("profile", ONNX, "--threads", "0"), "positive integers"),
     Bad("profile-threads-not-numbers", ("profile", ONNX, "--threads", "two"), "comma list of integers"),

@@ -1,0 +1,26 @@
+"""One runner: the top-1 a build records, the top-1 `edgecn profile --accuracy` measures and the
+top-1 the benchmark's scoring path (``Predictor`` on the training pipeline's held-out tensors)
+computes are the same number for every artifact of a build, in every backend and precision."""
+
+from __future__ import annotations
+
+from edgecn.runner.evaluate import predict, top1
+from edgecn.runner.manifest import Manifest
+from edgecn.runner.measure import Plan
+from edgecn.runner.profile import Options, profile_artifact
+from edgecn.train.data import load_dataset
+
+
+def test_build_profile_and_bench_score_each_artifact_the_same(build_dir):
+    manifest = Manifest.load(build_dir)
+    ds = load_dataset("digits", input_size=int(manifest.model["input_size"]))
+    x, y = (t.numpy() for t in ds.heldout.tensors)
+    kinds = set()
+    for entry in manifest.artifacts:
+        built = entry.get("top1")
+        profiled = profile_artifact(entry.path, Options(plan=Plan(runs=1, warmup=0), accuracy=True, data="digits"))
+        benched = round(top1(predict(entry.path, x, entry.input, entry.output), y), 3)
+        assert profiled["accuracy"]["samples"] == len(y)
+        assert built == profiled["accuracy"]["top1"] == benched, (entry.path.name, built, profiled["accuracy"], benched)
+        kinds.add((entry.backend, entry.precision))
+    assert {"tflite", "executorch", "tensorrt"} <= {b for b, _ in kinds} and ("tflite", "int8") in kinds
