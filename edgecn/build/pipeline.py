@@ -8,13 +8,16 @@ build leaves the previous good one untouched.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from edgecn.backends import BACKENDS, CompileContext
+from edgecn.backends.spec import artifact_spec, embed_spec
 from edgecn.build.config import BuildConfig, BuildResult
 from edgecn.build.report import deflated_size, manifest_dict, markdown_report
 from edgecn.build.validate import compare, top1
@@ -27,6 +30,29 @@ MAX_FLOAT_LAYERS = 6
 
 METHOD_ORDER = ("minmax", "percentile", "entropy")
 """Calibration methods an int8 artifact that loses too much is retried with, in this order."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Heldout:
+    """What every artifact is scored against: the held-out images (normalised NCHW) and labels,
+    the float model's logits and top-1, and the spec fields each artifact carries."""
+
+    x: np.ndarray
+    y: np.ndarray
+    float_logits: np.ndarray
+    float_top1: float
+    spec: dict
+
+
+def _model_info(model) -> dict:
+    conf = model.edgecn_config
+    return {"name": conf["name"], "num_classes": conf["num_classes"], "input_size": conf["input_size"],
+            "form": conf.get("form", "train")}
+
+
+def _data_name(data: str) -> str:
+    """``digits`` or the name of the training folder (what a device user has to find again)."""
+    return data if data == "digits" else Path(data).name
 
 
 EVAL_CHUNK = 32
@@ -55,7 +81,9 @@ def build(cfg: BuildConfig) -> BuildResult:
     name = f"{model.edgecn_config['name']}-{target.name}"
     entries: list[dict] = []
     failed: list[dict] = []
-    held = (x_held.numpy(), y_held.numpy(), float_logits, float_top1)
+    held = Heldout(x_held.numpy(), y_held.numpy(), float_logits, float_top1,
+                   {"model": _model_info(model), "data": _data_name(cfg.data), "labels": list(ds.labels),
+                    "normalize": ds.normalize})
     with atomic_dir(Path(cfg.out_dir) / name) as stage:
         for backend_name in target.backends:
             backend = BACKENDS.get(backend_name)
@@ -72,7 +100,7 @@ def build(cfg: BuildConfig) -> BuildResult:
             # Nothing passed: fail as a whole, so the previous good build folder stays.
             raise failed[0]["exception"]
         failures = [{k: v for k, v in f.items() if k != "exception"} for f in failed]
-        manifest = manifest_dict(model, target, ds, float_top1, entries, _tools(target),
+        manifest = manifest_dict(held.spec["model"], held.spec["data"], target, ds, float_top1, entries, _tools(target),
                                  {"method": method, "recipe": recipe.name, "size": 0 if calib is None else int(len(calib)),
                                   "source": cfg.calibration_images or f"{cfg.data} (training split, class-stratified)"},
                                  failures)
@@ -188,7 +216,7 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
     percentile 97.49%, entropy 96.38%, float 98.61%), and it costs no speed. Then the most
     sensitive layers are kept in float, one at a time, with the best method.
     """
-    x, y, float_logits, float_top1 = held
+    x, y, float_logits, float_top1 = held.x, held.y, held.float_logits, held.float_top1
 
     def attempt(method: str, floats: list[str]):
         ctx.method, ctx.float_layers = method, tuple(floats)
@@ -196,6 +224,9 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
         extra += [f"float: {', '.join(floats)}"] if floats else []
         say(f"[build] {backend.name} {precision}: compiling" + (f" ({'; '.join(extra)})" if extra else ""))
         art = backend.compile(model, example, precision, ctx)
+        sidecar = embed_spec(art.path, artifact_spec(held.spec["model"], held.spec["data"], held.spec["labels"], art,
+                                                      held.spec["normalize"]))
+        art.extra["spec"] = sidecar.name if sidecar else "embedded"
         if backend.check is not None:
             backend.check(art, ctx)
         result = compare(art, x, y, float_logits)

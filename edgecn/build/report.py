@@ -10,13 +10,11 @@ from edgecn.report import table
 from edgecn.runner.manifest import FORMAT, VERSION
 
 
-def manifest_dict(model, target, ds, float_top1: float, entries: list[dict], tools: dict, calibration: dict,
-                  failed: list[dict] | None = None) -> dict:
-    conf = model.edgecn_config
+def manifest_dict(model_info: dict, data: str, target, ds, float_top1: float, entries: list[dict], tools: dict,
+                  calibration: dict, failed: list[dict] | None = None) -> dict:
     return {
         "format": FORMAT, "version": VERSION,
-        "model": {"name": conf["name"], "num_classes": conf["num_classes"], "input_size": conf["input_size"],
-                  "form": conf.get("form", "train")},
+        "model": model_info, "data": data,
         "target": target.name, "target_threads": target.threads,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "tools": tools, "labels": list(ds.labels), "float_top1": round(float_top1, 3),

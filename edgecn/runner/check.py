@@ -60,7 +60,9 @@ def _table_fields(path: Path, b: bytes, table: int) -> tuple[int, list[int]]:
     if vsize < 4 or vsize % 2 or vtable + vsize > n or table + tsize > n or tsize < 4:
         raise _bad(path, "vtable or table size out of bounds")
     fields = list(struct.unpack_from(f"<{(vsize - 4) // 2}H", b, vtable + 4))
-    if any(f and f + 4 > tsize for f in fields):
+    # A field starts after the table's vtable offset and inside the table; fields narrower than
+    # 4 bytes (a ubyte or short) may sit in the table's last bytes.
+    if any(f and not 4 <= f < tsize for f in fields):
         raise _bad(path, "field offset beyond its table")
     return tsize, fields
 

@@ -6,6 +6,7 @@ profiler. Schema (version 1)::
     {
       "format": "edgecn-manifest", "version": 1,
       "model": {"name": str, "num_classes": int, "input_size": int, "form": str},
+      "data": "digits" | the training folder's name,
       "target": str, "created": str (ISO 8601), "tools": {package: version},
       "labels": [str, ...],
       "float_top1": float | null,
@@ -18,7 +19,8 @@ profiler. Schema (version 1)::
         "output": {"name": str, "shape": [int], "dtype": str, "quant": {...} | null},
         "top1": float | null, "float_top1": float | null, "sqnr_db": float | null,
         "ops": {op: count}, "delegated_share": float | null,
-        "float_layers": [str], "notes": [str]
+        "float_layers": [str], "notes": [str],
+        "spec": "embedded" | "NAME.json" (where the artifact's own copy of its spec is)
       }, ...]
     }
 
@@ -109,6 +111,16 @@ class Manifest:
             if Path(os.path.abspath(e.path)) == p:
                 return e
         return None
+
+
+def entry_from_spec(path: str | os.PathLike, spec: dict) -> ArtifactEntry:
+    """The entry for an artifact known from the spec it carries (no manifest: nothing to verify against)."""
+    where = f"spec of {str(path)}"
+    for key in ("backend", "precision"):
+        _expect(isinstance(spec.get(key), str), where, key, "a string")
+    out = _tensor(spec["output"], where, "output") if spec.get("output") is not None else None
+    return ArtifactEntry(Path(path), "", spec["backend"], spec["precision"], _tensor(spec.get("input"), where, "input"),
+                         out, spec)
 
 
 def find_manifest_for(artifact: str | os.PathLike) -> Manifest | None:

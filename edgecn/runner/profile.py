@@ -16,7 +16,8 @@ from edgecn.runner import inputs as inputs_mod
 from edgecn.runner import measure, sysinfo
 from edgecn.runner.base import open_runner
 from edgecn.runner.evaluate import output_quant
-from edgecn.runner.manifest import ArtifactEntry, find_manifest_for
+from edgecn.runner.manifest import ArtifactEntry, entry_from_spec, find_manifest_for
+from edgecn.runner.spec import read_spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,12 @@ def verify(path: Path, force: bool) -> tuple[ArtifactEntry | None, dict]:
     manifest = find_manifest_for(path)
     actual = sha256_of(path)
     if manifest is None:
-        return None, {"manifest": None, "sha256": actual, "verified": False, "reason": "no manifest in its folder"}
+        spec = read_spec(path)
+        info = {"manifest": None, "sha256": actual, "verified": False, "reason": "no manifest in its folder",
+                "spec": "carried by the artifact" if spec else None}
+        if spec is None:
+            return None, info
+        return entry_from_spec(path, spec), {**info, "labels": spec.get("labels") or [], "data": spec.get("data")}
     problem = _location_problem(path, manifest)
     entry = manifest.find(path) or (manifest.find(path.resolve()) if problem is None else None)
     if problem is None and entry is None:
@@ -68,7 +74,7 @@ def verify(path: Path, force: bool) -> tuple[ArtifactEntry | None, dict]:
                           "profile the artifact the build wrote (rebuild or re-copy it), or pass --force "
                           "to run it unverified")
     info = {"manifest": str(manifest.path), "sha256": actual, "verified": problem is None,
-            "labels": manifest.labels}
+            "labels": manifest.labels, "data": manifest.raw.get("data")}
     if problem is not None:
         info["reason"] = problem
     return entry, info
@@ -90,7 +96,7 @@ def profile_artifact(path: str | os.PathLike, opts: Options) -> dict:
     runner = open_runner(path, threads=opts.threads)
     with sysinfo.SensorSampler() as sensors:
         with runner:
-            feed = _inputs(runner, entry, opts, integrity.get("labels") or [])
+            feed = _inputs(runner, entry, opts, integrity.get("labels") or [], integrity.get("data"))
             first, warm = measure.first_and_warmup(runner, feed.timing, opts.plan.warmup)
             loop = measure.realtime if opts.plan.fps else measure.timed
             result = loop(runner, feed.timing, opts.plan)
@@ -115,10 +121,15 @@ class _Feeds:
     labelled: inputs_mod.Inputs | None
 
 
-def _inputs(runner, entry: ArtifactEntry | None, opts: Options, labels: list[str]) -> _Feeds:
+def _inputs(runner, entry: ArtifactEntry | None, opts: Options, labels: list[str], trained_on: str | None) -> _Feeds:
+    if opts.accuracy and entry is None:
+        raise EdgecnError(f"cannot score {str(runner.path)!r}: it carries no input spec (normalisation, layout, "
+                          "quantization), and guessing would give a wrong top-1",
+                          f"profile it in its build folder (beside manifest.json), copy {runner.path.name}.json "
+                          "with it, or rebuild it with this edgecn (which embeds the spec)")
     spec = inputs_mod.input_spec(runner.inputs[0], entry.input if entry else None)
     if opts.data or opts.accuracy:
-        data = opts.data or "digits"
+        data = opts.data or _data_for_accuracy(runner.path, trained_on)
         feed = (inputs_mod.digits_inputs(spec) if data == "digits"
                 else inputs_mod.folder_inputs(data, spec, labels))
         if opts.accuracy and not feed.labels:
@@ -128,8 +139,19 @@ def _inputs(runner, entry: ArtifactEntry | None, opts: Options, labels: list[str
     return _Feeds(inputs_mod.random_inputs(spec), None)
 
 
+def _data_for_accuracy(path: Path, trained_on: str | None) -> str:
+    """``--accuracy`` without ``--data``: the data the artifact says it was trained on, if it ships with edgecn."""
+    if trained_on == "digits":
+        return "digits"
+    if trained_on is None:
+        raise EdgecnError(f"{str(path)!r} does not say what data it was trained on",
+                          "pass --data digits or --data FOLDER (one subfolder per class)")
+    raise EdgecnError(f"{str(path)!r} was trained on {trained_on!r}, which is not on this machine",
+                      f"pass --data FOLDER with {trained_on!r}'s held-out images (one subfolder per class)")
+
+
 def _strip(integrity: dict) -> dict:
-    return {k: v for k, v in integrity.items() if k != "labels"}
+    return {k: v for k, v in integrity.items() if k not in ("labels", "data")}
 
 
 def wall_clock() -> float:

@@ -21,6 +21,7 @@ from pathlib import Path
 import edgecn
 from edgecn.errors import EdgecnError
 from edgecn.runner.manifest import find_manifest_for
+from edgecn.runner.spec import sidecar
 
 ZIP_NAME = "edgecn_runner.zip"
 TORCH_FREE_CORE = ("__init__.py", "errors.py", "splits.py")
@@ -126,6 +127,8 @@ def _stage(artifacts: list[str], stage: Path, force: bool) -> list[str]:
         sub.mkdir()
         name = f"model{path.suffix.lower()}"
         (sub / name).symlink_to(path.resolve())
+        if sidecar(path).is_file():  # the .pte's spec travels with it
+            (sub / sidecar(Path(name)).name).symlink_to(sidecar(path).resolve())
         if entry is not None:
             manifest = find_manifest_for(path)
             raw = dict(manifest.raw, artifacts=[dict(entry.raw, path=name)])

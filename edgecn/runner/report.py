@@ -62,7 +62,7 @@ def _integrity(i: dict) -> str:
         return "matches manifest"
     if i["manifest"]:
         return f"UNVERIFIED ({i.get('reason', 'sha256 mismatch')}), profiled with --force"
-    return "unverified: no manifest"
+    return "unverified: no manifest" + (" (spec carried by the artifact)" if i.get("spec") else ", no spec")
 
 
 def _sensor(v) -> str:

@@ -1,0 +1,174 @@
+"""The spec an artifact carries about itself, so that a file copied alone still says how to feed it.
+
+Torch-free. Where it lives:
+
+- ``.tflite``: a TFLite metadata entry named ``edgecn_spec`` (the flatbuffer's own place for
+  producer data; the interpreter ignores it).
+- ``.onnx``: the model's ``metadata_props`` under the key ``edgecn_spec``.
+- ``.pte`` and engines: a sidecar ``NAME.json`` beside the file (``model-int8.pte.json``);
+  the ExecuTorch program format has no free-form metadata.
+
+The spec (JSON): ``{"format": "edgecn-artifact-spec", "version": 1, "model": {...},
+"data": "digits" | the training data's name, "labels": [...], "backend", "precision",
+"input": {...}, "output": {...}}`` with ``input``/``output`` as in the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+from pathlib import Path
+
+from edgecn.errors import EdgecnError
+
+FORMAT = "edgecn-artifact-spec"
+VERSION = 1
+KEY = "edgecn_spec"
+MAX_SPEC_BYTES = 1 << 20
+
+
+def sidecar(path: str | os.PathLike) -> Path:
+    """Where the spec of an artifact without embedded metadata lives: ``NAME.json`` beside it."""
+    p = Path(path)
+    return p.with_name(p.name + ".json")
+
+
+def read_spec(path: str | os.PathLike) -> dict | None:
+    """The spec ``path`` carries (embedded, else in its sidecar), or None when it has none."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    raw = _tflite_metadata(p) if suffix == ".tflite" else _onnx_metadata(p) if suffix == ".onnx" else None
+    if raw is None and sidecar(p).is_file():
+        if sidecar(p).stat().st_size > MAX_SPEC_BYTES:
+            raise EdgecnError(f"{str(sidecar(p))!r} is larger than a spec can be", "rebuild, or delete the file")
+        raw = sidecar(p).read_bytes()
+    if raw is None:
+        return None
+    try:
+        spec = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EdgecnError(f"the spec carried by {str(p)!r} is not valid JSON ({e})",
+                          "rebuild the artifact with `edgecn build`") from e
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT or spec.get("version") != VERSION:
+        raise EdgecnError(f"the spec carried by {str(p)!r} is not an {FORMAT} version {VERSION}",
+                          "rebuild the artifact with this edgecn version")
+    return spec
+
+
+# -- .tflite: the flatbuffer's metadata vector, read without the schema package -------------
+# Model table fields: 4 buffers, 6 metadata. Metadata: 0 name, 1 buffer. Buffer: 0 data,
+# 1 offset, 2 size (offset/size are used by files over 2 GB, data beyond the flatbuffer).
+
+def _tflite_metadata(path: Path) -> bytes | None:
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as b:
+        try:
+            root = _u32(b, 0)
+            metadata, buffers = _field(b, root, 6), _field(b, root, 4)
+            if metadata is None or buffers is None:
+                return None
+            for entry in _tables(b, metadata):
+                name = _field(b, entry, 0)
+                if name is None or _string(b, name) != KEY:
+                    continue
+                index = _field(b, entry, 1)
+                return _buffer(b, list(_tables(b, buffers))[_u32(b, index) if index is not None else 0])
+        except (struct.error, IndexError, UnicodeDecodeError, ValueError):
+            return None  # a damaged file: check_artifact reports it
+    return None
+
+
+def _u32(b, o: int) -> int:
+    return struct.unpack_from("<I", b, o)[0]
+
+
+def _field(b, table: int, index: int) -> int | None:
+    """Absolute position of field ``index`` of the table at ``table``, or None if absent."""
+    vtable = table - struct.unpack_from("<i", b, table)[0]
+    size = struct.unpack_from("<H", b, vtable)[0]
+    slot = 4 + 2 * index
+    if slot + 2 > size:
+        return None
+    offset = struct.unpack_from("<H", b, vtable + slot)[0]
+    return table + offset if offset else None
+
+
+def _vector(b, at: int) -> tuple[int, int]:
+    start = at + _u32(b, at)
+    return start + 4, _u32(b, start)
+
+
+def _tables(b, at: int):
+    start, n = _vector(b, at)
+    for i in range(n):
+        pos = start + 4 * i
+        yield pos + _u32(b, pos)
+
+
+def _string(b, at: int) -> str:
+    start, n = _vector(b, at)
+    return bytes(b[start:start + n]).decode("utf-8")
+
+
+def _buffer(b, table: int) -> bytes | None:
+    data = _field(b, table, 0)
+    if data is not None:
+        start, n = _vector(b, data)
+        return bytes(b[start:start + n]) if n <= MAX_SPEC_BYTES else None
+    offset, size = _field(b, table, 1), _field(b, table, 2)
+    if offset is None or size is None:
+        return None
+    off, n = struct.unpack_from("<Q", b, offset)[0], struct.unpack_from("<Q", b, size)[0]
+    return bytes(b[off:off + n]) if n <= MAX_SPEC_BYTES else None
+
+
+# -- .onnx: ModelProto.metadata_props (field 14: key 1, value 2), read from the protobuf wire format
+
+def _onnx_metadata(path: Path) -> bytes | None:
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as b:
+        try:
+            for field, start, end in _proto_fields(b, 0, len(b)):
+                if field != 14:
+                    continue
+                entry = {k: bytes(b[s:e]) for k, s, e in _proto_fields(b, start, end)}
+                if entry.get(1) == KEY.encode():
+                    value = entry.get(2, b"")
+                    return value if len(value) <= MAX_SPEC_BYTES else None
+        except (IndexError, ValueError):
+            return None  # a damaged file: check_artifact reports it
+    return None
+
+
+def _varint(b, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = b[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _proto_fields(b, pos: int, end: int):
+    """(field number, start, end) of each length-delimited field between ``pos`` and ``end``."""
+    while pos < end:
+        key, pos = _varint(b, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _varint(b, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            n, pos = _varint(b, pos)
+            if pos + n > end:
+                raise ValueError("truncated field")
+            yield field, pos, pos + n
+            pos += n
+        else:
+            raise ValueError(f"wire type {wire}")
