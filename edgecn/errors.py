@@ -27,3 +27,28 @@ class EdgecnError(Exception):
     @property
     def message(self) -> str:
         return f"{self.what}. Fix: {self.fix}" if self.fix else f"{self.what}."
+
+
+TERMINATED_EXIT = 143
+"""Exit status after SIGTERM (128 + 15, what shells report for a process killed by it)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so the clean-up that runs on Ctrl-C runs too.
+
+    ``kill``, systemd, ``docker stop`` and CI timeouts send SIGTERM; Python's default is to die
+    at once, leaving staging folders and temp files behind.
+    """
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into ``Terminated`` in this (main) thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            raise Terminated()
+
+        signal.signal(signal.SIGTERM, handler)
+

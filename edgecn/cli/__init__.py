@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import traceback
 from typing import Callable
 
 from edgecn import __version__
-from edgecn.errors import USER_ERROR_EXIT, EdgecnError
+from edgecn.errors import TERMINATED_EXIT, USER_ERROR_EXIT, EdgecnError, Terminated, raise_on_sigterm
 
 _SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
 
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return USER_ERROR_EXIT
+    raise_on_sigterm()
     try:
         return int(args.run(args) or 0)
     except EdgecnError as e:
@@ -62,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"edgecn {args.command}: error: {e.message}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:
+        # The reader went away (`edgecn targets | head -3`): stop quietly, as tools killed by
+        # SIGPIPE do, and keep Python from complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
+    except Terminated:
+        print(f"edgecn {args.command}: terminated (SIGTERM); finished files are kept, partial ones were removed",
+              file=sys.stderr)
+        return TERMINATED_EXIT
     except KeyboardInterrupt:
         print(f"edgecn {args.command}: interrupted; finished files are kept, partial ones were removed", file=sys.stderr)
         return 130

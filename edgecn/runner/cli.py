@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import edgecn
-from edgecn.errors import USER_ERROR_EXIT, EdgecnError
+from edgecn.errors import TERMINATED_EXIT, USER_ERROR_EXIT, EdgecnError, Terminated, raise_on_sigterm
 from edgecn.runner import report, sysinfo
 from edgecn.runner.measure import Plan
 
@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    raise_on_sigterm()
     try:
         return run(args)
     except EdgecnError as e:
@@ -132,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"edgecn profile: error: {e.message}", file=sys.stderr)
         return USER_ERROR_EXIT
+    except Terminated:
+        print("edgecn profile: terminated (SIGTERM)", file=sys.stderr)
+        return TERMINATED_EXIT
     except KeyboardInterrupt:
         print("edgecn profile: interrupted", file=sys.stderr)
         return 130

@@ -42,9 +42,25 @@ def cpu_model() -> str:
     return platform.processor() or NOT_AVAILABLE
 
 
+INT8_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
+              "avx512_fp16", "amx_int8", "asimd", "asimddp", "i8mm", "sve", "sve2", "bf16")
+"""CPU features that decide int8 and fp32 conv speed (x86 ``flags``, ARM ``Features``)."""
+
+
+def isa_flags() -> list[str]:
+    """The ``INT8_FLAGS`` this CPU has, from /proc/cpuinfo (empty where it cannot be read)."""
+    text = _read("/proc/cpuinfo") or ""
+    found: set[str] = set()
+    for line in text.splitlines():
+        if line.split(":")[0].strip() in ("flags", "Features"):
+            found.update(line.split(":", 1)[1].split())
+    return [f for f in INT8_FLAGS if f in found]
+
+
 def environment() -> dict:
     """Where the numbers were taken."""
-    return {"device": device_model(), "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+    return {"device": device_model(), "cpu": cpu_model(), "isa": isa_flags(), "cores": os.cpu_count(),
+            "machine": platform.machine(),
             "os": platform.platform(), "python": sys.version.split()[0], "hostname": platform.node()}
 
 
