@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from edgecn.cli import subcommand
+from edgecn.limits import number
 
 
 @subcommand("build", help="build validated deployable artifacts (.pte, .tflite, TensorRT ONNX) for a target")
@@ -13,13 +14,13 @@ def configure(p):
     p.add_argument("--checkpoint", default=None, help="trained checkpoint (default: train a small CondenseNet first)")
     p.add_argument("--data", default="digits", help="data the model was trained on: 'digits' or a folder")
     p.add_argument("--out", default="build", help="parent folder of build/<model>-<target>/")
-    p.add_argument("--epochs", type=int, default=12, help="epochs when training the default model (default 12, as `edgecn train`)")
-    p.add_argument("--input-size", type=int, default=None, help="input side when training the default model (default 32)")
+    p.add_argument("--epochs", type=number(int, 1, 10_000), default=12, help="epochs when training the default model (default 12, as `edgecn train`)")
+    p.add_argument("--input-size", type=number(int, 8, 4096), default=None, help="input side when training the default model (default 32)")
     p.add_argument("--calibration", default=None, help="calibration recipe name or .toml (default: the target's)")
     p.add_argument("--calibration-images", default=None, help="folder of images to calibrate on")
-    p.add_argument("--calibration-size", type=int, default=None, help="calibration images drawn from the training data")
+    p.add_argument("--calibration-size", type=number(int, 1, 100_000), default=None, help="calibration images drawn from the training data")
     p.add_argument("--calibration-method", default=None, choices=["minmax", "percentile", "entropy"])
-    p.add_argument("--max-drop", type=float, default=1.0, help="most top-1 points an int8 artifact may lose (default 1.0)")
+    p.add_argument("--max-drop", type=number(float, 0, 100), default=1.0, help="most top-1 points an int8 artifact may lose (default 1.0)")
     p.add_argument("--lowering", default="target", choices=["target", "auto", "none"],
                    help="rewrites: the target's choices, timed per backend (auto), or none")
     p.add_argument("--precision", action="append", default=None, help="only this precision (repeatable)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from edgecn.cli import subcommand
+from edgecn.limits import number
 
 
 DEEP_OPTIONS = ("sparsity", "sensitivity", "uniform", "conv_bits", "fc_bits", "epochs", "config")
@@ -23,15 +24,15 @@ def configure(p):
                    help="data for the held-out check (default: the data the checkpoint was trained on)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     g = p.add_argument_group("deep compression (models without learned group convs)")
-    g.add_argument("--sparsity", type=float, default=None, help="fraction of each layer's weights to prune "
+    g.add_argument("--sparsity", type=number(float, 0, 0.999), default=None, help="fraction of each layer's weights to prune "
                    "(with --sensitivity: the most any layer is pruned)")
-    g.add_argument("--sensitivity", type=float, default=None,
+    g.add_argument("--sensitivity", type=number(float, 0, 100), default=None,
                    help="per-layer sparsity from a sensitivity scan: top-1 points each layer may cost")
     g.add_argument("--uniform", action="store_true", default=None,
                    help="no sensitivity scan: prune every layer to --sparsity")
-    g.add_argument("--conv-bits", type=int, default=None, help="codebook bits of conv layers (1..8)")
-    g.add_argument("--fc-bits", type=int, default=None, help="codebook bits of the classifier (1..8)")
-    g.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per pruning round and for the codebooks")
+    g.add_argument("--conv-bits", type=number(int, 1, 8), default=None, help="codebook bits of conv layers (1..8)")
+    g.add_argument("--fc-bits", type=number(int, 1, 8), default=None, help="codebook bits of the classifier (1..8)")
+    g.add_argument("--epochs", type=number(int, 0, 10_000), default=None, help="fine-tuning epochs per pruning round and for the codebooks")
     g.add_argument("--config", default=None, help="TOML file with a [deep_compression] table (flags override it)")
     p.set_defaults(run=run)
 

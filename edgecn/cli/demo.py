@@ -8,6 +8,7 @@ artifact the way `edgecn profile` would on the device.
 from __future__ import annotations
 
 from edgecn.cli import subcommand
+from edgecn.limits import number, numbers
 
 
 @subcommand("demo", help="train, condense, build and profile a small CondenseNet on the embedded digits data")
@@ -15,8 +16,8 @@ def configure(p):
     p.add_argument("--target", default="rpi5", help="target name or alias (default rpi5; see `edgecn targets`)")
     p.add_argument("--checkpoint", default=None, help="start from this checkpoint instead of training")
     p.add_argument("--out", default="build", help="parent folder of the build (default build/)")
-    p.add_argument("--runs", type=int, default=200, help="timed inferences per artifact (default 200)")
-    p.add_argument("--threads", default="1", help="profiling thread count or comma list (default 1)")
+    p.add_argument("--runs", type=number(int, 1, 10_000_000), default=200, help="timed inferences per artifact (default 200)")
+    p.add_argument("--threads", type=numbers(int, 1, 1024), default=[1], help="profiling thread count or comma list (default 1)")
     p.set_defaults(run=run)
 
 
@@ -29,4 +30,4 @@ def run(args):
                 if a["path"].endswith((".tflite", ".pte", ".onnx"))]
     print(f"\nProfiling {len(runnable)} artifacts from {result.folder} on this machine "
           f"(on the device: `edgecn profile {result.folder}/*.tflite`):\n")
-    return profile_main([*runnable, "--runs", str(args.runs), "--threads", args.threads, "--accuracy", "--data", "digits"])
+    return profile_main([*runnable, "--runs", str(args.runs), "--threads", ",".join(map(str, args.threads)), "--accuracy", "--data", "digits"])

@@ -6,12 +6,13 @@ import json
 
 from edgecn.cli import subcommand
 from edgecn.errors import EdgecnError
+from edgecn.limits import number
 
 
 @subcommand("models", help="list models with parameters and multiply-adds (training and condensed form)")
 def configure(p):
-    p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default: each model's own, 32 or 224)")
-    p.add_argument("--num-classes", type=int, default=None, help="output classes (default: each model's own, 10 or 1000)")
+    p.add_argument("--input-size", type=number(int, 8, 4096), default=None, help="input side in pixels (default: each model's own, 32 or 224)")
+    p.add_argument("--num-classes", type=number(int, 1, 100_000), default=None, help="output classes (default: each model's own, 10 or 1000)")
     p.add_argument("--family", default=None, help="only this family (condensenet, squeezenet, densenet)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)

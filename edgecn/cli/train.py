@@ -7,6 +7,7 @@ import os
 
 from edgecn.cli import subcommand
 from edgecn.errors import EdgecnError
+from edgecn.limits import number
 
 
 @subcommand("train", help="train a model on the embedded digits, a CIFAR folder or an ImageFolder tree")
@@ -21,12 +22,12 @@ def configure(p):
     p.add_argument("--data", default=d["data"].default,
                    help="'digits' (embedded, scikit-learn's handwritten digits), a CIFAR-10/100 python folder, "
                         "or an ImageFolder tree (default: %(default)s)")
-    p.add_argument("--input-size", type=int, default=None, help="image side in pixels (default: 16 for digits, else the model's own, e.g. 32 for condensenet-light)")
-    p.add_argument("--epochs", type=int, default=d["epochs"].default, help="epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="images per step and process (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=d["lr"].default, help="peak learning rate, cosine-annealed per step (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d["seed"].default, help="seed of weights, data order, augmentation (default: %(default)s)")
-    p.add_argument("--group-lasso", type=float, default=d["group_lasso"].default,
+    p.add_argument("--input-size", type=number(int, 8, 4096), default=None, help="image side in pixels (default: 16 for digits, else the model's own, e.g. 32 for condensenet-light)")
+    p.add_argument("--epochs", type=number(int, 1, 10_000), default=d["epochs"].default, help="epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=number(int, 1, 65_536), default=d["batch_size"].default, help="images per step and process (default: %(default)s)")
+    p.add_argument("--lr", type=number(float, 0, 10, lo_open=True), default=d["lr"].default, help="peak learning rate, cosine-annealed per step (default: %(default)s)")
+    p.add_argument("--seed", type=number(int, 0, 2**32 - 1), default=d["seed"].default, help="seed of weights, data order, augmentation (default: %(default)s)")
+    p.add_argument("--group-lasso", type=number(float, 0, 1000), default=d["group_lasso"].default,
                    help="weight of the group-lasso term (default: %(default)s)")
     p.add_argument("--no-augment", action="store_true", help="train without random shifts/flips")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

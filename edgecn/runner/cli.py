@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edgecn.limits import number, numbers
 import edgecn
 from edgecn.errors import TERMINATED_EXIT, USER_ERROR_EXIT, EdgecnError, Terminated, raise_on_sigterm
 from edgecn.runner import report, sysinfo
@@ -26,11 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The profile options, shared by ``edgecn profile`` and ``python -m edgecn.runner``."""
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help=".tflite, .pte, .onnx, .engine or .plan files")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--runs", type=int, default=None, help="timed inferences (default 100)")
-    g.add_argument("--duration", type=float, default=None, help="time for this many seconds instead of --runs")
-    p.add_argument("--warmup", type=int, default=10, help="untimed inferences after the first (default 10)")
-    p.add_argument("--threads", default=None, help="thread count, or a comma list to sweep (1,2,4); one process each")
-    p.add_argument("--fps", type=float, default=None, help="real-time mode: frames arrive at this rate")
+    g.add_argument("--runs", type=number(int, 1, 100_000_000), default=None, help="timed inferences (default 100)")
+    g.add_argument("--duration", type=number(float, 0, 86_400, lo_open=True), default=None, help="time for this many seconds instead of --runs")
+    p.add_argument("--warmup", type=number(int, 0, 1_000_000), default=10, help="untimed inferences after the first (default 10)")
+    p.add_argument("--threads", type=numbers(int, 1, 1024), default=None, help="thread count, or a comma list to sweep (1,2,4); one process each")
+    p.add_argument("--fps", type=number(float, 0, 10_000, lo_open=True), default=None, help="real-time mode: frames arrive at this rate")
     p.add_argument("--json", action="store_true", help="print every figure and the environment as JSON")
     p.add_argument("--plot", default=None, metavar="PNG", help="write latency histogram and timeline")
     p.add_argument("--accuracy", action="store_true", help="report top-1 on labelled data (--data)")
@@ -43,16 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")
 
 
-def parse_threads(text: str | None) -> list[int | None]:
-    if not text:
-        return [None]
-    try:
-        values = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise EdgecnError(f"--threads {text!r} is not a comma list of integers", "pass e.g. --threads 1,2,4") from None
-    if not values or any(v < 1 for v in values):
-        raise EdgecnError(f"--threads {text!r} must list positive integers", "pass e.g. --threads 1,2,4")
-    return values
+def parse_threads(values: list[int] | None) -> list[int | None]:
+    """The thread settings to profile (checked by ``--threads``'s type): [None] means the runtime's default."""
+    return list(values) if values else [None]
 
 
 def plan_of(args) -> Plan:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,8 @@ class Manifest:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as e:
             raise EdgecnError(f"manifest {str(path)!r} does not exist", "pass a build folder made by `edgecn build`") from e
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise EdgecnError(f"manifest {str(path)!r} is not valid JSON ({e})",
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise EdgecnError(f"manifest {str(path)!r} is not valid JSON ({str(e)[:100] or type(e).__name__})",
                               "rebuild with `edgecn build`; the file is truncated or was edited") from e
         return cls.from_dict(raw, path)
 
@@ -142,24 +143,38 @@ def tensor_spec(d: Any, where: str = "artifact", field: str = "input") -> Tensor
     return _tensor(d, where, field)
 
 
+DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32", "int64")
+MAX_DIM, MAX_ELEMENTS = 1 << 16, 1 << 28
+"""Largest side and element count an input may declare (a 16k x 16k RGB image is 2^29.6: refused)."""
+
+
 def _tensor(d: Any, where: str, field: str) -> TensorSpec:
     _expect(isinstance(d, dict), where, field, "an object")
     shape = d.get("shape")
-    _expect(isinstance(shape, list) and all(isinstance(s, int) and s > 0 for s in shape), where, f"{field}.shape",
-            "a list of positive integers")
-    _expect(isinstance(d.get("dtype"), str), where, f"{field}.dtype", "a string such as 'float32' or 'int8'")
+    _expect(isinstance(shape, list) and 0 < len(shape) <= 8
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_DIM for s in shape)
+            and math.prod(shape) <= MAX_ELEMENTS, where, f"{field}.shape",
+            f"a list of 1-8 positive integers (each at most {MAX_DIM}, {MAX_ELEMENTS} elements in all)")
+    _expect(d.get("dtype") in DTYPES, where, f"{field}.dtype", f"one of {', '.join(DTYPES)}")
     layout = d.get("layout", "NCHW")
     _expect(layout in ("NCHW", "NHWC", "NC"), where, f"{field}.layout", "'NCHW', 'NHWC' or 'NC'")
     quant = d.get("quant")
     if quant is not None:
-        _expect(isinstance(quant, dict) and isinstance(quant.get("scale"), (int, float)) and isinstance(quant.get("zero_point"), int),
-                where, f"{field}.quant", "null or {'scale': float, 'zero_point': int}")
+        _expect(isinstance(quant, dict) and _finite(quant.get("scale")) and quant["scale"] > 0
+                and isinstance(quant.get("zero_point"), int) and not isinstance(quant["zero_point"], bool)
+                and -(1 << 31) <= quant["zero_point"] < (1 << 31),
+                where, f"{field}.quant", "null or {'scale': a finite number > 0, 'zero_point': int}")
     norm = d.get("normalize")
     if norm is not None:
         _expect(isinstance(norm, dict) and isinstance(norm.get("mean"), list) and isinstance(norm.get("std"), list)
-                and all(isinstance(v, (int, float)) and v > 0 for v in norm["std"]), where, f"{field}.normalize",
-                "null or {'mean': [float], 'std': [positive float]}")
+                and 0 < len(norm["mean"]) == len(norm["std"]) <= 4
+                and all(_finite(v) for v in norm["mean"]) and all(_finite(v) and v > 0 for v in norm["std"]),
+                where, f"{field}.normalize", "null or {'mean': [finite numbers], 'std': [as many positive numbers]}")
     return TensorSpec(str(d.get("name", "")), tuple(shape), d["dtype"], layout, quant, norm)
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _artifact(a: Any, i: int, root: Path, where: str) -> ArtifactEntry:

@@ -24,7 +24,7 @@ from edgecn.runner.manifest import find_manifest_for
 from edgecn.runner.spec import sidecar
 
 ZIP_NAME = "edgecn_runner.zip"
-TORCH_FREE_CORE = ("__init__.py", "errors.py", "splits.py")
+TORCH_FREE_CORE = ("__init__.py", "errors.py", "limits.py", "splits.py")
 """Modules outside edgecn/runner that the runner imports; tests check nothing else is needed."""
 _SAFE_REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
 
@@ -159,7 +159,7 @@ def profile_remote(args) -> dict:
         doc = json.loads(proc.stdout)
     finally:
         ssh.run(["rm", "-rf", remote_dir], check=False)
-    for r, a in zip(doc["results"], [a for a in args.artifacts for _ in (args.threads or "x").split(",")]):
+    for r, a in zip(doc["results"], [a for a in args.artifacts for _ in (args.threads or [None])]):
         r["remote"] = {"host": ssh.dest, "path": r["artifact"]}
         r["artifact"], r["name"] = str(a), Path(a).name
     return doc
@@ -168,7 +168,7 @@ def profile_remote(args) -> dict:
 def _passthrough(args) -> list[str]:
     out = ["--warmup", str(args.warmup)]
     for flag, value in (("--runs", args.runs), ("--duration", args.duration), ("--fps", args.fps),
-                        ("--threads", args.threads)):
+                        ("--threads", ",".join(map(str, args.threads)) if args.threads else None)):
         if value is not None:
             out += [flag, str(value)]
     if args.data and args.data != "digits":

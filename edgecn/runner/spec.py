@@ -61,8 +61,20 @@ def read_spec(path: str | os.PathLike) -> dict | None:
 # Model table fields: 4 buffers, 6 metadata. Metadata: 0 name, 1 buffer. Buffer: 0 data,
 # 1 offset, 2 size (offset/size are used by files over 2 GB, data beyond the flatbuffer).
 
+def _mapped(path: Path):
+    """The file mapped read-only, or None when it is empty or cannot be mapped (check_artifact says why)."""
+    try:
+        with open(path, "rb") as f:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (ValueError, OSError):
+        return None
+
+
 def _tflite_metadata(path: Path) -> bytes | None:
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as b:
+    b = _mapped(path)
+    if b is None:
+        return None
+    with b:
         try:
             root = _u32(b, 0)
             metadata, buffers = _field(b, root, 6), _field(b, root, 4)
@@ -126,7 +138,10 @@ def _buffer(b, table: int) -> bytes | None:
 # -- .onnx: ModelProto.metadata_props (field 14: key 1, value 2), read from the protobuf wire format
 
 def _onnx_metadata(path: Path) -> bytes | None:
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as b:
+    b = _mapped(path)
+    if b is None:
+        return None
+    with b:
         try:
             for field, start, end in _proto_fields(b, 0, len(b)):
                 if field != 14:

@@ -76,7 +76,7 @@ def manifest(outdir: Path, names: list[str]) -> dict:
                                "normalize": {"mean": [0.5], "std": [0.5]}},
                      "output": {"name": "logits", "shape": [1, CLASSES], "dtype": "float32", "quant": None}})
     return {"format": "edgecn-manifest", "version": 1, "model": {"name": "tiny", "num_classes": CLASSES, "input_size": 8},
-            "target": "test", "labels": [str(i) for i in range(CLASSES)], "artifacts": arts}
+            "target": "test", "data": "digits", "labels": [str(i) for i in range(CLASSES)], "artifacts": arts}
 
 
 def main(outdir: str) -> None:

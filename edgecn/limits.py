@@ -1,0 +1,93 @@
+"""Every number a user gives edgecn, checked in one place: finite, of the right kind, in a stated range.
+
+Torch-free (the device runner uses it). Command-line options take ``type=number(...)`` or
+``type=numbers(...)``; argparse then rejects a bad value with exit status 2 and one line
+naming the option, the value and the range. Files read elsewhere use ``check_number``. A test
+walks every option of every subcommand and generates bad values for each, so an option added
+without a range fails it the day it lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+class Number:
+    """An argparse ``type`` for a finite int or float in ``[lo, hi]`` (``lo_open``: ``lo`` excluded)."""
+
+    def __init__(self, kind: type, lo: float | None, hi: float | None, lo_open: bool = False):
+        self.kind, self.lo, self.hi, self.lo_open = kind, lo, hi, lo_open
+        self.__name__ = kind.__name__  # argparse names the type in its message
+
+    def describe(self) -> str:
+        what = "an integer" if self.kind is int else "a finite number"
+        low = None if self.lo is None else f"{'above' if self.lo_open else 'at least'} {_fmt(self.lo)}"
+        high = None if self.hi is None else f"at most {_fmt(self.hi)}"
+        if low and high and not self.lo_open:
+            return f"{what} from {_fmt(self.lo)} to {_fmt(self.hi)}"
+        return " ".join([what, " and ".join(b for b in (low, high) if b)]).strip()
+
+    def __call__(self, text: str):
+        value = parse_number(text, self.kind)
+        if value is None or not self.contains(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {self.describe()}")
+        return value
+
+    def contains(self, value) -> bool:
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            return False
+        return self.hi is None or value <= self.hi
+
+
+def number(kind: type, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Number:
+    """``type=number(int, 1, 10_000)`` for an option (see ``Number``)."""
+    return Number(kind, lo, hi, lo_open)
+
+
+class Numbers(Number):
+    """A comma list of ``Number`` values (``--threads 1,2,4``)."""
+
+    def __call__(self, text: str):
+        parts = [t for t in str(text).split(",") if t.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma list (each {self.describe()})")
+        try:
+            return [super(Numbers, self).__call__(t.strip()) for t in parts]
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma list (each {self.describe()})") from None
+
+
+def numbers(kind: type, lo: float | None = None, hi: float | None = None) -> Numbers:
+    return Numbers(kind, lo, hi)
+
+
+def parse_number(text, kind: type):
+    """``text`` as a finite ``kind`` (ASCII only; int: digits only, no '1e3' or '2.0'), or None."""
+    text = str(text).strip()
+    if not text.isascii():
+        return None
+    if kind is int:
+        body = text[1:] if text[:1] in "+-" else text
+        return int(text) if body.isdigit() and len(body) <= 30 else None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def check_number(value, kind: type, lo: float | None, hi: float | None, where: str, *, lo_open: bool = False):
+    """``value`` read from a file, checked like an option; EdgecnError names ``where`` and the range."""
+    from edgecn.errors import EdgecnError
+
+    spec = Number(kind, lo, hi, lo_open)
+    ok = (isinstance(value, int) and not isinstance(value, bool)) if kind is int else \
+        (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+    if not ok or not spec.contains(value):
+        raise EdgecnError(f"{where} is {value!r}, which is not {spec.describe()}", f"write {spec.describe()} there")
+    return kind(value)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}" if isinstance(v, float) else f"{v:,}".replace(",", "_") if abs(v) >= 100_000 else str(v)
