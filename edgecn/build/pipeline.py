@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from edgecn.build.report import deflated_size, manifest_dict, markdown_report
 from edgecn.build.validate import compare, top1
 from edgecn.errors import EdgecnError
 from edgecn.fileio import atomic_dir, atomic_write_text, sha256_file
+from edgecn.runner.evaluate import learned_nothing
 from edgecn.targets import get_target
 
 MAX_FLOAT_LAYERS = 6
@@ -77,6 +79,9 @@ def build(cfg: BuildConfig) -> BuildResult:
         float_logits = torch.cat([model(chunk) for chunk in x_held.split(EVAL_CHUNK)]).numpy()
     float_top1 = top1(float_logits, y_held.numpy())
     say(f"[build] float model: top-1 {float_top1:.2f}% on {len(y_held)} held-out images")
+    warnings = learned_nothing(float_logits, y_held.numpy(), ds.labels)
+    for w in warnings:  # loud, and in the manifest: a useless model otherwise reads as "drop +0.00"
+        print(f"edgecn build: WARNING: the float model: {w}", file=sys.stderr)
     calib, recipe, method = _calibration(cfg, target, ds, model)
     name = f"{model.edgecn_config['name']}-{target.name}"
     entries: list[dict] = []
@@ -103,9 +108,9 @@ def build(cfg: BuildConfig) -> BuildResult:
         manifest = manifest_dict(held.spec["model"], held.spec["data"], target, ds, float_top1, entries, _tools(target),
                                  {"method": method, "recipe": recipe.name, "size": 0 if calib is None else int(len(calib)),
                                   "source": cfg.calibration_images or f"{cfg.data} (training split, class-stratified)"},
-                                 failures)
+                                 failures, warnings)
         report = markdown_report(manifest)
-        atomic_write_text(stage / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        atomic_write_text(stage / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n")
         atomic_write_text(stage / "report.md", report)
     folder = Path(cfg.out_dir) / name
     say(report)
@@ -230,8 +235,8 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
         if backend.check is not None:
             backend.check(art, ctx)
         result = compare(art, x, y, float_logits)
-        say(f"[build] {backend.name} {precision}: top-1 {result['top1']:.2f}% (float {float_top1:.2f}%), "
-            f"SQNR {result['sqnr_db']:.1f} dB")
+        sqnr = "identical logits" if result["sqnr_db"] is None else f"SQNR {result['sqnr_db']:.1f} dB"
+        say(f"[build] {backend.name} {precision}: top-1 {result['top1']:.2f}% (float {float_top1:.2f}%), {sqnr}")
         art.extra.update(float_layers=list(floats), **({"calibration_method": method} if precision == "int8" else {}))
         return art, result, float_top1 - result["top1"]
 

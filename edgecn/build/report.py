@@ -11,7 +11,7 @@ from edgecn.runner.manifest import FORMAT, VERSION
 
 
 def manifest_dict(model_info: dict, data: str, target, ds, float_top1: float, entries: list[dict], tools: dict,
-                  calibration: dict, failed: list[dict] | None = None) -> dict:
+                  calibration: dict, failed: list[dict] | None = None, warnings: list[str] | None = None) -> dict:
     return {
         "format": FORMAT, "version": VERSION,
         "model": model_info, "data": data,
@@ -21,6 +21,8 @@ def manifest_dict(model_info: dict, data: str, target, ds, float_top1: float, en
         "calibration": calibration, "artifacts": entries,
         # Artifacts the target wants that could not be built: {"backend", "precision", "reason"}.
         "failed": list(failed or []),
+        # Why the float model itself is useless, if it is (top-1 at chance, one answer for all).
+        "warnings": list(warnings or []),
     }
 
 
@@ -42,7 +44,7 @@ def markdown_report(manifest: dict) -> str:
     for a in manifest["artifacts"]:
         drop = a["float_top1"] - a["top1"]
         rows.append([a["path"], a["backend"], a["precision"], _size(a), f"{a['top1']:.2f}",
-                     f"{drop:+.2f}", f"{a['sqnr_db']:.1f}", a.get("calibration_method") or "-",
+                     f"{drop:+.2f}", "identical" if a["sqnr_db"] is None else f"{a['sqnr_db']:.1f}", a.get("calibration_method") or "-",
                      ", ".join(a["float_layers"]) or "-"])
     lines = [f"# {manifest['model']['name']} for {manifest['target']}", "",
              f"Float top-1 on the held-out split: {manifest['float_top1']:.2f}%. "
@@ -50,6 +52,8 @@ def markdown_report(manifest: dict) -> str:
              f"({manifest['calibration']['source']}).", "",
              table(["artifact", "backend", "precision", "size", "top-1 %", "drop", "SQNR dB", "calibration", "kept float"], rows,
                    markdown=True), ""]
+    for w in manifest.get("warnings") or []:
+        lines += [f"**Warning**: the float model: {w}", ""]
     failed = manifest.get("failed") or []
     if failed:
         lines += ["**Incomplete build**: these artifacts were not built:", ""]

@@ -17,4 +17,6 @@ __all__ = ["compare", "top1"]
 def compare(artifact: Artifact, x: np.ndarray, y: np.ndarray, float_logits: np.ndarray) -> dict:
     """Run ``artifact`` on the held-out images; top-1 and SQNR of its logits vs float."""
     logits = run(artifact, x)
-    return {"top1": round(top1(logits, y), 3), "sqnr_db": round(sqnr_db(float_logits, logits), 2)}
+    sqnr = sqnr_db(float_logits, logits)
+    # Identical logits have no noise: infinite SQNR, recorded as null (strict JSON has no Infinity).
+    return {"top1": round(top1(logits, y), 3), "sqnr_db": round(sqnr, 2) if np.isfinite(sqnr) else None}

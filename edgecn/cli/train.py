@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from edgecn.cli import subcommand
 from edgecn.errors import EdgecnError
@@ -56,6 +57,8 @@ def run(args):
     else:
         print(f"held-out top-1 {result.heldout_top1 * 100:.2f}%  ({len(result.labels)} classes, "
               f"{result.epochs} epochs, {result.seconds:.1f} s)\ncheckpoint: {result.checkpoint}")
+    for w in result.warnings:
+        print(f"edgecn train: WARNING: {w}", file=sys.stderr)
     return 0
 
 

@@ -107,19 +107,17 @@ def from_folder(folder: str | os.PathLike, input_size: int, in_channels: int, no
                 min_size: int):
     """Every image under ``folder`` (sorted by path), resized, scaled to [0, 1] and normalised."""
     import torch
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from edgecn.runner.images import open_image
 
     folder = Path(folder)
     if not folder.is_dir():
         raise EdgecnError(f"calibration folder {str(folder)!r} does not exist", "pass a folder of images")
     images = []
     for p in sorted(q for q in folder.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES):
-        try:
-            with Image.open(p) as im:
-                im = im.convert("L" if in_channels == 1 else "RGB").resize((input_size, input_size), Image.BILINEAR)
-                images.append(np.asarray(im, dtype=np.float32).reshape(input_size, input_size, -1) / 255.0)
-        except (UnidentifiedImageError, OSError) as e:
-            raise EdgecnError(f"calibration image {str(p)!r} cannot be read ({e})", "remove or replace it") from e
+        im = open_image(p, "L" if in_channels == 1 else "RGB").resize((input_size, input_size), Image.BILINEAR)
+        images.append(np.asarray(im, dtype=np.float32).reshape(input_size, input_size, -1) / 255.0)
     x = torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2).copy()) if images else torch.zeros(0)
     if images and normalize:
         mean = torch.tensor(normalize["mean"]).view(1, -1, 1, 1)

@@ -100,3 +100,25 @@ def top1(logits: np.ndarray, labels) -> float:
     if len(labels) == 0:
         raise EdgecnError("top-1 of no images", "score on a data set with at least one image")
     return float(100.0 * np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def learned_nothing(logits: np.ndarray, labels, class_names: list[str]) -> list[str]:
+    """Why a model's answers are useless, if they are: top-1 at chance, or one answer for every input.
+
+    Chance is 1/classes; "at chance" is within two binomial standard deviations of it on this
+    many images, so a small held-out set does not hide it (nor raise it by luck).
+    """
+    labels = np.asarray(labels)
+    classes, n = len(class_names), len(labels)
+    if n == 0 or classes < 2:
+        return []
+    acc, chance = top1(logits, labels) / 100.0, 1.0 / classes
+    out = []
+    if acc <= chance + 2 * (chance * (1 - chance) / n) ** 0.5:
+        out.append(f"top-1 {acc * 100:.2f}% is at chance level ({chance * 100:.2f}% for {classes} classes): "
+                   "the model learned nothing; try a lower --lr, more --epochs, or check the labels")
+    answers = np.unique(np.argmax(logits, axis=1))
+    if len(answers) == 1:
+        out.append(f"the model answers class {class_names[int(answers[0])]!r} for every image")
+    return out
+

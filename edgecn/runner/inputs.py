@@ -83,13 +83,9 @@ def _read(p: Path) -> np.ndarray:
         if a.ndim != 3 or a.shape[-1] not in (1, 3, 4) or min(a.shape[:2]) < 1:
             raise ValueError(f"array has shape {tuple(np.load(p, allow_pickle=False).shape)}, expected HxW or HxWxC with C in 1, 3, 4")
         return a
-    try:
-        from PIL import Image
-    except ImportError:
-        raise EdgecnError(f"reading {p.suffix} images needs Pillow", "pip install pillow, or convert them to .npy") from None
-    with Image.open(p) as img:
-        a = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return a
+    from edgecn.runner.images import open_image
+
+    return np.asarray(open_image(p, "RGB"), dtype=np.float32) / 255.0
 
 
 def _nhwc(spec: TensorSpec) -> tuple[int, ...]:

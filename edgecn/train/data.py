@@ -100,6 +100,10 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 def build_dataset(name: str, x_train: torch.Tensor, y_train, x_held: torch.Tensor, y_held,
                   labels: list[str], input_size: int, mirror_ok: bool = True) -> Dataset:
     """Normalise with the training split's statistics and wrap into a ``Dataset``."""
+    if len(y_held) == 0 or len(y_train) == 0:
+        raise EdgecnError(f"data {name!r} has too few images to hold some out for scoring "
+                          f"({len(y_train)} to train on, {len(y_held)} held out)",
+                          "give each class at least 2 images (5 or more for a meaningful held-out top-1)")
     x_train = x_train.float().contiguous()
     mean = x_train.mean(dim=(0, 2, 3))
     std = x_train.std(dim=(0, 2, 3)).clamp(min=1e-3)

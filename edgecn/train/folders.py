@@ -111,7 +111,9 @@ def _classes(root: Path) -> list[str]:
 
 
 def _read_images(root: Path, labels: list[str], input_size: int) -> tuple[torch.Tensor, np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from edgecn.runner.images import open_image
 
     images, targets = [], []
     for c, name in enumerate(labels):
@@ -121,13 +123,8 @@ def _read_images(root: Path, labels: list[str], input_size: int) -> tuple[torch.
             raise EdgecnError(f"class folder {str(folder)!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
                               "put at least one image in every class folder, with the same classes in every split")
         for f in files:
-            try:
-                with Image.open(f) as im:
-                    im = im.convert("RGB").resize((input_size, input_size), Image.BILINEAR)
-                    images.append(np.asarray(im, dtype=np.uint8))
-            except (UnidentifiedImageError, OSError, ValueError) as e:
-                raise EdgecnError(f"cannot read image {str(f)!r} ({type(e).__name__})",
-                                  "remove or replace the broken file") from e
+            im = open_image(f, "RGB").resize((input_size, input_size), Image.BILINEAR)
+            images.append(np.asarray(im, dtype=np.uint8))
             targets.append(c)
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
     return x, np.asarray(targets, dtype=np.int64)

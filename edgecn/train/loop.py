@@ -21,6 +21,7 @@ from torch.utils.data import DistributedSampler
 from edgecn.checkpoint import read_checkpoint, save_checkpoint
 from edgecn.condense import condensing_stage_of, group_lasso, set_progress
 from edgecn.errors import EdgecnError
+from edgecn.runner.evaluate import learned_nothing
 from edgecn.train import distributed
 from edgecn.train.config import RESULT_FIELDS, TrainConfig
 
@@ -37,6 +38,7 @@ class TrainResult:
         seconds: wall time of this call.
         history: one dict per epoch (loss, train_top1, lr, stage, seconds).
         labels: class names.
+        warnings: what makes the result useless (top-1 at chance, one answer for every input).
     """
 
     checkpoint: Path
@@ -46,10 +48,11 @@ class TrainResult:
     seconds: float
     history: list[dict]
     labels: list[str]
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"checkpoint": str(self.checkpoint), "heldout_top1": self.heldout_top1, "epochs": self.epochs,
-                "seconds": self.seconds, "labels": self.labels, "history": self.history}
+                "seconds": self.seconds, "labels": self.labels, "history": self.history, "warnings": self.warnings}
 
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
@@ -92,11 +95,14 @@ def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> Train
     _fit(model, optimizer, ds, config, ctx, history, meta, progress)
     set_progress(model, 1.0)  # a run too short to reach the optimisation stage still ends condensable
     top1 = evaluate(model, ds.heldout, device=ctx.device)
+    x_held, y_held = ds.heldout.tensors
+    warnings = learned_nothing(predict(model, x_held, device=ctx.device).numpy(), y_held.numpy(), ds.labels)
     final = out / "final.pt"
     if ctx.is_main:
-        save_checkpoint(final, model, extra={**meta, "kind": "final", "history": history, "heldout_top1": top1})
+        save_checkpoint(final, model, extra={**meta, "kind": "final", "history": history, "heldout_top1": top1,
+                                             "warnings": warnings})
     model.to("cpu").eval()
-    return TrainResult(final, model, top1, config.epochs, time.perf_counter() - start, history, ds.labels)
+    return TrainResult(final, model, top1, config.epochs, time.perf_counter() - start, history, ds.labels, warnings)
 
 
 def _fit(model, optimizer, ds, config, ctx, history, meta, progress) -> None:
@@ -140,10 +146,16 @@ def _epoch(net, model, optimizer, ds, sampler, epoch, steps, total, config, ctx,
         loss = F.cross_entropy(logits, y)
         if config.group_lasso:
             loss = loss + config.group_lasso * group_lasso(model).to(loss.device)
+        value = float(loss.detach())
+        if not math.isfinite(value):  # before the step: last.pt keeps the last good weights
+            raise EdgecnError(f"training diverged at epoch {epoch + 1}, step {i + 1}: the loss is {value}",
+                              f"lower the learning rate (--lr {config.lr:g}; try {config.lr / 10:g})"
+                              + (f" or --group-lasso ({config.group_lasso:g})" if config.group_lasso else "")
+                              + ", then start afresh with --overwrite or resume from the last epoch with --resume")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += float(loss.detach()) * len(y)
+        loss_sum += value * len(y)
         correct += float((logits.argmax(1) == y).sum())
         seen += len(y)
         stage = condensing_stage_of(model)
