@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a bad option (argparse printed it) or --help: a status, for callers of main()
+        return e.code if isinstance(e.code, int) else USER_ERROR_EXIT
     if not getattr(args, "run", None):
         parser.print_help()
         return USER_ERROR_EXIT

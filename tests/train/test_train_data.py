@@ -134,7 +134,7 @@ def test_image_folder_with_train_and_val(tmp_path):
     ("file", "is a file"),
     ("empty", "no class subfolders"),
     ("one_class", "only 'a'"),
-    ("bad_image", "cannot read image"),
+    ("bad_image", "cannot be read"),
     ("empty_class", "has no images"),
     ("train_only", "no val/ or test/"),
 ])
