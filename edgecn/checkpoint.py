@@ -46,7 +46,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise EdgecnError(f"checkpoint {str(path)!r} does not exist", "check the path (checkpoints are written by `edgecn train` and `edgecn condense`)")
     if path.is_dir():
         raise EdgecnError(f"{str(path)!r} is a folder, not a checkpoint", "pass the .pt file inside it (e.g. runs/NAME/last.pt)")
-    data = path.read_bytes()
+    from edgecn.limits import MiB, read_file
+
+    data = read_file(path, "checkpoint", MAX_CHECKPOINT_MIB * MiB)
     if not data:
         raise EdgecnError(f"checkpoint {str(path)!r} is empty", "re-create it with `edgecn train` (an interrupted copy?)")
     if not data.startswith(b"PK\x03\x04"):  # torch would fall back to its legacy unpickler and misreport
@@ -66,7 +68,38 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if payload.get("version") != VERSION:
         raise EdgecnError(f"checkpoint {str(path)!r} has format version {payload.get('version')}, this edgecn reads {VERSION}",
                           "use the edgecn version that wrote it")
+    _check_structure(payload, f"checkpoint {str(path)!r}")
     return payload
+
+
+MAX_CHECKPOINT_MIB = 16 * 1024
+"""Largest checkpoint read (16 GiB); anything bigger is not a CNN edgecn trains."""
+
+
+def _check_structure(payload: dict, where: str) -> None:
+    """Every field later code relies on, with its type and range, checked once here."""
+    from edgecn.limits import check_number
+
+    fix = "re-create it with `edgecn train` (the file was edited or written by another tool)"
+    state, config, extra = payload.get("state_dict"), payload.get("config"), payload.get("extra", {})
+    if not isinstance(state, dict) or not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                           for k, v in state.items()):
+        raise EdgecnError(f"{where} has no 'state_dict' of named tensors", fix)
+    if not isinstance(config, dict) or not isinstance(config.get("name"), str):
+        raise EdgecnError(f"{where} has no model 'config' (an object naming the model)", fix)
+    if not isinstance(extra, dict):
+        raise EdgecnError(f"{where}: 'extra' must be an object", fix)
+    check_number(config.get("num_classes"), int, 1, 100_000, f"{where}: config.num_classes")
+    check_number(config.get("input_size"), int, 8, 4096, f"{where}: config.input_size")
+    if "in_channels" in config:
+        check_number(config["in_channels"], int, 1, 4, f"{where}: config.in_channels")
+    if not isinstance(config.get("overrides", {}), dict):
+        raise EdgecnError(f"{where}: config.overrides must be an object of model options", fix)
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise EdgecnError(f"{where} holds NaN or infinite weights ({', '.join(bad[:3])}"
+                          f"{' ...' if len(bad) > 3 else ''}): the training that wrote it diverged",
+                          "retrain with a lower --lr, or use an earlier checkpoint")
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from edgecn.errors import EdgecnError
 
@@ -20,6 +21,26 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def write_error(path: Path, e: OSError) -> EdgecnError:
+    """An OSError at a write as a user error whose fix fits its cause."""
+    fixes = {errno.ENOSPC: "free some disk space or choose another output location",
+             errno.EDQUOT: "free some disk space or choose another output location",
+             errno.ENAMETOOLONG: "choose a shorter file or folder name",
+             errno.EROFS: "choose an output location on a writable file system",
+             errno.EACCES: "choose an output location you can write to",
+             errno.EPERM: "choose an output location you can write to",
+             errno.ENOTDIR: "a part of the path is a file: choose another output location",
+             errno.EISDIR: "a folder has that name: choose another output name"}
+    return EdgecnError(f"could not write {str(path)!r}: {e.strerror or e}",
+                       fixes.get(e.errno, "choose another output location"))
+
+
+def _temp_prefix(path: Path) -> str:
+    """A hidden prefix beside ``path`` that stays short (a 253-character name must still get a temp name)."""
+    name = path.name if len(path.name) <= 64 else path.name[:40] + "-" + hashlib.sha256(path.name.encode()).hexdigest()[:12]
+    return f".{name}."
 
 
 def _check_parent_writable(path: Path) -> None:
@@ -43,7 +64,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     _check_parent_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if path.is_dir():
+            raise EdgecnError(f"{str(path)!r} is a folder", "choose another output file name")
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise write_error(path, e) from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -53,8 +79,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except OSError as e:
         tmp_path.unlink(missing_ok=True)
-        raise EdgecnError(f"could not write {str(path)!r}: {e.strerror or e}",
-                          "free some disk space or choose another output location") from e
+        raise write_error(path, e) from e
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -70,40 +95,90 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, owned: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Yield a fresh staging folder; on success it replaces folder ``path`` as a whole.
 
     The old folder is moved aside and deleted only after the new one is in place, so
-    an interruption at any point leaves either the old or the new folder complete.
+    an interruption at any point leaves either the old or the new folder complete. The swap
+    holds a lock beside the folder, so two processes writing the same folder take turns.
+
+    Args:
+        path: the folder to write.
+        owned: says whether an existing ``path`` is one edgecn wrote (and may replace). What
+            is not (a file, a link, a user's own folder) is refused before any work starts.
     """
     path = Path(path)
     _check_parent_writable(path)
+    with _swap_lock(path):  # another process may be swapping this folder right now
+        _refuse_foreign(path, owned)
     _remove_abandoned_stages(path)
-    stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent))
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".partial",
+                                      dir=path.parent))
+    except OSError as e:
+        raise write_error(path, e) from e
     try:
         yield stage
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(stage, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with _swap_lock(path):
+            _refuse_foreign(path, owned)
+            old = None
+            if path.exists():
+                old = path.with_name(f"{_temp_prefix(path)}old-{os.getpid()}")
+                os.replace(path, old)
+            os.replace(stage, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
     except OSError as e:
         shutil.rmtree(stage, ignore_errors=True)
-        raise EdgecnError(f"could not write {str(path)!r}: {e.strerror or e}",
-                          "free some disk space or choose another output location") from e
+        raise write_error(path, e) from e
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
 
 
+def _refuse_foreign(path: Path, owned: Callable[[Path], bool] | None) -> None:
+    if not (path.exists() or path.is_symlink()):
+        return
+    if path.is_symlink() or not path.is_dir():
+        raise EdgecnError(f"{str(path)!r} exists and is {'a link' if path.is_symlink() else 'not a folder'}; "
+                          "edgecn replaces only build folders it wrote", "move it away or choose another --out")
+    if owned is not None and not owned(path):
+        raise EdgecnError(f"{str(path)!r} exists and is not a folder edgecn wrote; edgecn replaces only its own",
+                          "move it away or choose another --out")
+
+
+@contextlib.contextmanager
+def _swap_lock(path: Path):
+    """An exclusive lock on the folder that holds ``path`` (POSIX flock on the folder itself, so no
+    lock file is left behind); a no-op where fcntl is missing."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # a folder we may write but not read: swap unlocked, as before
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def _remove_abandoned_stages(path: Path) -> None:
     """Delete staging folders of ``path`` left by killed processes (their pid is gone)."""
-    for stage in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
-        pid = stage.name[len(path.name) + 2:].split(".", 1)[0]
+    prefix = _temp_prefix(path)
+    for stage in path.parent.glob(f"{glob.escape(prefix)}*.partial"):
+        pid = stage.name[len(prefix):].split(".", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(stage, ignore_errors=True)
+    for old in path.parent.glob(f"{glob.escape(prefix)}old-*"):  # a swap killed between its two renames
+        pid = old.name[len(prefix) + 4:]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

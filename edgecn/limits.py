@@ -91,3 +91,39 @@ def check_number(value, kind: type, lo: float | None, hi: float | None, where: s
 
 def _fmt(v: float) -> str:
     return f"{v:g}" if isinstance(v, float) else f"{v:,}".replace(",", "_") if abs(v) >= 100_000 else str(v)
+
+
+MiB = 1 << 20
+
+
+def read_file(path, what: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; EdgecnError otherwise.
+
+    Checked before opening, so a FIFO (which would block), a device such as /dev/zero (which
+    never ends), a folder or an oversized file is refused with one line, not read.
+    """
+    import os
+    import stat
+    from pathlib import Path
+
+    from edgecn.errors import EdgecnError
+
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise EdgecnError(f"{what} {str(p)!r} does not exist", "check the path") from None
+    except OSError as e:
+        raise EdgecnError(f"{what} {str(p)!r} cannot be read ({e.strerror})", "check the path and its permissions") from e
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a pipe, device or socket)"
+        raise EdgecnError(f"{what} {str(p)!r} is {kind}", "pass a regular file")
+    if st.st_size > max_bytes:
+        raise EdgecnError(f"{what} {str(p)!r} is {st.st_size:,} bytes, more than the {max_bytes:,} such a file can be",
+                          "pass the right file (this one is not what its name says)")
+    try:
+        with open(p, "rb") as f:
+            return f.read(max_bytes + 1)[:max_bytes]
+    except OSError as e:
+        raise EdgecnError(f"{what} {str(p)!r} cannot be read ({e.strerror})", "check the path and its permissions") from e
+

@@ -83,11 +83,13 @@ def targets_dir() -> Path:
 
 def load_target_file(path: str | os.PathLike) -> Target:
     """Read and validate one target file; EdgecnError names the file, the field and the fix."""
+    from edgecn.limits import MiB, read_file
+
     path = Path(path)
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise EdgecnError(f"target file {str(path)!r} cannot be read ({e})", "check the path") from e
+        table = tomllib.loads(read_file(path, "target file", MiB).decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise EdgecnError(f"target file {str(path)!r} is not UTF-8 text ({e.reason})", "save it as UTF-8") from e
     except tomllib.TOMLDecodeError as e:
         raise EdgecnError(f"target file {str(path)!r} is not valid TOML ({e})", "fix the syntax on that line") from e
     where = f"target file {path.name!r}"
@@ -194,12 +196,15 @@ def load_targets(folder: str | os.PathLike | None = None) -> Registry[Target]:
     """Every ``*.toml`` in ``folder`` (default ``targets_dir()``), aliases included."""
     folder = Path(folder) if folder else targets_dir()
     reg: Registry[Target] = Registry("target", "edgecn targets")
-    for path in sorted(folder.glob("*.toml")):
-        t = load_target_file(path)
-        for alias in t.aliases:
-            if alias in reg:
-                raise EdgecnError(f"target file {path.name!r}: alias {alias!r} is already used by another target",
-                                  "choose a unique alias")
+    targets = [load_target_file(path) for path in sorted(folder.glob("*.toml"))]
+    owner: dict[str, str] = {}
+    for t in targets:  # a name or alias that two files claim is refused, whichever kind each is
+        for key in (t.name, *t.aliases):
+            if key in owner and owner[key] != t.name:
+                raise EdgecnError(f"targets folder {str(folder)!r}: {key!r} names both {owner[key]!r} and {t.name!r}",
+                                  f"rename one of them (file {key}.toml, or the alias in its 'aliases')")
+            owner[key] = t.name
+    for t in targets:
         reg.register(t.name, aliases=t.aliases)(t)
     return reg
 

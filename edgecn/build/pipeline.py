@@ -89,7 +89,7 @@ def build(cfg: BuildConfig) -> BuildResult:
     held = Heldout(x_held.numpy(), y_held.numpy(), float_logits, float_top1,
                    {"model": _model_info(model), "data": _data_name(cfg.data), "labels": list(ds.labels),
                     "normalize": ds.normalize})
-    with atomic_dir(Path(cfg.out_dir) / name) as stage:
+    with atomic_dir(Path(cfg.out_dir) / name, owned=lambda p: (p / "manifest.json").is_file()) as stage:
         for backend_name in target.backends:
             backend = BACKENDS.get(backend_name)
             precisions = _precisions(cfg, target, backend_name)

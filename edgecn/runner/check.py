@@ -29,14 +29,19 @@ def _check(*suffixes: str):
 
 def check_artifact(path: str | os.PathLike) -> None:
     """Raise EdgecnError if ``path`` is missing, empty, or structurally broken for its format."""
+    import mmap
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise EdgecnError(f"artifact {str(path)!r} does not exist", "pass the path of a built artifact")
+    if not path.is_file():
+        raise EdgecnError(f"artifact {str(path)!r} is not a regular file", "pass the path of a built artifact file")
     if path.stat().st_size == 0:
         raise EdgecnError(f"artifact {str(path)!r} is empty (0 bytes)", _FIX)
     check = _CHECKS.get(path.suffix.lower())
-    if check is not None:
-        check(path, path.read_bytes())
+    if check is not None:  # mapped, not read: a 2 GB file that is not a model costs nothing to refuse
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as b:
+            check(path, b)
 
 
 def _bad(path: Path, what: str) -> EdgecnError:
@@ -131,25 +136,51 @@ def check_pte(path: Path, b: bytes) -> None:
 
 @_check(".onnx")
 def check_onnx(path: Path, b: bytes) -> None:
-    """A protobuf parse with onnx when it is installed, else a walk over the top-level fields."""
+    """A walk over the top-level fields, then a protobuf parse with onnx when it is installed."""
+    _walk_protobuf(path, b)
     try:
         import onnx
     except ImportError:
-        _walk_protobuf(path, b)
         return
     try:
-        model = onnx.load_model_from_string(b)
+        model = onnx.load_model_from_string(bytes(b))
     except Exception as e:  # DecodeError and friends: the protobuf is damaged
         raise _bad(path, f"protobuf does not parse ({type(e).__name__})") from e
     if not model.HasField("graph") or not model.graph.node:
         raise _bad(path, "no graph")
 
 
-def _varint(path: Path, b: bytes, at: int) -> tuple[int, int]:
+def proto_fields(b, start: int = 0, end: int | None = None):
+    """``(field, wire type, start, end)`` of each field of the protobuf message in ``b[start:end]``.
+
+    Reads the wire format only (no schema, no copy); raises ValueError where it is malformed.
+    """
+    at, end = start, len(b) if end is None else end
+    while at < end:
+        key, at = _varint(b, at, end)
+        field, wire = key >> 3, key & 7
+        if field == 0:
+            raise ValueError("field number 0")
+        if wire == 0:
+            _, nxt = _varint(b, at, end)
+        elif wire in (1, 5):
+            nxt = at + (8 if wire == 1 else 4)
+        elif wire == 2:
+            size, at = _varint(b, at, end)
+            nxt = at + size
+        else:
+            raise ValueError(f"unknown wire type {wire}")
+        if nxt > end:
+            raise ValueError("field runs past the end of the file")
+        yield field, wire, at, nxt
+        at = nxt
+
+
+def _varint(b, at: int, end: int) -> tuple[int, int]:
     value = shift = 0
     while True:
-        if at >= len(b) or shift > 63:
-            raise _bad(path, "truncated varint")
+        if at >= end or shift > 63:
+            raise ValueError("truncated varint")
         byte = b[at]
         value |= (byte & 0x7F) << shift
         at += 1
@@ -158,28 +189,12 @@ def _varint(path: Path, b: bytes, at: int) -> tuple[int, int]:
             return value, at
 
 
-def _walk_protobuf(path: Path, b: bytes) -> None:
+def _walk_protobuf(path: Path, b) -> None:
     """ModelProto's top-level fields must tile the file exactly; field 7 (graph) must be there."""
-    at, seen = 0, set()
-    while at < len(b):
-        key, at = _varint(path, b, at)
-        field, wire = key >> 3, key & 7
-        if field == 0:
-            raise _bad(path, "field number 0")
-        if wire == 0:
-            _, at = _varint(path, b, at)
-        elif wire == 1:
-            at += 8
-        elif wire == 5:
-            at += 4
-        elif wire == 2:
-            size, at = _varint(path, b, at)
-            at += size
-        else:
-            raise _bad(path, f"unknown wire type {wire}")
-        if at > len(b):
-            raise _bad(path, "field runs past the end of the file")
-        seen.add(field)
+    try:
+        seen = {field for field, _, _, _ in proto_fields(b)}
+    except ValueError as e:
+        raise _bad(path, str(e)) from None
     if 7 not in seen:
         raise _bad(path, "no graph")
 

@@ -81,10 +81,13 @@ class Manifest:
         path = Path(path)
         if path.is_dir():
             path = path / "manifest.json"
+        from edgecn.limits import MiB, read_file
+
+        if not path.exists():
+            raise EdgecnError(f"manifest {str(path)!r} does not exist", "pass a build folder made by `edgecn build`")
+        data = read_file(path, "manifest", 16 * MiB)
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise EdgecnError(f"manifest {str(path)!r} does not exist", "pass a build folder made by `edgecn build`") from e
+            raw = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise EdgecnError(f"manifest {str(path)!r} is not valid JSON ({str(e)[:100] or type(e).__name__})",
                               "rebuild with `edgecn build`; the file is truncated or was edited") from e

@@ -22,6 +22,7 @@ import struct
 from pathlib import Path
 
 from edgecn.errors import EdgecnError
+from edgecn.runner.check import proto_fields
 
 FORMAT = "edgecn-artifact-spec"
 VERSION = 1
@@ -40,10 +41,10 @@ def read_spec(path: str | os.PathLike) -> dict | None:
     p = Path(path)
     suffix = p.suffix.lower()
     raw = _tflite_metadata(p) if suffix == ".tflite" else _onnx_metadata(p) if suffix == ".onnx" else None
-    if raw is None and sidecar(p).is_file():
-        if sidecar(p).stat().st_size > MAX_SPEC_BYTES:
-            raise EdgecnError(f"{str(sidecar(p))!r} is larger than a spec can be", "rebuild, or delete the file")
-        raw = sidecar(p).read_bytes()
+    if raw is None and (sidecar(p).exists() or sidecar(p).is_symlink()):
+        from edgecn.limits import read_file
+
+        raw = read_file(sidecar(p), "artifact spec", MAX_SPEC_BYTES)
     if raw is None:
         return None
     try:
@@ -143,47 +144,13 @@ def _onnx_metadata(path: Path) -> bytes | None:
         return None
     with b:
         try:
-            for field, start, end in _proto_fields(b, 0, len(b)):
-                if field != 14:
+            for field, wire, start, end in proto_fields(b):
+                if field != 14 or wire != 2:
                     continue
-                entry = {k: bytes(b[s:e]) for k, s, e in _proto_fields(b, start, end)}
+                entry = {k: bytes(b[s:e]) for k, w, s, e in proto_fields(b, start, end) if w == 2}
                 if entry.get(1) == KEY.encode():
                     value = entry.get(2, b"")
                     return value if len(value) <= MAX_SPEC_BYTES else None
         except (IndexError, ValueError):
             return None  # a damaged file: check_artifact reports it
     return None
-
-
-def _varint(b, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = b[pos]
-        value |= (byte & 0x7F) << shift
-        pos += 1
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _proto_fields(b, pos: int, end: int):
-    """(field number, start, end) of each length-delimited field between ``pos`` and ``end``."""
-    while pos < end:
-        key, pos = _varint(b, pos)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            _, pos = _varint(b, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        elif wire == 2:
-            n, pos = _varint(b, pos)
-            if pos + n > end:
-                raise ValueError("truncated field")
-            yield field, pos, pos + n
-            pos += n
-        else:
-            raise ValueError(f"wire type {wire}")

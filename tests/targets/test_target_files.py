@@ -73,7 +73,7 @@ def test_backend_list_option_reads_as_a_tuple(tmp_path):
 def test_duplicate_alias_is_an_error(tmp_path):
     for n in ("a", "b"):
         (tmp_path / f"{n}.toml").write_text(GOOD.replace('"dev"', f'"{n}"') + 'aliases = ["x"]\n')
-    with pytest.raises(EdgecnError, match="alias 'x'"):
+    with pytest.raises(EdgecnError, match="'x' names both 'a' and 'b'"):
         load_targets(tmp_path)
 
 
