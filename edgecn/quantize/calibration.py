@@ -44,6 +44,12 @@ class CalibrationRecipe:
         if not 50.0 < self.percentile <= 100.0:
             raise EdgecnError(f"calibration recipe {self.name!r}: percentile {self.percentile} is out of range",
                               "use a value in (50, 100], e.g. 99.99")
+        if not 0 <= self.seed < 2**32:
+            raise EdgecnError(f"calibration recipe {self.name!r}: seed {self.seed} is out of range",
+                              "use a seed from 0 to 4294967295")
+        if self.size > 100_000:
+            raise EdgecnError(f"calibration recipe {self.name!r}: size {self.size} is more than 100000 images",
+                              "calibrate on a few hundred images (more adds time, not accuracy)")
         if self.size < 1 or self.min_size < 1 or self.size < self.min_size:
             raise EdgecnError(f"calibration recipe {self.name!r}: size {self.size} / min_size {self.min_size} are inconsistent",
                               "use positive sizes with size >= min_size")
@@ -60,12 +66,16 @@ def load_recipe(name_or_path: str) -> CalibrationRecipe:
     path = Path(name_or_path)
     if path.suffix != ".toml":
         path = recipes_dir() / f"{name_or_path}.toml"
-    if not path.is_file():
+    if not path.exists():
         known = sorted(p.stem for p in recipes_dir().glob("*.toml"))
         raise EdgecnError(f"calibration recipe {name_or_path!r} not found",
                           f"use one of {', '.join(known) or '(none)'} or pass a .toml path")
+    from edgecn.limits import MiB, read_file
+
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
+        table = tomllib.loads(read_file(path, "calibration recipe", MiB).decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise EdgecnError(f"calibration recipe {str(path)!r} is not UTF-8 text ({e.reason})", "save it as UTF-8") from e
     except tomllib.TOMLDecodeError as e:
         raise EdgecnError(f"calibration recipe {str(path)!r} is not valid TOML ({e})", "fix the syntax") from e
     fields = {f.name: f.type for f in dataclasses.fields(CalibrationRecipe)}

@@ -108,7 +108,11 @@ class Runner:
             raise EdgecnError("runner used before activate()", "use `with open_runner(path) as r:` or call r.activate()")
         arrays = self._arrange(feed)
         start = time.perf_counter()
-        out = self._run(arrays)
+        try:
+            out = self._run(arrays)
+        except (RuntimeError, ValueError, SystemError) as e:  # a file that loads but cannot run
+            raise EdgecnError(f"{self.runtime} failed to run {str(self.path)!r}: {(str(e).splitlines() or [''])[0][:200]}",
+                              "rebuild or re-copy the artifact (it is damaged), or update the runtime") from e
         self._last = time.perf_counter() - start
         return out
 

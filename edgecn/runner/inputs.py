@@ -16,6 +16,8 @@ from edgecn.runner.base import TensorInfo
 from edgecn.runner.evaluate import to_feed
 from edgecn.runner.manifest import TensorSpec
 
+MAX_ARRAY_ELEMENTS = 8192 * 8192 * 4
+"""Largest .npy input accepted (as many values as the largest image open_image reads)."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm")
 
 
@@ -78,7 +80,13 @@ def folder_inputs(folder: str | Path, spec: TensorSpec, labels: list[str]) -> In
 
 def _read(p: Path) -> np.ndarray:
     if p.suffix.lower() == ".npy":
-        a = np.load(p, allow_pickle=False).astype(np.float32)  # never unpickle
+        head = np.load(p, allow_pickle=False, mmap_mode="r")  # never unpickle; shape and dtype before data
+        if not isinstance(head, np.ndarray):
+            raise ValueError("it is an .npz archive or other file, not one .npy array")
+        if head.dtype.kind not in "biuf" or head.size > MAX_ARRAY_ELEMENTS:
+            raise ValueError(f"array is {head.dtype} with {head.size} values; expected a plain numeric "
+                             f"HxW or HxWxC array of at most {MAX_ARRAY_ELEMENTS} values")
+        a = np.asarray(head, dtype=np.float32)
         a = a if a.ndim == 3 else a[..., None]
         if a.ndim != 3 or a.shape[-1] not in (1, 3, 4) or min(a.shape[:2]) < 1:
             raise ValueError(f"array has shape {tuple(np.load(p, allow_pickle=False).shape)}, expected HxW or HxWxC with C in 1, 3, 4")

@@ -55,7 +55,9 @@ def _cifar(path, input_size, expected, train_files, test_file, meta_file, label_
 
 def _read_pickle(file: Path):
     try:
-        return safe_load(file.read_bytes())
+        from edgecn.limits import MiB, read_file
+
+        return safe_load(read_file(file, "CIFAR file", 512 * MiB))
     except pickle.UnpicklingError as e:
         raise EdgecnError(f"refusing to read {str(file)!r}: {e}",
                           "use the original CIFAR python files (they hold only arrays, lists and strings)") from e
@@ -76,7 +78,12 @@ def _text(v) -> str:
 def _cifar_batch(file: Path, label_key: bytes) -> tuple[torch.Tensor, np.ndarray]:
     d = _read_pickle(file)
     data = np.asarray(_field(d, b"data", file))
-    y = np.asarray(_field(d, label_key, file), dtype=np.int64)
+    raw_y = _field(d, label_key, file)
+    if not isinstance(raw_y, (list, np.ndarray)) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in np.asarray(raw_y, dtype=object).ravel()):
+        raise EdgecnError(f"{str(file)!r}: its {label_key.decode()!r} are not a list of integers",
+                          f"pass an unmodified CIFAR folder: {LAYOUTS}")
+    y = np.asarray(raw_y, dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(y):
         raise EdgecnError(f"{str(file)!r} does not hold CIFAR images (uint8 rows of 3x32x32 with one label each)",
                           f"pass an unmodified CIFAR folder: {LAYOUTS}")

@@ -66,3 +66,29 @@ def test_deep_greyscale_keeps_its_range(tmp_path, mode, value, want):
     rgb = np.asarray(open_image(path, "RGB"))
     assert rgb.shape == (6, 6, 3) and abs(int(rgb[0, 0, 0]) - want) <= 1, rgb[0, 0]
     COUNTS["bad_inputs"] += 1
+
+
+def test_npy_inputs_of_every_wrong_kind_are_refused(tmp_path):
+    """.npy inputs (profile --data FOLDER): only plain numeric HxW or HxWxC arrays, never unpickled."""
+    from edgecn.runner.inputs import _read
+
+    cases = {"structured": np.zeros((4, 4), dtype=[("a", "f4"), ("b", "i4")]), "complex": np.zeros((4, 4), np.complex64),
+             "strings": np.array([["a", "b"]]), "objects": np.array([[1, None]], dtype=object),
+             "4-d": np.zeros((1, 4, 4, 3), np.float32), "5 channels": np.zeros((4, 4, 5), np.float32),
+             "empty": np.zeros((0, 4), np.float32)}
+    for name, arr in cases.items():
+        p = tmp_path / f"{name}.npy"
+        np.save(p, arr, allow_pickle=True)
+        with pytest.raises((ValueError, EdgecnError)):
+            _read(p)
+        COUNTS["bad_inputs"] += 1
+    np.savez(tmp_path / "archive.npz", a=np.zeros(3))
+    (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
+    with pytest.raises(ValueError):
+        _read(tmp_path / "archive.npy")
+    assert _read(_saved(tmp_path / "ok.npy", np.ones((4, 4), np.uint8))).shape == (4, 4, 1)
+
+
+def _saved(path, arr):
+    np.save(path, arr)
+    return path
