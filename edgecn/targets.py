@@ -134,8 +134,8 @@ def _build(table: dict, tables: dict, path: Path, where: str) -> Target:
     for p in table["precisions"]:
         if p not in PRECISIONS:
             raise EdgecnError(f"{where}: field 'precisions' names unknown precision {p!r}", f"use some of {', '.join(PRECISIONS)}")
-    if table.get("threads", 1) < 1:
-        raise EdgecnError(f"{where}: field 'threads' must be at least 1", "set threads to the device's core count")
+    if not 1 <= table.get("threads", 1) <= 1024:
+        raise EdgecnError(f"{where}: field 'threads' must be from 1 to 1024", "set threads to the device's core count")
     lowering = dict(table.get("lowering", {}))
     _check_lowering(lowering, where)
     opts = _backend_tables(tables, backends, where)

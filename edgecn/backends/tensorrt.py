@@ -39,8 +39,13 @@ class Options:
     opset_max: int = 20
 
     def __post_init__(self):
+        for name in ("opset", "opset_min", "opset_max"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 30:
+                raise EdgecnError(f"{name} {value!r} is not an ONNX opset (an integer from 1 to 30)",
+                                  "use the opsets the device's TensorRT parser reads, e.g. 9..20 for TensorRT 8.6-10")
         if not self.opset_min <= self.opset <= self.opset_max:
-            raise EdgecnError(f"[tensorrt]: opset {self.opset} is outside opset_min..opset_max "
+            raise EdgecnError(f"opset {self.opset} is outside opset_min..opset_max "
                               f"({self.opset_min}..{self.opset_max})", "choose an opset inside the parser's range")
 
 

@@ -109,6 +109,7 @@ class LoweringConfig:
             raise EdgecnError(f"unknown lowering option(s) {', '.join(unknown)}",
                               f"use only {', '.join(sorted(names))}")
         resolved = {k: v for k, v in data.items() if not isinstance(v, dict)}
+        cls(**resolved)  # the plain options first, so an error names its own option
         for key, table in data.items():
             if not isinstance(table, dict):
                 continue

@@ -8,6 +8,8 @@ from edgecn.backends import BACKENDS
 from edgecn.errors import EdgecnError
 from edgecn.targets import get_target, load_target_file, load_targets, targets_dir
 
+REPO = Path(__file__).resolve().parents[2]
+
 FILES = sorted(targets_dir().glob("*.toml"))
 
 
@@ -93,3 +95,33 @@ def test_cli_targets_lists_every_file(capsys):
         assert p.stem in out
     assert main(["build", "--target", "nowhere"]) == 2
     assert "unknown target 'nowhere'" in capsys.readouterr().err
+
+
+def test_every_number_in_a_target_file_is_finite_and_in_range(tmp_path):
+    """NaN, +-inf and negatives for every numeric field of a target (top level, [lowering], the
+    backend tables), generated from the dataclasses that define them."""
+    import dataclasses
+
+    from edgecn.passes import LoweringConfig
+
+    base = (REPO / "targets" / "raspberry-pi-5.toml").read_text()
+    fields = [("", "threads")]
+    fields += [("lowering", f.name) for f in dataclasses.fields(LoweringConfig) if f.type in ("int", "float", "float | None")]
+    fields += [("tensorrt", f.name) for f in dataclasses.fields(BACKENDS.get("tensorrt").options_type)
+               if f.type in ("int", "float")]
+    assert len(fields) >= 8
+    tried = 0
+    for table, key in fields:
+        for value in ("nan", "inf", "-inf", "-1"):
+            text = base.replace('name = "raspberry-pi-5"', 'name = "t"').replace('aliases = ["rpi5", "pi5"]', "aliases = []")
+            lines = [line for line in text.splitlines() if not line.startswith(f"{key} =")]
+            if table == "tensorrt":
+                lines = [line.replace('backends = ["tflite", "executorch"]', 'backends = ["tflite", "executorch", "tensorrt"]')
+                         for line in lines] + ["[tensorrt]"]
+            at = len(lines) if table == "tensorrt" else (lines.index(f"[{table}]") + 1 if table else 1)
+            lines.insert(at, f"{key} = {value}")
+            (tmp_path / "t.toml").write_text("\n".join(lines) + "\n")
+            with pytest.raises(EdgecnError, match=key):
+                load_target_file(tmp_path / "t.toml")
+            tried += 1
+    print(f"target numbers: {len(fields)} fields, {tried} bad values refused")
