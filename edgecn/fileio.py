@@ -37,6 +37,20 @@ def write_error(path: Path, e: OSError) -> EdgecnError:
                        fixes.get(e.errno, "choose another output location"))
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux allows (os.umask sets as it reads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _temp_prefix(path: Path) -> str:
     """A hidden prefix beside ``path`` that stays short (a 253-character name must still get a temp name)."""
     name = path.name if len(path.name) <= 64 else path.name[:40] + "-" + hashlib.sha256(path.name.encode()).hexdigest()[:12]
@@ -72,6 +86,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise write_error(path, e) from e
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; files edgecn writes are the user's, shared as usual
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
@@ -115,6 +130,7 @@ def atomic_dir(path: str | os.PathLike, owned: Callable[[Path], bool] | None = N
     try:
         stage = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".partial",
                                       dir=path.parent))
+        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; a build folder is copied onto devices and into apps
     except OSError as e:
         raise write_error(path, e) from e
     try:

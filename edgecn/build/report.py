@@ -46,10 +46,11 @@ def markdown_report(manifest: dict) -> str:
         rows.append([a["path"], a["backend"], a["precision"], _size(a), f"{a['top1']:.2f}",
                      f"{drop:+.2f}", "identical" if a["sqnr_db"] is None else f"{a['sqnr_db']:.1f}", a.get("calibration_method") or "-",
                      ", ".join(a["float_layers"]) or "-"])
+    calib = manifest["calibration"]
+    calibration = (f"Calibration: {calib['method']} on {calib['size']} images ({calib['source']})." if calib["size"]
+                   else "No calibration (no int8 artifact).")
     lines = [f"# {manifest['model']['name']} for {manifest['target']}", "",
-             f"Float top-1 on the held-out split: {manifest['float_top1']:.2f}%. "
-             f"Calibration: {manifest['calibration']['method']} on {manifest['calibration']['size']} images "
-             f"({manifest['calibration']['source']}).", "",
+             f"Float top-1 on the held-out split: {manifest['float_top1']:.2f}%. {calibration}", "",
              table(["artifact", "backend", "precision", "size", "top-1 %", "drop", "SQNR dB", "calibration", "kept float"], rows,
                    markdown=True), ""]
     for w in manifest.get("warnings") or []:

@@ -19,7 +19,9 @@ def configure(p):
     p.add_argument("--calibration", default=None, help="calibration recipe name or .toml (default: the target's)")
     p.add_argument("--calibration-images", default=None, help="folder of images to calibrate on")
     p.add_argument("--calibration-size", type=number(int, 1, 100_000), default=None, help="calibration images drawn from the training data")
-    p.add_argument("--calibration-method", default=None, choices=["minmax", "percentile", "entropy"])
+    p.add_argument("--calibration-method", default=None, choices=["minmax", "percentile", "entropy"],
+                   help="how int8 ranges are chosen from calibration data (default: the recipe's; when an int8 "
+                        "artifact loses more than --max-drop, the others are tried unless this is given)")
     p.add_argument("--max-drop", type=number(float, 0, 100), default=1.0, help="most top-1 points an int8 artifact may lose (default 1.0)")
     p.add_argument("--lowering", default="target", choices=["target", "auto", "none"],
                    help="rewrites: the target's choices, timed per backend (auto), or none")

@@ -78,3 +78,21 @@ def test_stage_of_a_killed_build_is_cleaned_up_by_the_next(tmp_path):
         (stage / "x").write_bytes(b"2")
     assert not list(tmp_path.glob(".m-t.*.partial"))
     assert (out / "x").read_bytes() == b"2"
+
+
+def test_written_files_and_folders_follow_the_umask(tmp_path):
+    """Artifacts are copied onto devices and into apps: not 0600/0700 as mkstemp/mkdtemp make them."""
+    import stat
+
+    from edgecn.fileio import atomic_dir, atomic_write_text
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "f.txt", "x")
+        with atomic_dir(tmp_path / "d") as stage:
+            atomic_write_text(stage / "manifest.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o750
+    assert stat.S_IMODE((tmp_path / "d" / "manifest.json").stat().st_mode) == 0o640
