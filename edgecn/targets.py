@@ -146,10 +146,8 @@ def _build(table: dict, tables: dict, path: Path, where: str) -> Target:
 
 
 def _check_lowering(lowering: dict, where: str) -> None:
-    try:
-        from edgecn.passes import LoweringConfig
-    except ImportError:  # rewrites not installed: keep the table as written
-        return
+    from edgecn.lowering import LoweringConfig  # plain data: no torch needed to check a target
+
     try:
         LoweringConfig.from_dict(lowering)
     except EdgecnError as e:

@@ -197,11 +197,7 @@ def _precisions(cfg: BuildConfig, target, backend: str) -> tuple[str, ...]:
 def _lower(model, target, backend, cfg: BuildConfig, example, say):
     if cfg.lowering == "none":
         return model, []
-    try:
-        from edgecn.passes import LoweringConfig, rewrite
-    except ImportError:
-        say("[build] edgecn.passes is not available: building without rewrites")
-        return model, []
+    from edgecn.passes import LoweringConfig, rewrite  # a broken pass fails the build loudly
     lowering = LoweringConfig.from_dict(target.lowering, backend.name)
     measure = None
     if cfg.lowering == "auto" and backend.measure is not None:

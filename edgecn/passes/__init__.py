@@ -4,7 +4,7 @@
 """
 
 from edgecn.passes.base import PASSES, Pass, register_pass
-from edgecn.passes.config import LoweringConfig
+from edgecn.lowering import LoweringConfig
 
 # Importing the pass modules fills the registry.
 from edgecn.passes import avg_pool, fold_bn, group_conv, index, multi_consumer_bn, shuffle  # noqa: E402,F401

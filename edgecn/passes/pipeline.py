@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from edgecn.passes.base import PASSES, trace
-from edgecn.passes.config import LoweringConfig
+from edgecn.lowering import LoweringConfig
 
 # The order matters; each step says why it comes where it does.
 ORDER = (

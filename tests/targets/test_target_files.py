@@ -125,3 +125,14 @@ def test_every_number_in_a_target_file_is_finite_and_in_range(tmp_path):
                 load_target_file(tmp_path / "t.toml")
             tried += 1
     print(f"target numbers: {len(fields)} fields, {tried} bad values refused")
+
+
+def test_targets_load_and_validate_without_torch():
+    """`edgecn targets` and the lowering check are plain data: no torch import (and no silent skip)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from edgecn.targets import load_targets; reg = load_targets(); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
