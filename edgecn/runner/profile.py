@@ -17,7 +17,7 @@ from edgecn.runner import measure, sysinfo
 from edgecn.runner.base import open_runner
 from edgecn.runner.evaluate import output_quant
 from edgecn.runner.manifest import ArtifactEntry, entry_from_spec, find_manifest_for
-from edgecn.runner.spec import read_spec
+from edgecn.runner.spec import EMBEDDED, read_spec, sidecar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,11 +81,10 @@ def verify(path: Path, force: bool) -> tuple[ArtifactEntry | None, dict]:
 
 
 def _location_problem(path: Path, manifest) -> str | None:
-    folder = Path(os.path.abspath(path)).parent.resolve()
-    if path.is_symlink() or Path(os.path.abspath(path)).resolve().parent != folder:
-        target = path.resolve()
-        if target.parent != folder:
-            return f"it is a link to {str(target)!r}, outside its build folder"
+    """Why ``path`` may not be verified by its folder's manifest: a link whose file lies elsewhere."""
+    target = path.resolve()
+    if target.parent != Path(os.path.abspath(path)).parent.resolve():
+        return f"it is a link to {str(target)!r}, outside its build folder"
     return None
 
 
@@ -125,8 +124,9 @@ def _inputs(runner, entry: ArtifactEntry | None, opts: Options, labels: list[str
     if opts.accuracy and entry is None:
         raise EdgecnError(f"cannot score {str(runner.path)!r}: it carries no input spec (normalisation, layout, "
                           "quantization), and guessing would give a wrong top-1",
-                          f"profile it in its build folder (beside manifest.json), copy {runner.path.name}.json "
-                          "with it, or rebuild it with this edgecn (which embeds the spec)")
+                          "profile it in its build folder (beside manifest.json)"
+                          + ("" if runner.path.suffix.lower() in EMBEDDED else f", copy {sidecar(runner.path).name} with it")
+                          + ", or rebuild it with this edgecn (which writes the spec)")
     spec = inputs_mod.input_spec(runner.inputs[0], entry.input if entry else None)
     if opts.data or opts.accuracy:
         data = opts.data or _data_for_accuracy(runner.path, trained_on)

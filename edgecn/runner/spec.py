@@ -39,8 +39,8 @@ def sidecar(path: str | os.PathLike) -> Path:
 def read_spec(path: str | os.PathLike) -> dict | None:
     """The spec ``path`` carries (embedded, else in its sidecar), or None when it has none."""
     p = Path(path)
-    suffix = p.suffix.lower()
-    raw = _tflite_metadata(p) if suffix == ".tflite" else _onnx_metadata(p) if suffix == ".onnx" else None
+    reader = EMBEDDED.get(p.suffix.lower())
+    raw = _embedded(p, reader) if reader else None
     if raw is None and (sidecar(p).exists() or sidecar(p).is_symlink()):
         from edgecn.limits import read_file
 
@@ -71,24 +71,29 @@ def _mapped(path: Path):
         return None
 
 
-def _tflite_metadata(path: Path) -> bytes | None:
+def _embedded(path: Path, reader) -> bytes | None:
+    """``reader(mapped file)``, or None for an empty, unmappable or damaged file (check_artifact says why)."""
     b = _mapped(path)
     if b is None:
         return None
     with b:
         try:
-            root = _u32(b, 0)
-            metadata, buffers = _field(b, root, 6), _field(b, root, 4)
-            if metadata is None or buffers is None:
-                return None
-            for entry in _tables(b, metadata):
-                name = _field(b, entry, 0)
-                if name is None or _string(b, name) != KEY:
-                    continue
-                index = _field(b, entry, 1)
-                return _buffer(b, list(_tables(b, buffers))[_u32(b, index) if index is not None else 0])
+            return reader(b)
         except (struct.error, IndexError, UnicodeDecodeError, ValueError):
-            return None  # a damaged file: check_artifact reports it
+            return None
+
+
+def _tflite_metadata(b) -> bytes | None:
+    root = _u32(b, 0)
+    metadata, buffers = _field(b, root, 6), _field(b, root, 4)
+    if metadata is None or buffers is None:
+        return None
+    for entry in _tables(b, metadata):
+        name = _field(b, entry, 0)
+        if name is None or _string(b, name) != KEY:
+            continue
+        index = _field(b, entry, 1)
+        return _buffer(b, list(_tables(b, buffers))[_u32(b, index) if index is not None else 0])
     return None
 
 
@@ -138,19 +143,16 @@ def _buffer(b, table: int) -> bytes | None:
 
 # -- .onnx: ModelProto.metadata_props (field 14: key 1, value 2), read from the protobuf wire format
 
-def _onnx_metadata(path: Path) -> bytes | None:
-    b = _mapped(path)
-    if b is None:
-        return None
-    with b:
-        try:
-            for field, wire, start, end in proto_fields(b):
-                if field != 14 or wire != 2:
-                    continue
-                entry = {k: bytes(b[s:e]) for k, w, s, e in proto_fields(b, start, end) if w == 2}
-                if entry.get(1) == KEY.encode():
-                    value = entry.get(2, b"")
-                    return value if len(value) <= MAX_SPEC_BYTES else None
-        except (IndexError, ValueError):
-            return None  # a damaged file: check_artifact reports it
+def _onnx_metadata(b) -> bytes | None:
+    for field, wire, start, end in proto_fields(b):
+        if field != 14 or wire != 2:
+            continue
+        entry = {k: bytes(b[s:e]) for k, w, s, e in proto_fields(b, start, end) if w == 2}
+        if entry.get(1) == KEY.encode():
+            value = entry.get(2, b"")
+            return value if len(value) <= MAX_SPEC_BYTES else None
     return None
+
+
+EMBEDDED = {".tflite": _tflite_metadata, ".onnx": _onnx_metadata}
+"""Formats that carry the spec inside the file; the others carry it in a sidecar ``NAME.json``."""
