@@ -49,6 +49,9 @@ class LoweringConfig:
             Unset: ``index = "auto"`` removes every gather. Set: ``auto`` keeps a gather
             where the exact forms that remove it would cost more (a dense fold costs C times
             the grouped conv's multiply-adds, which on large layers is far more than the copy).
+        cost_table: a cost table written by ``edgecn tune`` (path relative to the target file,
+            usually one per backend). A build then lowers each layer in the form the table
+            measured fastest, and layers the table does not cover as the options above say.
         tolerance: largest allowed difference between the input and the rewritten model's
             outputs on the example input, relative to the largest output magnitude (>= 1).
     """
@@ -63,6 +66,7 @@ class LoweringConfig:
     explicit_multi_consumer_bn: bool = True
     max_slices: int = 8
     gather_cost: float | None = None
+    cost_table: str | None = None
     tolerance: float = 1e-5
 
     def __post_init__(self):
@@ -91,6 +95,9 @@ class LoweringConfig:
                                              or not 0 <= self.gather_cost < 1e6):
             raise EdgecnError(f"gather_cost must be a non-negative number (got {self.gather_cost!r})",
                               "measure it with python bench/gather_cost.py, or leave it out")
+        if self.cost_table is not None and (not isinstance(self.cost_table, str) or not self.cost_table.strip()):
+            raise EdgecnError(f"cost_table must be a file path (got {self.cost_table!r})",
+                              "write cost_table = { tflite = \"costs/NAME-tflite.json\" } (from `edgecn tune`), or leave it out")
         if not 0 < self.tolerance < 1e-2:
             raise EdgecnError(f"tolerance {self.tolerance!r} is out of range",
                               "use a small positive number such as 1e-5")

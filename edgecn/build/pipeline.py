@@ -202,10 +202,35 @@ def _lower(model, target, backend, cfg: BuildConfig, example, say):
     measure = None
     if cfg.lowering == "auto" and backend.measure is not None:
         measure = lambda m: backend.measure(m, example)  # noqa: E731
-    lowered, report = rewrite(model, lowering, example, measure=measure)
+    choices = _cost_table_choices(model, target, backend.name, lowering, example, say) if lowering.cost_table else None
+    lowered, report = rewrite(model, lowering, example, measure=measure, choices=choices)
     say(f"[build] {backend.name}: {len(report)} rewrite(s) "
         f"({', '.join(sorted({r['pass'] + ':' + str(r['choice']) for r in report})) or 'none needed'})")
     return lowered, report
+
+
+def _cost_table_choices(model, target, backend: str, lowering, example, say) -> dict[str, str]:
+    """Each layer's fastest form from the target's cost table (``edgecn tune`` wrote it)."""
+    from edgecn.cost.api import resolve_table
+    from edgecn.cost.table import load_table
+    from edgecn.cost.tune import collect, choose
+
+    path = resolve_table(lowering.cost_table, target)
+    if not path.exists():
+        raise EdgecnError(f"target {target.name} names cost table {str(path)!r} for {backend}, which does not exist",
+                          f"measure it with `edgecn tune --target {target.name} --backend {backend} --table {path}`, "
+                          "or remove cost_table from the target file")
+    table = load_table(path)
+    if table.backend != backend:
+        raise EdgecnError(f"cost table {str(path)!r} holds {table.backend} times, not {backend}",
+                          "point the target's cost_table for this backend at a table of that backend")
+    cands = collect(model, lowering, example)
+    choices, rows = choose(cands, table)
+    timed = sum(1 for r in rows if r.alternatives)
+    say(f"[build] {backend}: cost table {path.name} (measured on {table.machine.get('cpu') or 'an unnamed CPU'}, "
+        f"{table.threads} thread(s)) chose the form of {timed}/{len(rows)} layers"
+        + ("" if timed == len(rows) else "; run `edgecn tune` for the rest, which follow the target's rules"))
+    return choices
 
 
 def _compile_validated(backend, model, example, precision, ctx, held, cfg: BuildConfig, say):

@@ -152,8 +152,14 @@ class Pass:
         """Rewrite ``node`` in place with ``choice``; returns (macs_before, macs_after)."""
         raise NotImplementedError
 
-    def run(self, gm: fx.GraphModule, cfg, example: torch.Tensor, measure=None) -> list[dict]:
-        """Rewrite every site of ``gm`` in place; returns one report entry per rewritten site."""
+    def run(self, gm: fx.GraphModule, cfg, example: torch.Tensor, measure=None,
+            choices: dict[str, str] | None = None) -> list[dict]:
+        """Rewrite every site of ``gm`` in place; returns one report entry per rewritten site.
+
+        ``choices`` maps ``"pass:site"`` to the form a cost table chose there (``edgecn.cost``);
+        a site it names takes that form when it is legal, every other site follows ``cfg``.
+        """
+        choices = choices or {}
         report, fresh = [], False
         for name in self.sites(gm):
             node = find(gm, name)
@@ -165,14 +171,17 @@ class Pass:
                 propagate(gm, example)
                 fresh = True
             legal = self.legal(gm, node, cfg)
-            if measure is not None and self.measured(cfg) and len(legal) > 1:
+            site = node.target if node.op == "call_module" else node.name
+            chosen = choices.get(f"{self.name}:{site}")
+            if chosen in legal:
+                choice, reason = chosen, f"cost table: fastest measured form ({legal[chosen]})"
+            elif measure is not None and self.measured(cfg) and len(legal) > 1:
                 finish(gm)
                 choice, reason = self._time(gm, name, legal, measure)
             else:
                 choice, reason = self.decide(gm, node, cfg, legal)
             if choice == self.keep:
                 continue
-            site = node.target if node.op == "call_module" else node.name
             before, after = self.apply(gm, node, choice)
             gm.graph.lint()
             report.append({"pass": self.name, "site": site, "choice": choice, "reason": reason,

@@ -30,6 +30,10 @@ class LowerGroupConv(Pass):
       back to slower tactics or to fp16/fp32. Convs that already meet both, and depthwise
       convs (one input per group, which have kernels of their own), are left alone.
 
+    - ``merge_K`` (offered per site, for every divisor 1 < K <= G): exactly K neighbouring
+      groups per block-diagonal group, whatever the rule says. What a cost table chooses
+      between (``edgecn.cost``): the best K depends on the layer and on the CPU.
+
     ``auto`` times the three with ``measure`` when given, else keeps ``native``: every
     runtime measured here runs grouped convs natively and the others cost ops or MACs.
     A ``split`` is left to the shuffle pass for a conv that reads a channel shuffle (through
@@ -39,9 +43,9 @@ class LowerGroupConv(Pass):
     keep = "native"
     _rule = (16, 1)
 
-    def run(self, gm, cfg, example, measure=None):
+    def run(self, gm, cfg, example, measure=None, choices=None):
         self._rule = (cfg.min_group_outputs, cfg.group_multiple)
-        return super().run(gm, cfg, example, measure)
+        return super().run(gm, cfg, example, measure, choices)
 
     def sites(self, gm):
         return [n.name for n in gm.graph.nodes if is_module(gm, n, nn.Conv2d) and module(gm, n).groups > 1]
@@ -58,6 +62,10 @@ class LowerGroupConv(Pass):
         if k > 1:
             out["merge"] = (f"merging {k} groups gives {conv.in_channels * k // conv.groups} inputs and "
                             f"{conv.out_channels * k // conv.groups} outputs per group")
+        if conv.in_channels != conv.groups:  # depthwise convs have kernels of their own
+            for j in range(2, conv.groups + 1):  # j = G: one group, what a rule-based merge gives a narrow layer
+                if conv.groups % j == 0:
+                    out[f"merge_{j}"] = f"{j} groups per block-diagonal group"
         return out
 
     def decide(self, gm, node, cfg, legal):
@@ -75,8 +83,9 @@ class LowerGroupConv(Pass):
 
     def apply(self, gm, node, choice):
         conv = module(gm, node)
-        if choice == "merge":
-            new = merge_groups(conv, conv.groups // merge_factor(conv, *self._rule))
+        if choice == "merge" or choice.startswith("merge_"):
+            k = merge_factor(conv, *self._rule) if choice == "merge" else int(choice[len("merge_"):])
+            new = merge_groups(conv, conv.groups // k)
             with gm.graph.inserting_before(node):
                 out = gm.graph.call_module(add_module(gm, node.target, "merged", new), tuple(node.args))
             node.replace_all_uses_with(out)

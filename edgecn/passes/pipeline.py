@@ -27,7 +27,8 @@ class RewriteMismatch(RuntimeError):
 
 def rewrite(model: nn.Module, cfg: LoweringConfig, example_input: torch.Tensor,
             measure: Callable[[nn.Module], float] | None = None,
-            passes: Sequence[str] | None = None) -> tuple[nn.Module, list[dict]]:
+            passes: Sequence[str] | None = None,
+            choices: dict[str, str] | None = None) -> tuple[nn.Module, list[dict]]:
     """A lowered copy of ``model`` and one report entry per rewritten site.
 
     Args:
@@ -38,6 +39,8 @@ def rewrite(model: nn.Module, cfg: LoweringConfig, example_input: torch.Tensor,
         measure: optional ``measure(model) -> seconds`` on the target's runtime; "auto"
             settings then time the candidate forms per site instead of following a rule.
         passes: run only these passes (in pipeline order); all by default.
+        choices: ``{"pass:site": form}`` chosen per site from a cost table (``edgecn.cost``);
+            named sites take that form where it is legal, the others follow ``cfg``.
 
     Returns:
         ``(model2, report)``, each report entry ``{"pass", "site", "choice", "reason",
@@ -56,7 +59,7 @@ def rewrite(model: nn.Module, cfg: LoweringConfig, example_input: torch.Tensor,
         if not step.enabled(cfg):
             continue
         with torch.no_grad():
-            report += step.run(gm, cfg, example_input, measure)
+            report += step.run(gm, cfg, example_input, measure, choices)
             check_exact(reference, gm(example_input), cfg.tolerance, name)
     if hasattr(model, "edgecn_config"):
         gm.edgecn_config = dict(model.edgecn_config)

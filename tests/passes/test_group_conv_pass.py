@@ -88,3 +88,28 @@ def test_merge_to_channel_multiples(cin, cout, groups, want, conv_groups, assert
     assert conv.groups in (1, cin) or (conv.in_channels // conv.groups % 4 == 0 and conv.out_channels // conv.groups % 4 == 0)
     assert len(report) == (0 if want == groups else 1)
     assert_same(model, out, (2, cin, 5, 5))
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_merge_k_is_exact_and_offered_per_divisor(k, op_counts, conv_groups, assert_same):
+    model, x = nn.Sequential(nn.Conv2d(16, 24, 3, padding=1, groups=8), nn.ReLU()).eval(), torch.randn(1, 16, 6, 6)
+    out, report = rewrite(model, LoweringConfig(), x, passes=["group_conv"], choices={"group_conv:0": f"merge_{k}"})
+    assert conv_groups(out, x) == [8 // k]
+    assert report[0]["choice"] == f"merge_{k}" and report[0]["macs_after"] == k * report[0]["macs_before"]
+    assert report[0]["reason"].startswith("cost table")
+    assert op_counts(out, x)["conv2d"] == 1
+    assert_same(model, out, (2, 16, 6, 6))
+
+
+def test_merge_k_is_not_offered_for_depthwise():
+    from edgecn.passes.base import propagate, trace
+    from edgecn.passes.group_conv import LowerGroupConv
+
+    model, x = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8)).eval(), torch.randn(1, 8, 6, 6)
+    gm = trace(model)
+    propagate(gm, x)
+    node = next(n for n in gm.graph.nodes if n.op == "call_module")
+    legal = LowerGroupConv().legal(gm, node, LoweringConfig())
+    assert not any(c.startswith("merge") for c in legal)
+    out, report = rewrite(model, LoweringConfig(), x, passes=["group_conv"], choices={"group_conv:0": "merge_2"})
+    assert report == []  # a choice that is not legal at a site is not taken

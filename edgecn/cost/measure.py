@@ -1,0 +1,110 @@
+"""Compile segment forms to int8 artifacts and time them with ``edgecn.runner``, here or on the device.
+
+Timing goes through the same runner as ``edgecn profile`` (one process per artifact, the
+runtime's own thread setting), so ``--remote`` measures on the device that will run the
+model: the host compiles, the device times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from edgecn.errors import EdgecnError
+
+CALIBRATION_SAMPLES = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Timer:
+    """How to time: the backend and its target options, threads, runs, and where (``remote``)."""
+
+    backend: str
+    options: object = None
+    threads: int = 1
+    runs: int = 100
+    warmup: int = 10
+    remote: str | None = None
+    remote_python: str = "python3"
+    ssh_key: str | None = None
+    ssh_options: tuple[str, ...] = ()
+
+
+def compile_all(items: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], timer: Timer, folder: Path,
+                say: Callable[[str], None]) -> tuple[dict[str, Path], dict[str, str], dict[str, list[str]]]:
+    """Compile each ``name -> (model, input shape)`` to int8 in ``folder``; returns files, failures,
+    and each artifact's ``[input dtype, output dtype]`` (int8 where the converter kept the ends int8)."""
+    from edgecn.backends import BACKENDS, CompileContext
+
+    backend = BACKENDS.get(timer.backend)
+    files, failed, dtypes = {}, {}, {}
+    start = time.monotonic()
+    for i, (name, (model, shape)) in enumerate(items.items()):
+        gen = torch.Generator().manual_seed(i)
+        calib = torch.randn((CALIBRATION_SAMPLES, *shape[1:]), generator=gen)
+        options = timer.options
+        if len(shape) != 4 and dataclasses.is_dataclass(options) and hasattr(options, "channel_last_io"):
+            options = dataclasses.replace(options, channel_last_io=False)  # NHWC means nothing for a vector
+        ctx = CompileContext(folder, name, options=options, calib=calib, method="minmax", use_cache=False)
+        try:
+            art = backend.compile(model, calib[:1], "int8", ctx)
+            files[name], dtypes[name] = art.path, [str(art.input.get("dtype")), str(art.output.get("dtype"))]
+        except Exception as e:  # a converter refusing one form alone: that form is not a candidate
+            failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200]
+        if (i + 1) % 10 == 0 or i + 1 == len(items):
+            say(f"[tune] compiled {i + 1}/{len(items)} ({time.monotonic() - start:.0f} s)")
+    return files, failed, dtypes
+
+
+def time_files(files: dict[str, Path], timer: Timer) -> tuple[dict[str, float], dict]:
+    """Median ms of each file, and the environment (CPU, ISA) of the machine that ran them."""
+    from edgecn.runner.cli import build_parser, profile_local
+
+    argv = [str(p) for p in files.values()] + ["--runs", str(timer.runs), "--warmup", str(timer.warmup),
+                                                "--threads", str(timer.threads), "--force"]
+    if timer.remote:
+        argv += ["--remote", timer.remote, "--remote-python", timer.remote_python]
+        argv += ["--ssh-key", timer.ssh_key] if timer.ssh_key else []
+        for opt in timer.ssh_options:
+            argv += ["--ssh-option", opt]
+    args = build_parser().parse_args(argv)
+    if timer.remote:
+        from edgecn.runner.remote import profile_remote
+
+        doc = profile_remote(args)
+    else:
+        doc = profile_local(args)
+    by_name = {Path(p).name: n for n, p in files.items()}
+    out, versions = {}, {}
+    for r in doc["results"]:
+        name = by_name.get(r["name"]) or by_name.get(Path(r["artifact"]).name)
+        if name is None:
+            raise EdgecnError(f"the runner returned a result for {r['name']!r}, which was not sent",
+                              "run edgecn tune again")
+        out[name] = float(r["latency_ms"]["median"])
+        versions.update(r.get("versions") or {})
+    return out, {"environment": doc["environment"], "versions": versions}
+
+
+def measure(items: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], timer: Timer,
+            say: Callable[[str], None]) -> tuple[dict[str, float], dict[str, str], dict]:
+    """Compile and time ``items``; returns ``(ms by name, failures by name, where measured)``."""
+    if not items:
+        return {}, {}, {}
+    folder = Path(tempfile.mkdtemp(prefix="edgecn-tune-"))
+    try:
+        files, failed, dtypes = compile_all(items, timer, folder, say)
+        if not files:
+            return {}, failed, {}
+        say(f"[tune] timing {len(files)} artifact(s) {'on ' + timer.remote if timer.remote else 'here'} "
+            f"({timer.threads} thread(s), {timer.runs} runs each)")
+        times, where = time_files(files, timer)
+        return times, failed, {**where, "io": dtypes}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

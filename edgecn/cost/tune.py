@@ -1,0 +1,308 @@
+"""Choose each segment's lowering from measured int8 times in the target's runtime.
+
+The lowering's forms interact inside a segment (folding a gather dense removes the grouped
+1x1 conv that a merge would widen), so a segment is priced whole, in every form a set of
+lowering *variants* gives it: each index form with each grouped-conv rule. Every distinct
+form (by ``segments.describe`` key) is compiled alone to int8 and timed by ``edgecn.runner``
+on the machine that will run it; each segment then takes its fastest form, and the build
+applies those per-site choices (``rewrite(..., choices=...)``), so the result is exact by
+construction and checked like any rewrite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+from torch import fx, nn
+
+from edgecn.cost import segments as seg
+from edgecn.cost.table import CALL, CostTable, boundary_key
+from edgecn.errors import EdgecnError
+from edgecn.lowering import LoweringConfig
+from edgecn.passes.base import trace
+
+TUNED_PASSES = ("index", "group_conv")
+INDEX_FORMS = ("dense", "late_gather")
+GROUP_RULES = ("native", 4, 8, 16, 32, "dense")
+"""Grouped-conv variants: native, merged to at least N outputs per group, dense. XNNPACK's int8
+grouped conv speeds up with outputs per group up to about 16-32; splitting into per-group convs
+was 2-5x slower than native on every shape measured, so it is not a candidate."""
+
+
+def variants(base: LoweringConfig) -> dict[str, LoweringConfig]:
+    """The lowerings whose segment forms are timed: the target's own, then each index form with each grouped-conv rule."""
+    out = {"target": base}
+    for index in INDEX_FORMS:
+        for rule in GROUP_RULES:
+            if rule in ("native", "dense"):
+                cfg = dataclasses.replace(base, index=index, group_conv=rule)
+            else:
+                cfg = dataclasses.replace(base, index=index, group_conv="merge", min_group_outputs=rule)
+            out[f"{index}/{rule}"] = cfg
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Form:
+    """One segment as one variant lowers it."""
+
+    variant: str
+    key: str
+    what: str
+    choices: tuple[tuple[str, str], ...]  # ("pass:site", form) for every tuned site in the segment
+
+
+@dataclasses.dataclass
+class Candidates:
+    """Every form of every segment, and the micro-models to time them."""
+
+    ends: list[str]                      # each segment's end cut, in order
+    forms: list[dict[str, Form]]         # per segment: key -> first variant giving it
+    models: dict[str, tuple[fx.GraphModule, tuple[int, ...]]]
+    cut_shapes: list[tuple[int, ...]]    # shapes of the cuts inside the model (between segments)
+
+
+def collect(model: nn.Module, base: LoweringConfig, example: torch.Tensor,
+            say: Callable[[str], None] = lambda s: None) -> Candidates:
+    """Lower ``model`` with every variant and gather the distinct forms of each segment."""
+    from edgecn.passes import rewrite
+
+    lowered = {}
+    for name, cfg in variants(base).items():
+        gm, report = rewrite(model, cfg, example)
+        lowered[name] = (seg.shaped(gm, example), report)
+    original = seg.shaped(trace(model), example)
+    common = set(seg.cuts(original))
+    for gm, _ in lowered.values():
+        common &= set(seg.cuts(gm))
+    common = seg.significant(original, common)
+    parts = seg.segments(original, keep=common)
+    ends = [p.end for p in parts]
+    where = _site_segments(original, parts)
+    forms: list[dict[str, Form]] = [{} for _ in parts]
+    models: dict[str, tuple[fx.GraphModule, tuple[int, ...]]] = {}
+    for name, (gm, report) in lowered.items():
+        pieces = seg.segments(gm, keep=common)
+        if [p.end for p in pieces][:-1] != ends[:-1]:  # the output node may be a new one
+            raise EdgecnError(f"lowering variant {name} cuts the model differently from the others",
+                              "report this model: its rewrites move the points where layers join")
+        chosen = _choices(report, where, len(parts), original)
+        for i, piece in enumerate(pieces):
+            key, what = seg.describe(gm, piece)
+            if key not in forms[i]:
+                forms[i][key] = Form(name, key, what, tuple(sorted(chosen[i].items())))
+            if key not in models:
+                models[key] = (seg.micro_model(gm, piece), seg.input_shape(gm, piece))
+    cut_shapes = [tuple(n.meta["tensor_meta"].shape) for n in original.graph.nodes if n.name in set(ends[:-1])]
+    say(f"[tune] {len(parts)} segments, {len(models)} distinct forms over {len(lowered)} lowering variants")
+    return Candidates(ends, forms, models, cut_shapes)
+
+
+def _site_segments(original: fx.GraphModule, parts: list[seg.Segment]) -> dict[str, int]:
+    """Module path -> index of the segment whose nodes call it, in the graph before lowering."""
+    index = {name: i for i, p in enumerate(parts) for name in p.nodes}
+    return {n.target: index[n.name] for n in original.graph.nodes if n.op == "call_module" and n.name in index}
+
+
+def _choices(report: list[dict], where: dict[str, int], count: int, original: fx.GraphModule) -> list[dict[str, str]]:
+    """Per segment, the form each tuned site took in this variant (kept sites named too)."""
+    from edgecn.passes.base import PASSES, find
+
+    out: list[dict[str, str]] = [{} for _ in range(count)]
+    for r in report:
+        if r["pass"] in TUNED_PASSES and r["site"] in where:
+            out[where[r["site"]]][f"{r['pass']}:{r['site']}"] = _concrete(r)
+    for name in TUNED_PASSES:  # a site of the model before lowering that the report does not name was kept
+        step = PASSES.get(name)()
+        for node_name in step.sites(original):
+            site = find(original, node_name).target
+            if site in where:
+                out[where[site]].setdefault(f"{name}:{site}", step.keep)
+    return out
+
+
+def _concrete(entry: dict) -> str:
+    """A report entry's form, with a rule-based merge written as the merge it made."""
+    if entry["pass"] == "group_conv" and entry["choice"] == "merge":
+        k = entry["macs_after"] // max(1, entry["macs_before"])
+        return f"merge_{k}"
+    return entry["choice"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """What the table chose for one segment."""
+
+    end: str
+    form: Form
+    ms: float
+    target_ms: float | None   # the target's own lowering of this segment, for comparison
+    alternatives: int
+
+
+def choose(cands: Candidates, table: CostTable) -> tuple[dict[str, str], list[Choice]]:
+    """Each segment's fastest measured form, as per-site choices for ``rewrite``."""
+    choices: dict[str, str] = {}
+    rows = []
+    for end, forms in zip(cands.ends, cands.forms):
+        timed = {k: table.segment_ms(k) for k in forms}
+        timed = {k: v for k, v in timed.items() if v is not None}
+        target = next((f for f in forms.values() if f.variant == "target"), None)
+        if not timed:
+            best = target or next(iter(forms.values()))
+            rows.append(Choice(end, best, float("nan"), None, 0))
+        else:
+            key = min(timed, key=lambda k: (timed[k], forms[k].variant != "target"))
+            best = forms[key]
+            rows.append(Choice(end, best, timed[key], timed.get(target.key) if target else None, len(timed)))
+        choices.update(dict(best.choices))
+    return choices, rows
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    total_ms: float | None
+    segments_ms: float
+    boundaries_ms: float
+    missing: tuple[str, ...]
+
+
+def predict(gm: fx.GraphModule, example: torch.Tensor, table: CostTable, ends: list[str]) -> Prediction:
+    """Whole-model latency from the table: the segments' times, less one runtime call and the
+    end conversions per cut inside the model (each segment alone paid them, the model pays once)."""
+    seg.shaped(gm, example)
+    pieces = seg.segments(gm, keep=set(ends))
+    missing, total = [], 0.0
+    for p in pieces:
+        key, what = seg.describe(gm, p)
+        ms = table.segment_ms(key)
+        if ms is None:
+            missing.append(f"{p.end} ({what})")
+        else:
+            total += ms
+    nodes = {n.name: n for n in gm.graph.nodes}
+    keys = [seg.describe(gm, p)[0] for p in pieces]
+    edge = 0.0
+    for i, p in enumerate(pieces[:-1]):
+        converts = table.converts(keys[i], 1) or table.converts(keys[i + 1], 0)
+        ms = table.boundary_ms(tuple(nodes[p.end].meta["tensor_meta"].shape), converts)
+        if ms is None:
+            missing.append(f"cut {p.end}")
+        else:
+            edge += ms
+    ok = not missing
+    return Prediction(total - edge if ok else None, total, edge, tuple(missing))
+
+
+def pending(cands: Candidates, table: CostTable) -> tuple[dict[str, tuple[fx.GraphModule, tuple[int, ...]]], list]:
+    """The forms and cut shapes the table has no time for yet."""
+    todo = {k: v for k, v in cands.models.items() if table.segment_ms(k) is None}
+    wanted = {tuple(s) for s in cands.cut_shapes} | {CALL}
+    shapes = sorted(s for s in wanted if boundary_key(s) not in table.boundaries)
+    return todo, shapes
+
+
+def boundary_model() -> nn.Module:
+    """What a cut costs when a segment runs alone: a call into the runtime with a ReLU on the cut's tensor."""
+    return nn.Sequential(nn.ReLU()).eval()
+
+
+__all__ = ["Candidates", "Choice", "Form", "Prediction", "boundary_key", "choose", "collect", "pending", "predict",
+           "variants"]
+
+
+@dataclasses.dataclass
+class TuneResult:
+    """What ``tune`` found: the choices, per-segment rows, and predicted vs measured latency."""
+
+    table: CostTable
+    choices: dict[str, str]
+    rows: list[Choice]
+    predicted_ms: float | None
+    predicted_target_ms: float | None
+    measured_ms: float | None = None
+    measured_target_ms: float | None = None
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    report: list[dict] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> dict:
+        def err(pred, meas):
+            return None if pred is None or not meas else round(100.0 * (pred - meas) / meas, 2)
+
+        return {"backend": self.table.backend, "threads": self.table.threads, "machine": self.table.machine,
+                "runtime": self.table.runtime,
+                "latency_ms": {"tuned": {"predicted": self.predicted_ms, "measured": self.measured_ms,
+                                         "error_pct": err(self.predicted_ms, self.measured_ms)},
+                               "target": {"predicted": self.predicted_target_ms, "measured": self.measured_target_ms,
+                                          "error_pct": err(self.predicted_target_ms, self.measured_target_ms)}},
+                "segments": [{"end": r.end, "form": r.form.what, "variant": r.form.variant,
+                              "ms": None if r.ms != r.ms else r.ms, "target_ms": r.target_ms,
+                              "forms_timed": r.alternatives} for r in self.rows],
+                "choices": dict(sorted(self.choices.items())), "failed_forms": self.failed}
+
+
+def tune(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: CostTable, timer,
+         say: Callable[[str], None] = print, check_whole: bool = True) -> TuneResult:
+    """Measure what ``table`` lacks for ``model``, choose each segment's fastest form, predict
+    the whole model's latency, and (``check_whole``) time the whole model to compare."""
+    from edgecn.cost.measure import measure
+    from edgecn.passes import rewrite
+
+    cands = collect(model, base, example, say)
+    failed: dict[str, str] = {}
+    for _ in range(2):  # a second round only when the first found the table from another machine
+        todo, shapes = pending(cands, table)
+        todo = {k: v for k, v in todo.items() if k not in failed}
+        if not todo and not shapes:
+            break
+        items = dict(todo)
+        items.update({f"cut-{boundary_key(s)}": (boundary_model(), s) for s in shapes})
+        say(f"[tune] {len(todo)} form(s) and {len(shapes)} cut shape(s) to measure "
+            f"({len(cands.models) - len(todo)} already in the table)")
+        times, new_failures, where = measure(items, timer, say)
+        failed.update(new_failures)
+        dropped = _merge(table, where, say) if where else False
+        _record(table, cands, shapes, times, where.get("io") or {})
+        if not dropped:
+            break
+    choices, rows = choose(cands, table)
+    tuned, report = rewrite(model, base, example, choices=choices)
+    target, _ = rewrite(model, base, example)
+    result = TuneResult(table, choices, rows, predict(tuned, example, table, cands.ends).total_ms,
+                        predict(target, example, table, cands.ends).total_ms, failed=failed, report=report)
+    if check_whole:
+        whole = {"whole-tuned": (tuned, tuple(example.shape)), "whole-target": (target, tuple(example.shape))}
+        times, failed_whole, _ = measure(whole, timer, say)
+        result.failed.update(failed_whole)
+        result.measured_ms, result.measured_target_ms = times.get("whole-tuned"), times.get("whole-target")
+    return result
+
+
+def _record(table: CostTable, cands: Candidates, shapes: list, times: dict[str, float], io: dict) -> None:
+    what = {f.key: f.what for forms in cands.forms for f in forms.values()}
+    by_cut = {f"cut-{boundary_key(s)}": s for s in shapes}
+    for name, ms in times.items():
+        if name in by_cut:
+            table.boundaries[boundary_key(by_cut[name])] = {"ms": round(ms, 5), "shape": list(by_cut[name])}
+        else:
+            table.segments[name] = {"ms": round(ms, 5), "what": what[name], "io": io.get(name)}
+
+
+def _merge(table: CostTable, where: dict, say) -> bool:
+    """Adopt the measuring machine's identity; entries from another machine or runtime are dropped, not mixed."""
+    from edgecn.cost.table import machine_fingerprint
+
+    env = where["environment"]
+    machine = {k: env.get(k) for k in ("device", "cpu", "isa", "cores")}
+    runtime = dict(where.get("versions") or {})
+    if (table.segments or table.boundaries) and machine_fingerprint(machine, runtime) != table.fingerprint():
+        say(f"[tune] the table was measured on {table.machine.get('cpu')!r} with {table.runtime}; this device is "
+            f"{machine.get('cpu')!r} with {runtime}: starting a new table")
+        table.segments.clear()
+        table.boundaries.clear()
+        table.machine, table.runtime = machine, runtime
+        return True
+    table.machine, table.runtime = machine, runtime
+    return False

@@ -1,0 +1,40 @@
+"""``tune`` end to end in a real runtime: LiteRT compiles and times every form, the table chooses."""
+
+import pytest
+import torch
+
+from edgecn.cost.measure import Timer
+from edgecn.cost.table import CostTable, load_table
+from edgecn.cost.tune import tune
+from edgecn.lowering import LoweringConfig
+
+pytest.importorskip("litert_torch")
+
+
+def test_tune_measures_chooses_and_reuses_its_table(branchy, tmp_path):
+    model, x = branchy
+    lines: list[str] = []
+    table = CostTable("tflite", 1)
+    result = tune(model, LoweringConfig(group_conv="merge"), x, table, Timer("tflite", threads=1, runs=20, warmup=2),
+                  say=lines.append)
+    # every form of every layer was timed on this machine, in LiteRT, and the table says where
+    assert table.machine["cpu"] and "ai-edge-litert" in table.runtime
+    assert any(e["io"] == ["int8", "int8"] for e in table.segments.values())  # LiteRT keeps a conv layer's ends int8
+    assert len(table.segments) >= 6 and all(e["ms"] > 0 for e in table.segments.values())
+    assert not result.failed
+    for row in result.rows:  # each layer took its fastest measured form
+        forms = [table.segment_ms(k) for k in (f.key for f in [row.form])]
+        assert row.ms == forms[0] and row.alternatives >= 1
+    grouped = [r for r in result.rows if r.alternatives > 1]
+    assert len(grouped) == 2 and all(r.ms <= r.target_ms for r in grouped)
+    assert result.predicted_ms is not None and result.predicted_ms > 0
+    assert result.measured_ms > 0 and result.measured_target_ms > 0
+    doc = result.to_json()
+    assert doc["latency_ms"]["tuned"]["error_pct"] is not None
+    table.save(tmp_path / "t.json")
+    again = load_table(tmp_path / "t.json")
+    lines.clear()
+    second = tune(model, LoweringConfig(group_conv="merge"), x, again, Timer("tflite", threads=1, runs=20), say=lines.append,
+                  check_whole=False)
+    assert not any("to measure" in line for line in lines)  # everything came from the table
+    assert second.choices == result.choices
