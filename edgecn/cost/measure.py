@@ -42,9 +42,12 @@ def compile_all(items: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], timer
     and each artifact's ``[input dtype, output dtype]`` (int8 where the converter kept the ends int8)."""
     from edgecn.backends import BACKENDS, CompileContext
 
+    from edgecn.logs import native_output_to
+
     backend = BACKENDS.get(timer.backend)
     files, failed, dtypes = {}, {}, {}
     start = time.monotonic()
+    log = folder / "compile.log"
     for i, (name, (model, shape)) in enumerate(items.items()):
         gen = torch.Generator().manual_seed(i)
         calib = torch.randn((CALIBRATION_SAMPLES, *shape[1:]), generator=gen)
@@ -53,7 +56,8 @@ def compile_all(items: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], timer
             options = dataclasses.replace(options, channel_last_io=False)  # NHWC means nothing for a vector
         ctx = CompileContext(folder, name, options=options, calib=calib, method="minmax", use_cache=False)
         try:
-            art = backend.compile(model, calib[:1], "int8", ctx)
+            with native_output_to(log):  # the converters' progress and C++ logs stay out of the output
+                art = backend.compile(model, calib[:1], "int8", ctx)
             files[name], dtypes[name] = art.path, [str(art.input.get("dtype")), str(art.output.get("dtype"))]
         except Exception as e:  # a converter refusing one form alone: that form is not a candidate
             failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200]

@@ -226,6 +226,7 @@ class TuneResult:
     measured_target_ms: float | None = None
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
     report: list[dict] = dataclasses.field(default_factory=list)
+    ends: list[str] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict:
         def err(pred, meas):
@@ -271,7 +272,8 @@ def tune(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: C
     tuned, report = rewrite(model, base, example, choices=choices)
     target, _ = rewrite(model, base, example)
     result = TuneResult(table, choices, rows, predict(tuned, example, table, cands.ends).total_ms,
-                        predict(target, example, table, cands.ends).total_ms, failed=failed, report=report)
+                        predict(target, example, table, cands.ends).total_ms, failed=failed, report=report,
+                        ends=cands.ends)
     if check_whole:
         whole = {"whole-tuned": (tuned, tuple(example.shape)), "whole-target": (target, tuple(example.shape))}
         times, failed_whole, _ = measure(whole, timer, say)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from edgecn.cost.measure import Timer
+from edgecn.cost.report import render
 from edgecn.cost.table import CostTable, load_table
 from edgecn.cost.tune import tune
 from edgecn.lowering import LoweringConfig
@@ -31,6 +32,8 @@ def test_tune_measures_chooses_and_reuses_its_table(branchy, tmp_path):
     assert result.measured_ms > 0 and result.measured_target_ms > 0
     doc = result.to_json()
     assert doc["latency_ms"]["tuned"]["error_pct"] is not None
+    text = render(result)
+    assert "predicted ms" in text and "measured side by side" in text and table.machine["cpu"] in text
     table.save(tmp_path / "t.json")
     again = load_table(tmp_path / "t.json")
     lines.clear()

@@ -89,3 +89,29 @@ def test_remote_errors_come_back_as_one_line(ssh_server, artifacts, tmp_path):
            "--ssh-option", f"UserKnownHostsFile={ssh_server['known']}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "TFL3" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tune_times_every_form_on_the_remote_device(ssh_server):
+    """The host compiles the forms, the device times them through the runner, the table records the device."""
+    pytest.importorskip("litert_torch")
+    import torch
+    from torch import nn
+
+    from edgecn.cost.measure import Timer
+    from edgecn.cost.table import CostTable
+    from edgecn.cost.tune import tune
+    from edgecn.lowering import LoweringConfig
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, groups=8),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4)).eval()
+    timer = Timer("tflite", threads=1, runs=10, warmup=2, remote=ssh_server["url"], remote_python=sys.executable,
+                  ssh_key=str(ssh_server["key"]),
+                  ssh_options=("StrictHostKeyChecking=no", f"UserKnownHostsFile={ssh_server['known']}"))
+    lines: list[str] = []
+    table = CostTable("tflite", 1)
+    result = tune(model, LoweringConfig(), torch.randn(1, 3, 8, 8), table, timer, say=lines.append, check_whole=False)
+    assert any("on ssh://" in line for line in lines)
+    assert table.machine["cpu"] and len(table.segments) >= 4 and not result.failed
+    grouped = max(result.rows, key=lambda r: r.alternatives)
+    assert grouped.alternatives >= 3 and grouped.ms <= grouped.target_ms

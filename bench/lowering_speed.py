@@ -1,0 +1,131 @@
+"""Whole-model int8 latency of the tuned lowering against the alternatives, side by side.
+
+    python bench/lowering_speed.py [--model condensenet-74-c8] [--input-size 224] [--backend tflite]
+                                   [--threads 1] [--runs 50] [--json out.json]
+
+For one model and backend it calls the library as a user would (``edgecn.cost.api`` to tune
+with the target's cost table, cached per runtime and CPU; ``edgecn.passes.rewrite``; the
+backend's ``compile``; ``edgecn.runner`` to time), then times in one runner call, each
+artifact in its own process:
+
+- tuned: each layer in the form the cost table measured fastest;
+- target: the rpi5 target's rules (groups merged to >= 16 outputs, gather_cost);
+- previous: native groups and the gather prices the targets carried before (12 / 24);
+- condensed as is: no rewrites;
+- onnxruntime fp32 of the condensed model (ONNX as is), what a user would export instead;
+- peak: one 256->256 3x3 int8 conv at 56x56 in the same runtime, the runtime's int8 rate here.
+
+Prints ratios, % of the peak rate on the model's real multiply-adds, and the cost table's
+predicted latency next to the measured one. Times do not carry over between machines: the
+CPU's model and ISA flags are printed and written with every result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PREVIOUS_GATHER_COST = {"tflite": 12, "executorch": 24}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="condensenet-74-c8")
+    p.add_argument("--input-size", type=int, default=None)
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--target", default="rpi5")
+    p.add_argument("--backend", default="tflite", choices=["tflite", "executorch"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--table", default=None, help="cost table (default: edgecn tune's cache for the target)")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+
+    import torch
+    from torch import nn
+
+    from edgecn.backends import BACKENDS, CompileContext
+    from edgecn.cost.api import default_table_path, load_model
+    from edgecn.cost.measure import Timer, compile_all, time_files
+    from edgecn.cost.table import CostTable, load_table
+    from edgecn.cost.tune import predict, tune
+    from edgecn.lowering import LoweringConfig
+    from edgecn.models.stats import count
+    from edgecn.passes import rewrite
+    from edgecn.targets import get_target
+
+    say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    target = get_target(args.target)
+    net, example = load_model(args.checkpoint, None if args.checkpoint else args.model, args.input_size, args.num_classes)
+    base = LoweringConfig.from_dict(target.lowering, args.backend)
+    timer = Timer(args.backend, target.options(args.backend), args.threads, args.runs)
+    path = Path(args.table) if args.table else default_table_path(target, args.backend, args.threads, None)
+    table = load_table(path) if path.exists() else CostTable(args.backend, args.threads)
+    started = time.monotonic()
+    result = tune(net, base, example, table, timer, say, check_whole=False)
+    table.save(path)
+    tune_s = time.monotonic() - started
+
+    previous = dataclasses.replace(base, group_conv="native", avg_pool="keep",
+                                   gather_cost=PREVIOUS_GATHER_COST[args.backend])
+    models = {"tuned": rewrite(net, base, example, choices=result.choices)[0],
+              "target": rewrite(net, base, example)[0],
+              "previous": rewrite(net, previous, example)[0],
+              "as-is": net}
+    shape = tuple(example.shape)
+    items = {name: (m, shape) for name, m in models.items()}
+    items["peak-conv"] = (nn.Sequential(nn.Conv2d(256, 256, 3, padding=1)).eval(), (1, 256, 56, 56))
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="edgecn-bench-") as tmp:
+        files, failed, _ = compile_all(items, timer, Path(tmp), say)
+        onnx = BACKENDS.get("tensorrt").compile(net, example, "fp32", CompileContext(Path(tmp), "ort"))
+        files["onnxruntime-fp32"] = onnx.path
+        times, where = time_files(files, timer)
+    timed_s = time.monotonic() - started
+
+    macs = count(net, example.shape[-1], example.shape[1])["macs"]
+    peak_rate = 256 * 256 * 9 * 56 * 56 / (times["peak-conv"] * 1e-3) if "peak-conv" in times else None
+    predicted = {name: predict(models[name], example, table, result.ends).total_ms
+                 for name in ("tuned", "target")}
+    rows = []
+    for name in ("tuned", "target", "previous", "as-is", "onnxruntime-fp32"):
+        ms = times.get(name)
+        rate = macs / (ms * 1e-3) if ms else None
+        rows.append({"lowering": name, "ms": ms, "vs_previous": times.get("previous", 0) / ms if ms else None,
+                     "vs_onnxruntime_fp32": times.get("onnxruntime-fp32", 0) / ms if ms else None,
+                     "pct_of_peak": 100 * rate / peak_rate if rate and peak_rate and name != "onnxruntime-fp32" else None,
+                     "predicted_ms": predicted.get(name), "failed": failed.get(name)})
+    doc = {"model": args.model if not args.checkpoint else args.checkpoint, "input": list(shape),
+           "backend": args.backend, "threads": args.threads, "real_macs": macs, "peak_gmacs": peak_rate and peak_rate / 1e9,
+           "rows": rows, "environment": where["environment"], "versions": where["versions"],
+           "tune_s": round(tune_s, 1), "timed_s": round(timed_s, 1), "cost_table": str(path)}
+    _print(doc)
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+def _print(doc: dict) -> None:
+    env = doc["environment"]
+    print(f"{doc['model']} {doc['input']} {doc['backend']} int8, {doc['threads']} thread(s); "
+          f"{doc['real_macs'] / 1e6:.1f} M real multiply-adds; int8 peak here {doc['peak_gmacs'] or 0:.0f} GMAC/s")
+    print(f"host: {env['cpu']}, {env['cores']} cores, {' '.join(env['isa'])}")
+    print(f"{'lowering':18} {'ms':>8} {'vs previous':>12} {'vs ORT fp32':>12} {'% of peak':>10} {'predicted':>10} {'error':>7}")
+    for r in doc["rows"]:
+        if r["ms"] is None:
+            print(f"{r['lowering']:18} failed: {r['failed']}")
+            continue
+        err = f"{100 * (r['predicted_ms'] - r['ms']) / r['ms']:+.1f}%" if r["predicted_ms"] else "-"
+        print(f"{r['lowering']:18} {r['ms']:8.3f} {r['vs_previous'] or 0:11.2f}x {r['vs_onnxruntime_fp32'] or 0:11.2f}x "
+              f"{(r['pct_of_peak'] or 0):9.1f}% {(r['predicted_ms'] or 0):10.3f} {err:>7}")
+    print(f"tuning {doc['tune_s']:.0f} s (cost table {doc['cost_table']}), timed run {doc['timed_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
