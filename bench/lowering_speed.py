@@ -84,7 +84,10 @@ def main(argv=None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="edgecn-bench-") as tmp:
         files, failed, _ = compile_all(items, timer, Path(tmp), say)
-        onnx = BACKENDS.get("tensorrt").compile(net, example, "fp32", CompileContext(Path(tmp), "ort"))
+        from edgecn.logs import native_output_to
+
+        with native_output_to(Path(tmp) / "onnx.log"):
+            onnx = BACKENDS.get("tensorrt").compile(net, example, "fp32", CompileContext(Path(tmp), "ort"))
         files["onnxruntime-fp32"] = onnx.path
         times, where = time_files(files, timer)
     timed_s = time.monotonic() - started
@@ -122,8 +125,10 @@ def _print(doc: dict) -> None:
             print(f"{r['lowering']:18} failed: {r['failed']}")
             continue
         err = f"{100 * (r['predicted_ms'] - r['ms']) / r['ms']:+.1f}%" if r["predicted_ms"] else "-"
+        peak = f"{r['pct_of_peak']:9.1f}%" if r["pct_of_peak"] else f"{'-':>10}"
+        pred = f"{r['predicted_ms']:10.3f}" if r["predicted_ms"] else f"{'-':>10}"
         print(f"{r['lowering']:18} {r['ms']:8.3f} {r['vs_previous'] or 0:11.2f}x {r['vs_onnxruntime_fp32'] or 0:11.2f}x "
-              f"{(r['pct_of_peak'] or 0):9.1f}% {(r['predicted_ms'] or 0):10.3f} {err:>7}")
+              f"{peak} {pred} {err:>7}")
     print(f"tuning {doc['tune_s']:.0f} s (cost table {doc['cost_table']}), timed run {doc['timed_s']:.0f} s")
 
 

@@ -32,6 +32,8 @@ class BuildConfig:
         precisions: only these precisions (default: the target's).
         use_cache: reuse cached calibration results.
         progress: print progress lines.
+        tool_logs: leave the converters' and runtimes' own output on the terminal; by default
+            it goes to ``build.log`` in the build folder.
     """
 
     target: str
@@ -50,6 +52,7 @@ class BuildConfig:
     precisions: tuple[str, ...] | None = None
     use_cache: bool = True
     progress: bool = True
+    tool_logs: bool = False
 
     def __post_init__(self):
         if self.lowering not in LOWERING_MODES:

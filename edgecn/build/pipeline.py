@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from edgecn.build.report import deflated_size, manifest_dict, markdown_report
 from edgecn.build.validate import compare, top1
 from edgecn.errors import EdgecnError
 from edgecn.fileio import atomic_dir, atomic_write_text, sha256_file
+from edgecn.logs import native_output_to
 from edgecn.runner.evaluate import learned_nothing
 from edgecn.targets import get_target
 
@@ -44,6 +46,18 @@ class Heldout:
     float_logits: np.ndarray
     float_top1: float
     spec: dict
+
+
+LOG_NAME = "build.log"
+"""Where the converters' and runtimes' own output goes (progress bars, C++ logs, warnings)."""
+
+
+def _terminal():
+    """A stream to the terminal that stays there while fds 1 and 2 go to the build log."""
+    try:
+        return os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    except (AttributeError, OSError, ValueError):  # no real descriptor (a test's capture): write where it points
+        return sys.stdout
 
 
 def _model_info(model) -> dict:
@@ -69,7 +83,8 @@ def build(cfg: BuildConfig) -> BuildResult:
             set, an artifact breaking its backend's rules or losing more than ``max_drop``.
     """
     start = time.perf_counter()
-    say = print if cfg.progress else (lambda *a, **k: None)
+    terminal = _terminal()
+    say = (lambda text: print(text, file=terminal, flush=True)) if cfg.progress else (lambda *a, **k: None)
     target = get_target(cfg.target)
     say(f"[build] target {target.name}: backends {', '.join(target.backends)}, precisions {', '.join(target.precisions)}")
     model, ds = _model_and_data(cfg, say)
@@ -89,7 +104,8 @@ def build(cfg: BuildConfig) -> BuildResult:
     held = Heldout(x_held.numpy(), y_held.numpy(), float_logits, float_top1,
                    {"model": _model_info(model), "data": _data_name(cfg.data), "labels": list(ds.labels),
                     "normalize": ds.normalize})
-    with atomic_dir(Path(cfg.out_dir) / name, owned=lambda p: (p / "manifest.json").is_file()) as stage:
+    with atomic_dir(Path(cfg.out_dir) / name, owned=lambda p: (p / "manifest.json").is_file()) as stage, \
+            (contextlib.nullcontext() if cfg.tool_logs else native_output_to(stage / LOG_NAME)):
         for backend_name in target.backends:
             backend = BACKENDS.get(backend_name)
             precisions = _precisions(cfg, target, backend_name)

@@ -28,6 +28,8 @@ def configure(p):
     p.add_argument("--precision", action="append", default=None, help="only this precision (repeatable)")
     p.add_argument("--no-cache", action="store_true", help="recalibrate instead of reusing cached ranges")
     p.add_argument("--quiet", action="store_true", help="print only the report")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the converters' and runtimes' own output (default: written to build.log in the build folder)")
     p.epilog = ("An artifact that fails (accuracy lost, a backend rule broken, a converter error) is listed with "
                 "its reason in report.md and manifest.json, the others are written, and the exit status is 3.")
     p.set_defaults(run=run)
@@ -41,11 +43,12 @@ def run(args):
                       epochs=args.epochs, input_size=args.input_size, calibration=args.calibration, calibration_images=args.calibration_images,
                       calibration_size=args.calibration_size, method=args.calibration_method, max_drop=args.max_drop,
                       lowering=args.lowering, precisions=tuple(args.precision) if args.precision else None,
-                      use_cache=not args.no_cache, progress=not args.quiet)
+                      use_cache=not args.no_cache, progress=not args.quiet, tool_logs=args.verbose)
     result = build(cfg)
     if args.quiet:
         print(result.report)
-    print(f"wrote {result.folder} in {result.seconds:.0f} s")
+    log = "" if args.verbose else f" (converter and runtime logs: {result.folder / 'build.log'})"
+    print(f"wrote {result.folder} in {result.seconds:.0f} s{log}")
     if not result.complete:
         names = ", ".join(f"{f['backend']} {f['precision']}" for f in result.failed)
         print(f"edgecn build: incomplete: {len(result.failed)} artifact(s) not built ({names}); "

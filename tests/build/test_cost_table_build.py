@@ -33,7 +33,7 @@ cost_table = {{ tflite = "{table_name}" }}
     return path
 
 
-def test_build_takes_the_tables_fastest_forms(checkpoint, tmp_path):
+def test_build_takes_the_tables_fastest_forms(checkpoint, tmp_path, capfd):
     model, _ = load_checkpoint(checkpoint)
     model = condense_model(model.eval()).eval()
     cands = collect(model, LoweringConfig(**LOWERING), torch.randn(1, 3, 16, 16))
@@ -45,8 +45,11 @@ def test_build_takes_the_tables_fastest_forms(checkpoint, tmp_path):
     table.boundaries[boundary_key(CALL)] = {"ms": 0.01, "shape": list(CALL)}
     table.save(tmp_path / "costs.json")
     result = build(BuildConfig(target=str(_target(tmp_path, "costs.json")), checkpoint=str(checkpoint),
-                               out_dir=str(tmp_path / "out"), progress=False))
+                               out_dir=str(tmp_path / "out"), progress=True))
     assert result.complete
+    out, err = capfd.readouterr()  # edgecn's own lines on the terminal, the converter's in build.log
+    assert "[build] tflite: cost table costs.json" in out and "LiteRT-Torch Convert" not in out + err
+    assert "LiteRT-Torch Convert" in (result.folder / "build.log").read_text()
     entry = json.loads(result.manifest.read_text())["artifacts"][0]
     assert "index:dense" in entry["rewrites"] and "index:late_gather" not in entry["rewrites"]
 
