@@ -1,8 +1,9 @@
 """Compile segment forms to int8 artifacts and time them with ``edgecn.runner``, here or on the device.
 
-Timing goes through the same runner as ``edgecn profile`` (one process per artifact, the
-runtime's own thread setting), so ``--remote`` measures on the device that will run the
-model: the host compiles, the device times.
+Timing goes through the same runner as ``edgecn profile`` (the runtime's own thread setting;
+all forms of one run in one process, one after another: a process per form cost more than
+timing it, 3 s each for ExecuTorch's Python runtime), so ``--remote`` measures on the device
+that will run the model: the host compiles, the device times.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def time_files(files: dict[str, Path], timer: Timer) -> tuple[dict[str, float], 
     from edgecn.runner.cli import build_parser, profile_local
 
     argv = [str(p) for p in files.values()] + ["--runs", str(timer.runs), "--warmup", str(timer.warmup),
-                                                "--threads", str(timer.threads), "--force"]
+                                                "--threads", str(timer.threads), "--force", "--batch"]
     if timer.remote:
         argv += ["--remote", timer.remote, "--remote-python", timer.remote_python]
         argv += ["--ssh-key", timer.ssh_key] if timer.ssh_key else []

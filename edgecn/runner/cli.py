@@ -42,6 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remote-python", default="python3", help="python on the remote device (default python3)")
     p.add_argument("--ssh-key", default=None, help="identity file for --remote")
     p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")
+    p.add_argument("--batch", action="store_true", help=argparse.SUPPRESS)
+    # --batch: every artifact in this one process, one after another (one runtime, one thread
+    # setting). For many small artifacts of one kind (edgecn tune's layers), where starting a
+    # process per artifact costs more than timing it; peak memory is then the batch's.
 
 
 def parse_threads(values: list[int] | None) -> list[int | None]:
@@ -80,7 +84,14 @@ def profile_local(args) -> dict:
         verify(Path(a), args.force)  # the sha first: a mismatch says more than a structural complaint
         check_artifact(a)
     combos = [(a, t) for a in args.artifacts for t in threads]
-    if len(combos) == 1:
+    if getattr(args, "batch", False):
+        suffixes = {Path(a).suffix.lower() for a in args.artifacts}
+        if len(threads) != 1 or len(suffixes) != 1:
+            raise EdgecnError("--batch runs one kind of artifact at one thread setting",
+                              "give artifacts of one suffix and one --threads value")
+        opts = Options(plan=plan, threads=threads[0], force=args.force, keep_samples=False)
+        results = [profile_artifact(a, opts) for a in args.artifacts]
+    elif len(combos) == 1:
         opts = Options(plan=plan, threads=threads[0], accuracy=args.accuracy, data=args.data,
                        op_profile=args.op_profile, force=args.force)
         results = [profile_artifact(args.artifacts[0], opts)]

@@ -175,5 +175,6 @@ def _passthrough(args) -> list[str]:
         raise EdgecnError("--data FOLDER is not copied to remote devices", "use --data digits, or copy the folder and run there")
     if args.data:
         out += ["--data", args.data]
-    out += [f for f, on in (("--accuracy", args.accuracy), ("--op-profile", args.op_profile), ("--force", args.force)) if on]
+    out += [f for f, on in (("--accuracy", args.accuracy), ("--op-profile", args.op_profile), ("--force", args.force),
+                            ("--batch", getattr(args, "batch", False))) if on]
     return out

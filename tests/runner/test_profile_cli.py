@@ -78,3 +78,14 @@ def test_user_errors_exit_2(artifacts, tmp_path):
     assert proc.returncode == 2 and "does not exist" in proc.stderr
     proc = run_runner(artifacts / "model.tflite", "--threads", "one")
     assert proc.returncode == 2 and "--threads" in proc.stderr
+
+
+def test_batch_times_artifacts_of_one_kind_in_one_process(artifacts, tmp_path):
+    copy = tmp_path / "copy.tflite"
+    shutil.copy(artifacts / "model.tflite", copy)
+    doc = _json(run_runner(artifacts / "model.tflite", copy, "--runs", "5", "--threads", "1", "--batch", "--json"))
+    a, b = doc["results"]
+    assert a["name"] == "model.tflite" and b["name"] == "copy.tflite" and a["runs"] == b["runs"] == 5
+    assert a["samples_ms"] is None  # a batch keeps the statistics, not every sample
+    proc = run_runner(artifacts / "model.tflite", artifacts / "model.onnx", "--batch")
+    assert proc.returncode == 2 and "one kind of artifact" in proc.stderr
