@@ -2,7 +2,8 @@
 
 Torch-free. One artifact at one thread setting runs in this process. Several artifacts or
 thread settings run one subprocess each (runtimes' thread pools are sized once per process,
-and two runtimes in one process fight), and their JSON is merged.
+and two runtimes in one process fight), and their JSON is merged. The hidden ``--batch``
+(``edgecn tune``) runs many artifacts of one kind at one setting in this process instead.
 """
 
 from __future__ import annotations
