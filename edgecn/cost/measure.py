@@ -72,7 +72,9 @@ def time_files(files: dict[str, Path], timer: Timer) -> tuple[dict[str, float], 
     from edgecn.runner.cli import build_parser, profile_local
 
     argv = [str(p) for p in files.values()] + ["--runs", str(timer.runs), "--warmup", str(timer.warmup),
-                                                "--threads", str(timer.threads), "--force", "--batch"]
+                                                "--threads", str(timer.threads), "--force"]
+    if len({Path(p).suffix.lower() for p in files.values()}) == 1:
+        argv.append("--batch")  # one runtime: one process for all (else one process per file, as profile does)
     if timer.remote:
         argv += ["--remote", timer.remote, "--remote-python", timer.remote_python]
         argv += ["--ssh-key", timer.ssh_key] if timer.ssh_key else []

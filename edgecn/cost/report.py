@@ -26,6 +26,10 @@ def render(result) -> str:
     t, g = lat["tuned"]["measured"], lat["target"]["measured"]
     if t and g:
         lines.append(f"tuned vs target's lowering, measured side by side: {g / t:.2f}x")
+        if t > g:
+            lines.append("the tuned lowering measured SLOWER than the target's rules: its layers, timed alone, do not add "
+                         "up to this model here (see the prediction errors); keep the target's rules and do not name "
+                         "this table in the target file")
     if doc["failed_forms"]:
         lines.append(f"{len(doc['failed_forms'])} form(s) could not be compiled alone and were not candidates "
                      f"(first: {next(iter(doc['failed_forms'].values()))})")

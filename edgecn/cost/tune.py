@@ -241,6 +241,8 @@ class TuneResult:
                 "segments": [{"end": r.end, "form": r.form.what, "variant": r.form.variant,
                               "ms": None if r.ms != r.ms else r.ms, "target_ms": r.target_ms,
                               "forms_timed": r.alternatives} for r in self.rows],
+                "tuned_is_faster": (None if not (self.measured_ms and self.measured_target_ms)
+                                    else self.measured_ms <= self.measured_target_ms),
                 "choices": dict(sorted(self.choices.items())), "failed_forms": self.failed}
 
 
