@@ -154,7 +154,7 @@ def _artifact_failures(failed: list[dict], backend: str, precisions, say):
 
 def _model_and_data(cfg: BuildConfig, say):
     from edgecn.checkpoint import load_checkpoint
-    from edgecn.condense import condense_model, is_condensable
+    from edgecn.condense import deployable
     from edgecn.train.data import load_dataset
 
     if cfg.checkpoint:
@@ -170,10 +170,10 @@ def _model_and_data(cfg: BuildConfig, say):
     if conf.get("in_channels", 3) != channels:
         raise EdgecnError(f"checkpoint expects {conf.get('in_channels', 3)} input channels but the data has {channels}",
                           "pass the checkpoint trained on this data")
-    if is_condensable(model) and conf.get("form") != "condensed":
-        say("[build] condensing learned group convolutions")
-        model = condense_model(model.eval())
-    return model.eval(), ds
+    condensed = deployable(model)
+    if condensed is not model:
+        say("[build] condensed learned group convolutions")
+    return condensed.eval(), ds
 
 
 def _train_default(cfg: BuildConfig, say):

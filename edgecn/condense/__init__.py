@@ -8,9 +8,10 @@ code that knows about it, so a new condensable layer needs no change here.
 from edgecn.condense.learned import (
     condense_model,
     condensing_stage_of,
+    deployable,
     group_lasso,
     is_condensable,
     set_progress,
 )
 
-__all__ = ["condense_model", "condensing_stage_of", "group_lasso", "is_condensable", "set_progress"]
+__all__ = ["condense_model", "condensing_stage_of", "deployable", "group_lasso", "is_condensable", "set_progress"]

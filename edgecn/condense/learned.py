@@ -37,6 +37,14 @@ def group_lasso(model: nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
+def deployable(model: nn.Module) -> nn.Module:
+    """``model`` as it deploys: a condensed copy when it has learned layers not condensed yet,
+    else ``model`` itself (what a build or ``edgecn tune`` loads a checkpoint into)."""
+    if is_condensable(model) and getattr(model, "edgecn_config", {}).get("form") != "condensed":
+        return condense_model(model.eval())
+    return model
+
+
 def condense_model(model: nn.Module, strict: bool = True) -> nn.Module:
     """A copy of ``model`` with every condensable layer replaced by its deployable form.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +16,9 @@ def default_table_path(target, backend: str, threads: int, remote: str | None) -
     named = LoweringConfig.from_dict(target.lowering, backend).cost_table
     if named:
         return resolve_table(named, target)
-    root = Path(os.environ.get("EDGECN_CACHE_DIR") or Path.home() / ".cache" / "edgecn")
+    from edgecn.quantize.calibration import cache_root
+
+    root = cache_root()
     where = "" if not remote else "-" + "".join(c if c.isalnum() or c in "._-" else "_" for c in remote)
     return root / "costs" / f"{target.name}-{backend}-{threads}t{where}.json"
 
@@ -35,20 +36,16 @@ def load_model(checkpoint: str | None, model: str | None, input_size: int | None
     import torch
 
     from edgecn.checkpoint import load_checkpoint
-    from edgecn.condense import condense_model, is_condensable
-    from edgecn.condense.learned import set_progress
+    from edgecn.condense import deployable, set_progress
     from edgecn.models import create_model
 
     if checkpoint:
         net, _ = load_checkpoint(checkpoint)
-        if is_condensable(net) and net.edgecn_config.get("form") != "condensed":
-            net = condense_model(net.eval())
     else:
         torch.manual_seed(0)
         net = create_model(model, num_classes=num_classes, input_size=input_size)
-        if is_condensable(net):
-            set_progress(net, 1.0)  # every condensing stage done, as at the end of training
-            net = condense_model(net.eval())
+        set_progress(net, 1.0)  # every condensing stage done, as at the end of training
+    net = deployable(net)
     conf = net.edgecn_config
     return net.eval(), torch.randn(1, conf.get("in_channels", 3), conf["input_size"], conf["input_size"])
 

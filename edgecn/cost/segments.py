@@ -16,6 +16,7 @@ import hashlib
 import torch
 from torch import fx, nn
 
+from edgecn.errors import EdgecnError
 from edgecn.passes.base import finish, propagate
 
 
@@ -43,7 +44,8 @@ def cuts(gm: fx.GraphModule) -> list[str]:
                 reach = max(reach, pos[u])
     placeholders = [n.name for n in order if n.op == "placeholder"]
     if len(placeholders) != 1:
-        raise ValueError(f"a segmented graph needs one input, this one has {len(placeholders)}")
+        raise EdgecnError(f"edgecn tune times models of one input; this one has {len(placeholders)}",
+                          "tune a model that takes one image tensor, or build with the target's rules")
     return out
 
 
@@ -55,7 +57,8 @@ def segments(gm: fx.GraphModule, keep: set[str] | None = None) -> list[Segment]:
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     last = out_node.args[0]
     if not isinstance(last, fx.Node):
-        raise ValueError("a segmented graph needs one output tensor")
+        raise EdgecnError("edgecn tune times models of one output tensor; this one returns a structure",
+                          "tune a model that returns one tensor, or build with the target's rules")
     if boundaries[-1] != last.name:
         boundaries.append(last.name)
     result, i = [], 0

@@ -87,6 +87,10 @@ def boundary_key(shape) -> str:
     return "x".join(str(int(s)) for s in shape)
 
 
+def _refuse(constant: str):
+    raise ValueError(f"{constant} is not allowed in strict JSON")
+
+
 def load_table(path: str | Path) -> CostTable:
     """Read a table written by ``CostTable.save``; a file that is not one is an error saying so."""
     from edgecn.limits import read_file
@@ -94,8 +98,7 @@ def load_table(path: str | Path) -> CostTable:
     path = Path(path)
     fix = f"measure it again with `edgecn tune --target TARGET --out {path}`"
     try:
-        doc = json.loads(read_file(path, "cost table", 64 << 20).decode("utf-8"),
-                         parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"{c} is not allowed")))
+        doc = json.loads(read_file(path, "cost table", 64 << 20).decode("utf-8"), parse_constant=_refuse)
     except (UnicodeDecodeError, ValueError) as e:
         raise EdgecnError(f"cost table {str(path)!r} is not valid JSON ({e})", fix) from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:

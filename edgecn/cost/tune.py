@@ -62,6 +62,7 @@ class Candidates:
     forms: list[dict[str, Form]]         # per segment: key -> first variant giving it
     models: dict[str, tuple[fx.GraphModule, tuple[int, ...]]]
     cut_shapes: list[tuple[int, ...]]    # shapes of the cuts inside the model (between segments)
+    target: fx.GraphModule | None = None  # the model as the target's own rules lower it
 
 
 def collect(model: nn.Module, base: LoweringConfig, example: torch.Tensor,
@@ -97,7 +98,7 @@ def collect(model: nn.Module, base: LoweringConfig, example: torch.Tensor,
                 models[key] = (seg.micro_model(gm, piece), seg.input_shape(gm, piece))
     cut_shapes = [tuple(n.meta["tensor_meta"].shape) for n in original.graph.nodes if n.name in set(ends[:-1])]
     say(f"[tune] {len(parts)} segments, {len(models)} distinct forms over {len(lowered)} lowering variants")
-    return Candidates(ends, forms, models, cut_shapes)
+    return Candidates(ends, forms, models, cut_shapes, lowered["target"][0])
 
 
 def _site_segments(original: fx.GraphModule, parts: list[seg.Segment]) -> dict[str, int]:
@@ -272,7 +273,7 @@ def tune(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: C
             break
     choices, rows = choose(cands, table)
     tuned, report = rewrite(model, base, example, choices=choices)
-    target, _ = rewrite(model, base, example)
+    target = cands.target
     result = TuneResult(table, choices, rows, predict(tuned, example, table, cands.ends).total_ms,
                         predict(target, example, table, cands.ends).total_ms, failed=failed, report=report,
                         ends=cands.ends)

@@ -156,10 +156,14 @@ def _tensors(dataset: Any):
     return torch.stack(list(xs)), torch.as_tensor(ys)
 
 
+def cache_root() -> Path:
+    """``$EDGECN_CACHE_DIR`` (default ``~/.cache/edgecn``): calibration ranges and cost tables live under it."""
+    return Path(os.environ.get("EDGECN_CACHE_DIR") or Path.home() / ".cache" / "edgecn")
+
+
 def cache_dir() -> Path:
     """``$EDGECN_CACHE_DIR/calibration`` (default ``~/.cache/edgecn/calibration``)."""
-    root = os.environ.get("EDGECN_CACHE_DIR") or Path.home() / ".cache" / "edgecn"
-    return Path(root) / "calibration"
+    return cache_root() / "calibration"
 
 
 def cache_key(model, calib, *parts: Any) -> str:

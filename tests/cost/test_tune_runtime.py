@@ -6,7 +6,7 @@ import torch
 from edgecn.cost.measure import Timer
 from edgecn.cost.report import render
 from edgecn.cost.table import CostTable, load_table
-from edgecn.cost.tune import tune
+from edgecn.cost.tune import collect, tune
 from edgecn.lowering import LoweringConfig
 
 pytest.importorskip("litert_torch")
@@ -23,9 +23,10 @@ def test_tune_measures_chooses_and_reuses_its_table(branchy, tmp_path):
     assert any(e["io"] == ["int8", "int8"] for e in table.segments.values())  # LiteRT keeps a conv layer's ends int8
     assert len(table.segments) >= 6 and all(e["ms"] > 0 for e in table.segments.values())
     assert not result.failed
-    for row in result.rows:  # each layer took its fastest measured form
-        forms = [table.segment_ms(k) for k in (f.key for f in [row.form])]
-        assert row.ms == forms[0] and row.alternatives >= 1
+    cands = collect(model, LoweringConfig(group_conv="merge"), x)
+    for row, forms in zip(result.rows, cands.forms):  # each layer took its fastest measured form
+        timed = [table.segment_ms(k) for k in forms if table.segment_ms(k) is not None]
+        assert row.ms == min(timed) and row.alternatives == len(timed)
     grouped = [r for r in result.rows if r.alternatives > 1]
     assert len(grouped) == 2 and all(r.ms <= r.target_ms for r in grouped)
     assert result.predicted_ms is not None and result.predicted_ms > 0
