@@ -9,7 +9,9 @@ from edgecn.errors import EdgecnError
 
 # Fields that change the result: a resumed run must match the run it continues on all of them.
 RESULT_FIELDS = ("model", "data", "input_size", "epochs", "batch_size", "lr", "seed", "group_lasso",
-                 "overrides", "augment", "momentum", "weight_decay")
+                 "overrides", "augment", "momentum", "weight_decay", "optimizer", "warmup_epochs", "precision",
+                 "max_in_memory_mb")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,9 +23,12 @@ class TrainConfig:
         data: ``"digits"`` (embedded) or a local folder (CIFAR python layout or ImageFolder).
         input_size: image side in pixels; ``None``: 16 for the 8x8 digits, else the model's own
             (32 for CIFAR-style models).
-        epochs: passes over the training split. The condensing stages take the first half.
+        epochs: passes over the training split; ``None``: the family's (12; 30 for SqueezeNet).
+            The condensing stages take the first half.
         batch_size: images per step and per process.
-        lr: peak learning rate of the per-iteration cosine schedule.
+        lr: peak learning rate of the per-iteration cosine schedule; ``None``: the model family's
+            (``edgecn.train.recipes``: 0.1 with SGD for CondenseNet and DenseNet, 1e-3 with AdamW
+            for SqueezeNet).
         seed: seeds weights, data order and augmentation; same seed, same result.
         out_dir: where ``last.pt`` (every epoch) and ``final.pt`` go.
         resume: continue from ``out_dir/last.pt``.
@@ -32,15 +37,25 @@ class TrainConfig:
         overrides: model options, e.g. ``{"groups": 4, "condense_factor": 4}``.
         augment: random shifts (and flips where the data allows) of training images.
         momentum: Nesterov momentum of SGD.
-        weight_decay: L2 weight decay of SGD.
+        weight_decay: weight decay (L2 for SGD, decoupled for AdamW); ``None``: the family's.
+        optimizer: ``"sgd"`` or ``"adamw"``; ``None``: the family's.
+        warmup_epochs: linear learning-rate warm-up, in epochs; ``None``: the family's.
+        precision: ``"auto"`` (bf16 autocast on a CUDA GPU that has it, else fp32), ``"fp32"``,
+            ``"bf16"`` or ``"fp16"`` (autocast; fp16 with a gradient scaler). Weights, condensing
+            masks and the group-lasso term stay float32 in every mode.
+        channels_last: NHWC memory format; ``None``: on for CUDA, off on CPU.
+        compile: run the model through ``torch.compile``.
+        workers: loader worker processes for streamed data; ``None``: the cores left, up to 8.
+            Results do not depend on it (augmentation is seeded per image).
+        max_in_memory_mb: ImageFolder trees whose decoded images would take more are streamed.
     """
 
     model: str = "condensenet-light"
     data: str = "digits"
     input_size: int | None = None
-    epochs: int = 12
+    epochs: int | None = None
     batch_size: int = 64
-    lr: float = 0.1
+    lr: float | None = None
     seed: int = 0
     out_dir: str = "runs/train"
     resume: bool = False
@@ -49,12 +64,31 @@ class TrainConfig:
     overrides: dict = dataclasses.field(default_factory=dict)
     augment: bool = True
     momentum: float = 0.9
-    weight_decay: float = 1e-4
+    weight_decay: float | None = None
+    optimizer: str | None = None
+    warmup_epochs: float | None = None
+    precision: str = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
+    workers: int | None = None
+    max_in_memory_mb: int = 2048
 
     def __post_init__(self):
         from edgecn.models import MODELS
+        from edgecn.train.recipes import OPTIMIZERS, solver_for
 
         object.__setattr__(self, "model", MODELS.canonical(self.model))
+        solver = solver_for(MODELS.get(self.model).family)
+        for name in ("lr", "weight_decay", "optimizer", "warmup_epochs", "epochs"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, getattr(solver, name))
+        if self.optimizer not in OPTIMIZERS:
+            raise EdgecnError(f"unknown optimizer {self.optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            raise EdgecnError(f"unknown precision {self.precision!r}", f"use one of {', '.join(PRECISIONS)}")
+        if self.workers is not None:
+            _at_least("workers", self.workers, 0)
+        _at_least("max in-memory size", self.max_in_memory_mb, 0)
         object.__setattr__(self, "out_dir", str(self.out_dir))
         object.__setattr__(self, "overrides", dict(self.overrides or {}))
         _at_least("epochs", self.epochs, 1)
@@ -62,7 +96,7 @@ class TrainConfig:
         _at_least("seed", self.seed, 0)
         if self.input_size is not None:
             _at_least("input size", self.input_size, 8)
-        for name in ("lr", "group_lasso", "momentum", "weight_decay"):
+        for name in ("lr", "group_lasso", "momentum", "weight_decay", "warmup_epochs"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0 or (name == "lr" and value == 0):
                 raise EdgecnError(f"{name.replace('_', ' ')} must be a {'positive' if name == 'lr' else 'non-negative'} number (got {value!r})",

@@ -1,9 +1,12 @@
 """Data sets for training: the embedded digits, CIFAR python folders, ImageFolder trees.
 
 Nothing is downloaded. ``"digits"`` is scikit-learn's scanned handwritten digits (shipped
-inside scikit-learn); anything else is a local folder. Every source ends up as float32 NCHW
-tensors, 3 channels, ``input_size`` square, normalised with the training split's own
-per-channel mean and std (recorded in ``Dataset.normalize`` so deployment can repeat it).
+inside scikit-learn); anything else is a local folder. Small sources are decoded once into
+float32 NCHW tensors (3 channels, ``input_size`` square); an ImageFolder tree whose decoded
+tensors would exceed ``max_in_memory_mb`` is streamed instead: files are decoded and augmented
+per step in loader worker processes (``edgecn.train.files``), so memory does not grow with the
+data set. Either way images are normalised with the training split's own per-channel mean and
+std (recorded in ``Dataset.normalize`` so deployment can repeat it).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from edgecn.errors import EdgecnError
 from edgecn.splits import HELDOUT_FRACTION, SPLIT_SEED, stratified_split  # noqa: F401 (re-exported)
 
 DIGITS_INPUT_SIZE = 16  # twice the 8x8 scan: enough for 3 dense blocks, 4x cheaper than 32x32
+MAX_IN_MEMORY_MB = 2048
+"""Decoded size (float32) above which an ImageFolder tree is streamed from disk instead of held."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +33,8 @@ class Dataset:
 
     Attributes:
         name: ``"digits"`` or the folder it came from.
-        train: ``(x, y)`` TensorDataset; x float32 NCHW normalised, y int64.
+        train: ``(x, y)`` items, x float32 CHW normalised, y int64: a ``TensorDataset`` when the
+            source fits in memory, else an ``edgecn.train.files.ImageFiles`` (see ``streamed``).
         heldout: same, for evaluation only.
         labels: class names; their count is the model's output count.
         normalize: ``{"mean": [3 floats], "std": [3 floats]}`` for pixels scaled to [0, 1].
@@ -37,20 +43,26 @@ class Dataset:
     """
 
     name: str
-    train: TensorDataset
-    heldout: TensorDataset
+    train: torch.utils.data.Dataset
+    heldout: torch.utils.data.Dataset
     labels: list[str]
     normalize: dict
     input_size: int
     mirror_ok: bool = True
 
+    @property
+    def streamed(self) -> bool:
+        """True when images are read from disk per step rather than held as tensors."""
+        return not isinstance(self.train, TensorDataset)
 
-def load_dataset(source: str, input_size: int = 32) -> Dataset:
+
+def load_dataset(source: str, input_size: int = 32, max_in_memory_mb: int = MAX_IN_MEMORY_MB) -> Dataset:
     """Load ``"digits"`` or a local folder (CIFAR-10/100 python layout, or ImageFolder).
 
     Args:
         source: ``"digits"`` or a folder path.
         input_size: side in pixels the images are resized to.
+        max_in_memory_mb: an ImageFolder tree whose decoded images would take more is streamed.
 
     Raises:
         EdgecnError: the source does not exist or does not have a known, valid layout.
@@ -69,11 +81,14 @@ def load_dataset(source: str, input_size: int = 32) -> Dataset:
     if not path.is_dir():
         raise EdgecnError(f"data {source!r} is a file, not a folder",
                           "pass the folder that holds the data (e.g. cifar-10-batches-py/), not a file in it")
-    return folders.load_folder(path, input_size)
+    return folders.load_folder(path, input_size, int(max_in_memory_mb) * 2**20)
 
 
 def default_input_size(source: str, model_input_size: int) -> int:
-    """The input side to train at when none is given: 16 for the 8x8 digits, else the model's own."""
+    """The input side to train at when none is given: 16 for the 8x8 digits, else the model's own.
+
+    (Training raises 16 to the smallest of 32, 64 a model can run at, e.g. 32 for SqueezeNet.)
+    """
     return DIGITS_INPUT_SIZE if source == "digits" else model_input_size
 
 

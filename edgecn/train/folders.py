@@ -20,15 +20,15 @@ LAYOUTS = ("a CIFAR-10 python folder (data_batch_1..5, test_batch, batches.meta)
            "train/ and val/ or test/)")
 
 
-def load_folder(path: Path, input_size: int) -> Dataset:
-    """Detect the layout of ``path`` and load it."""
+def load_folder(path: Path, input_size: int, max_in_memory_bytes: int) -> Dataset:
+    """Detect the layout of ``path`` and load it (ImageFolder trees too big for memory are streamed)."""
     names = {p.name for p in path.iterdir()}
     if names & set(CIFAR10_FILES):
         return _cifar(path, input_size, CIFAR10_FILES, ["data_batch_%d" % i for i in range(1, 6)], "test_batch",
                       "batches.meta", b"labels", b"label_names")
     if {"meta", "test"} <= names or ("train" in names and (path / "train").is_file()):
         return _cifar(path, input_size, CIFAR100_FILES, ["train"], "test", "meta", b"fine_labels", b"fine_label_names")
-    return _image_folder(path, input_size)
+    return _image_folder(path, input_size, max_in_memory_bytes)
 
 
 # -- CIFAR ----------------------------------------------------------------------------------
@@ -91,21 +91,44 @@ def _cifar_batch(file: Path, label_key: bytes) -> tuple[torch.Tensor, np.ndarray
 
 
 # -- ImageFolder ----------------------------------------------------------------------------
-def _image_folder(path: Path, input_size: int) -> Dataset:
+def _image_folder(path: Path, input_size: int, max_in_memory_bytes: int) -> Dataset:
     split = [path / n for n in ("val", "test") if (path / n).is_dir()]
     if (path / "train").is_dir():
         if not split:
             raise EdgecnError(f"{str(path)!r} has a train/ folder but no val/ or test/ beside it",
                               "add val/ (same class subfolders) or put the class folders directly in the root")
         labels = _classes(path / "train")
-        x_train, y_train = _read_images(path / "train", labels, input_size)
-        x_held, y_held = _read_images(split[0], labels, input_size)
+        train_files, y_train = _list_images(path / "train", labels)
+        held_files, y_held = _list_images(split[0], labels)
     else:
         labels = _classes(path)
-        x, y = _read_images(path, labels, input_size)
+        files, y = _list_images(path, labels)
         tr, he = stratified_split(y, HELDOUT_FRACTION, SPLIT_SEED)
-        x_train, y_train, x_held, y_held = x[tr], y[tr], x[he], y[he]
-    return build_dataset(str(path), x_train, y_train, x_held, y_held, labels, input_size)
+        train_files, y_train = [files[i] for i in tr], y[tr]
+        held_files, y_held = [files[i] for i in he], y[he]
+    if decoded_bytes(len(train_files) + len(held_files), input_size) > max_in_memory_bytes:
+        return _streamed(str(path), train_files, y_train, held_files, y_held, labels, input_size)
+    return build_dataset(str(path), _decode(train_files, input_size), y_train, _decode(held_files, input_size),
+                         y_held, labels, input_size)
+
+
+def decoded_bytes(images: int, input_size: int) -> int:
+    """Memory the decoded float32 tensors of ``images`` RGB images at ``input_size`` would take."""
+    return images * 3 * input_size * input_size * 4
+
+
+def _streamed(name, train_files, y_train, held_files, y_held, labels, input_size) -> Dataset:
+    from edgecn.train.files import ImageFiles, channel_stats, default_workers
+
+    if len(y_train) == 0 or len(y_held) == 0:
+        raise EdgecnError(f"data {name!r} has too few images to hold some out for scoring "
+                          f"({len(y_train)} to train on, {len(y_held)} held out)",
+                          "give each class at least 2 images (5 or more for a meaningful held-out top-1)")
+    train = ImageFiles(train_files, y_train, input_size)
+    normalize = channel_stats(train, workers=default_workers())
+    return Dataset(name=name, train=train.with_options(normalize=normalize),
+                   heldout=ImageFiles(held_files, y_held, input_size, normalize=normalize), labels=list(labels),
+                   normalize=normalize, input_size=int(input_size))
 
 
 def _classes(root: Path) -> list[str]:
@@ -117,21 +140,25 @@ def _classes(root: Path) -> list[str]:
     return classes
 
 
-def _read_images(root: Path, labels: list[str], input_size: int) -> tuple[torch.Tensor, np.ndarray]:
+def _list_images(root: Path, labels: list[str]) -> tuple[list[Path], np.ndarray]:
+    """Every image file of every class folder under ``root`` (sorted), and its class index."""
+    files, targets = [], []
+    for c, name in enumerate(labels):
+        folder = root / name
+        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        if not found:
+            raise EdgecnError(f"class folder {str(folder)!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
+                              "put at least one image in every class folder, with the same classes in every split")
+        files.extend(found)
+        targets.extend([c] * len(found))
+    return files, np.asarray(targets, dtype=np.int64)
+
+
+def _decode(files: list[Path], input_size: int) -> torch.Tensor:
     from PIL import Image
 
     from edgecn.runner.images import open_image
 
-    images, targets = [], []
-    for c, name in enumerate(labels):
-        folder = root / name
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-        if not files:
-            raise EdgecnError(f"class folder {str(folder)!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
-                              "put at least one image in every class folder, with the same classes in every split")
-        for f in files:
-            im = open_image(f, "RGB").resize((input_size, input_size), Image.BILINEAR)
-            images.append(np.asarray(im, dtype=np.uint8))
-            targets.append(c)
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
-    return x, np.asarray(targets, dtype=np.int64)
+    images = [np.asarray(open_image(f, "RGB").resize((input_size, input_size), Image.BILINEAR), dtype=np.uint8)
+              for f in files]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0

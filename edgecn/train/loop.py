@@ -1,10 +1,12 @@
-"""The training loop: SGD + Nesterov, per-iteration cosine LR, CondenseNet's condensing schedule.
+"""The training loop: the family's solver, per-iteration cosine LR, CondenseNet's condensing schedule.
 
 ``set_progress(model, iterations_done / total)`` runs before every step: the C-1 condensing
 stages happen over the first half of training, the optimisation stage over the second.
 Runs are reproducible on CPU: weights come from the seed, the data order and augmentation
-of epoch ``e`` are functions of (seed, e), and ``last.pt`` holds the optimiser, RNG state
-and history, so a resumed run ends bit-identical to one that was never interrupted.
+of epoch ``e`` are functions of (seed, e) (with loader workers too), and ``last.pt`` holds the
+optimiser, RNG state and history, so a resumed run ends bit-identical to one that was never
+interrupted. After every epoch the held-out split is scored; ``best.pt`` keeps the weights of
+the best epoch among those whose model is fully condensed (so it condenses like ``final.pt``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DistributedSampler
 
 from edgecn.checkpoint import read_checkpoint, save_checkpoint
 from edgecn.condense import condensing_stage_of, group_lasso, set_progress
@@ -24,6 +25,8 @@ from edgecn.errors import EdgecnError
 from edgecn.runner.evaluate import learned_nothing
 from edgecn.train import distributed
 from edgecn.train.config import RESULT_FIELDS, TrainConfig
+from edgecn.train.loader import augment, heldout_batches, training_batches  # noqa: F401 (augment re-exported)
+from edgecn.train.recipes import augmentation_for
 
 
 @dataclasses.dataclass
@@ -36,9 +39,14 @@ class TrainResult:
         heldout_top1: top-1 accuracy on the held-out split, in [0, 1].
         epochs: epochs trained in total (including those before a resume).
         seconds: wall time of this call.
-        history: one dict per epoch (loss, train_top1, lr, stage, seconds).
+        history: one dict per epoch (loss, train_top1, heldout_top1, heldout_top5, lr, stage,
+            seconds, images_per_s, loader_wait, condensed).
         labels: class names.
         warnings: what makes the result useless (top-1 at chance, one answer for every input).
+        heldout_top5: top-5 accuracy in [0, 1] (None with 5 classes or fewer).
+        best: ``out_dir/best.pt``, the weights of the epoch with the best held-out top-1 among
+            epochs whose model is fully condensed; None when no epoch qualified.
+        best_epoch: that epoch (1-based); ``best_top1`` its held-out top-1.
     """
 
     checkpoint: Path
@@ -49,10 +57,42 @@ class TrainResult:
     history: list[dict]
     labels: list[str]
     warnings: list[str] = dataclasses.field(default_factory=list)
+    heldout_top5: float | None = None
+    best: Path | None = None
+    best_epoch: int | None = None
+    best_top1: float | None = None
 
     def to_dict(self) -> dict:
-        return {"checkpoint": str(self.checkpoint), "heldout_top1": self.heldout_top1, "epochs": self.epochs,
-                "seconds": self.seconds, "labels": self.labels, "history": self.history, "warnings": self.warnings}
+        return {"checkpoint": str(self.checkpoint), "heldout_top1": self.heldout_top1,
+                "heldout_top5": self.heldout_top5, "epochs": self.epochs, "seconds": self.seconds,
+                "best": None if self.best is None else str(self.best), "best_epoch": self.best_epoch,
+                "best_top1": self.best_top1, "labels": self.labels, "history": self.history,
+                "warnings": self.warnings}
+
+
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    """How the forward pass runs: autocast dtype (None: fp32) and memory format."""
+
+    name: str
+    dtype: torch.dtype | None
+    channels_last: bool
+
+    @staticmethod
+    def resolve(config: TrainConfig, device: torch.device) -> Precision:
+        name = config.precision
+        if name == "auto":
+            name = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        channels_last = device.type == "cuda" if config.channels_last is None else bool(config.channels_last)
+        return Precision(name, dtype, channels_last)
+
+    def autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
@@ -60,7 +100,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
 
     Args:
         config: the run.
-        progress: show a progress bar (rank 0 only).
+        progress: show a progress bar and one line per epoch (rank 0 only).
 
     Raises:
         EdgecnError: bad data, an out_dir that already holds a run, or a mismatched resume.
@@ -79,71 +119,115 @@ def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> Train
     out = Path(config.out_dir)
     _check_out_dir(out, config)
     size = _input_size(config)
-    ds = load_dataset(config.data, size)
+    ds = load_dataset(config.data, size, config.max_in_memory_mb)
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=len(ds.labels), input_size=size, **config.overrides)
     check_input_size(model, size)
     state = _restore(out / "last.pt", model, config, ctx) if config.resume else None
-    model.to(ctx.device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
-                                weight_decay=config.weight_decay)
+    precision = Precision.resolve(config, ctx.device)
+    model.to(ctx.device, memory_format=precision.memory_format)
+    optimizer = _optimizer(model, config)
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=precision.dtype == torch.float16)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
     history = list(state["history"]) if state else []
+    batches = training_batches(ds, config, ctx)
     meta = {"labels": ds.labels, "normalize": ds.normalize, "dataset": ds.name, "config": config.to_dict(),
-            "world_size": ctx.world_size}
-    _fit(model, optimizer, ds, config, ctx, history, meta, progress)
+            "world_size": ctx.world_size, "precision": precision.name, "channels_last": precision.channels_last,
+            "augmentation": augmentation_for(size) if config.augment else None, "streamed": ds.streamed}
+    _fit(model, optimizer, scaler, precision, ds, batches, config, ctx, history, meta, progress)
     set_progress(model, 1.0)  # a run too short to reach the optimisation stage still ends condensable
-    top1 = evaluate(model, ds.heldout, device=ctx.device)
-    x_held, y_held = ds.heldout.tensors
-    warnings = learned_nothing(predict(model, x_held, device=ctx.device).numpy(), y_held.numpy(), ds.labels)
+    model.to(memory_format=torch.contiguous_format)
+    logits, y_held = _heldout_logits(model, ds, ctx, batches.workers)
+    top1, top5 = _topk(logits, y_held)
+    warnings = learned_nothing(logits.numpy(), y_held.numpy(), ds.labels)
     final = out / "final.pt"
     if ctx.is_main:
         save_checkpoint(final, model, extra={**meta, "kind": "final", "history": history, "heldout_top1": top1,
-                                             "warnings": warnings})
+                                             "heldout_top5": top5, "warnings": warnings})
     model.to("cpu").eval()
-    return TrainResult(final, model, top1, config.epochs, time.perf_counter() - start, history, ds.labels, warnings)
+    best = _best(history)
+    return TrainResult(final, model, top1, config.epochs, time.perf_counter() - start, history, ds.labels, warnings,
+                       heldout_top5=top5, best=(out / "best.pt") if best else None,
+                       best_epoch=best["epoch"] if best else None, best_top1=best["heldout_top1"] if best else None)
 
 
-def _fit(model, optimizer, ds, config, ctx, history, meta, progress) -> None:
+def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
+                           weight_decay=config.weight_decay)
+
+
+def learning_rate(config: TrainConfig, it: int, total: int, steps: int) -> float:
+    """Linear warm-up over ``warmup_epochs``, times cosine annealing over the whole run."""
+    lr = 0.5 * config.lr * (1 + math.cos(math.pi * it / total))
+    warm = config.warmup_epochs * steps
+    return lr * min(1.0, (it + 1) / warm) if warm > 0 else lr
+
+
+def _fit(model, optimizer, scaler, precision, ds, batches, config, ctx, history, meta, progress) -> None:
     from tqdm.auto import tqdm
 
-    sampler = DistributedSampler(ds.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                 seed=config.seed, drop_last=True)
-    steps = max(1, len(sampler) // config.batch_size)
-    total = steps * config.epochs
+    total = batches.steps * config.epochs
     net = distributed.wrap(model, ctx)
-    with tqdm(total=total, initial=len(history) * steps, disable=not (progress and ctx.is_main),
+    if config.compile:
+        net = torch.compile(net)
+    out = Path(config.out_dir)
+    best = _best(history)
+    show = progress and ctx.is_main
+    with tqdm(total=total, initial=len(history) * batches.steps, disable=not show,
               desc=f"train {config.model}", unit="step", dynamic_ncols=True) as bar:
         for epoch in range(len(history), config.epochs):
-            stats = _epoch(net, model, optimizer, ds, sampler, epoch, steps, total, config, ctx, bar)
-            history.append(stats)
+            stats = _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, config, ctx, bar)
             distributed.average_bn_stats(model, ctx)
+            logits, y = _heldout_logits(model, ds, ctx, batches.workers, shard=True)
+            hit1, hit5, seen = distributed.all_sum(_correct(logits, y), ctx)
+            stats["heldout_top1"] = hit1 / seen
+            stats["heldout_top5"] = hit5 / seen if len(ds.labels) > 5 else None
+            stats["condensed"] = fully_condensed(model)
+            history.append(stats)
             if ctx.is_main:
-                save_checkpoint(Path(config.out_dir) / "last.pt", model, extra={
+                if stats["condensed"] and (best is None or stats["heldout_top1"] > best["heldout_top1"]):
+                    best = stats
+                    save_checkpoint(out / "best.pt", model, extra={
+                        **meta, "kind": "best", "epoch": epoch + 1, "heldout_top1": stats["heldout_top1"],
+                        "heldout_top5": stats["heldout_top5"], "history": history})
+                save_checkpoint(out / "last.pt", model, extra={
                     **meta, "kind": "train-state", "epoch": epoch + 1, "optimizer": optimizer.state_dict(),
-                    "rng": {"torch": torch.get_rng_state()}, "history": history})
+                    "scaler": scaler.state_dict(), "rng": {"torch": torch.get_rng_state()}, "history": history})
+            if show:
+                bar.write(epoch_line(stats, config.epochs))
 
 
-def _epoch(net, model, optimizer, ds, sampler, epoch, steps, total, config, ctx, bar) -> dict:
+def epoch_line(s: dict, epochs: int) -> str:
+    """One readable line per epoch: loss, top-1/top-5, throughput, and the loader's share of it."""
+    top5 = f"  top-5 {s['heldout_top5'] * 100:.2f}%" if s.get("heldout_top5") is not None else ""
+    return (f"epoch {s['epoch']}/{epochs}: loss {s['loss']:.4f}  train top-1 {s['train_top1'] * 100:.2f}%  "
+            f"held-out top-1 {s['heldout_top1'] * 100:.2f}%{top5}  {s['images_per_s']:.0f} img/s  "
+            f"waiting for data {s['loader_wait'] * 100:.0f}%")
+
+
+def _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, config, ctx, bar) -> dict:
     t0 = time.perf_counter()
-    sampler.set_epoch(epoch)
-    order = torch.tensor(list(iter(sampler)), dtype=torch.long)
-    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 7919 + ctx.rank)
-    x_all, y_all = ds.train.tensors
     model.train()
     loss_sum = correct = seen = 0.0
-    for i in range(steps):
+    steps = batches.steps
+    lr = learning_rate(config, epoch * steps, total, steps)
+    for i, (x, y) in enumerate(batches.epoch(epoch)):
         it = epoch * steps + i
-        lr = 0.5 * config.lr * (1 + math.cos(math.pi * it / total))
+        lr = learning_rate(config, it, total, steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
         set_progress(model, it / total)
-        idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-        x = augment(x_all[idx], gen, ds.mirror_ok) if config.augment else x_all[idx]
-        x, y = x.to(ctx.device), y_all[idx].to(ctx.device)
-        logits = net(x)
-        loss = F.cross_entropy(logits, y)
+        x = x.to(ctx.device, memory_format=precision.memory_format, non_blocking=True)
+        y = y.to(ctx.device, non_blocking=True)
+        with precision.autocast(ctx.device):
+            logits = net(x)
+        # The loss, the group-lasso term and the weights stay float32 whatever the forward ran in.
+        loss = F.cross_entropy(logits.float(), y)
         if config.group_lasso:
             loss = loss + config.group_lasso * group_lasso(model).to(loss.device)
         value = float(loss.detach())
@@ -153,33 +237,67 @@ def _epoch(net, model, optimizer, ds, sampler, epoch, steps, total, config, ctx,
                               + (f" or --group-lasso ({config.group_lasso:g})" if config.group_lasso else "")
                               + ", then start afresh with --overwrite or resume from the last epoch with --resume")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()  # fp16: scaled, and a step with inf/nan gradients is skipped
+        scaler.step(optimizer)
+        scaler.update()
         loss_sum += value * len(y)
-        correct += float((logits.argmax(1) == y).sum())
+        correct += float((logits.detach().argmax(1) == y).sum())
         seen += len(y)
-        stage = condensing_stage_of(model)
         bar.update(1)
+        elapsed = time.perf_counter() - t0
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.4f}",
-                        stage=stage, refresh=False)
+                        stage=condensing_stage_of(model), img_s=f"{seen * ctx.world_size / elapsed:.0f}",
+                        wait=f"{batches.waited / elapsed:.0%}", refresh=False)
+    elapsed = time.perf_counter() - t0
     loss_sum, correct, seen = distributed.all_sum([loss_sum, correct, seen], ctx)
-    return {"epoch": epoch + 1, "loss": loss_sum / seen, "train_top1": correct / seen, "lr": lr,
-            "stage": condensing_stage_of(model), "seconds": time.perf_counter() - t0}
+    return {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_top1": correct / max(seen, 1), "lr": lr,
+            "stage": condensing_stage_of(model), "seconds": elapsed, "images_per_s": seen / elapsed,
+            "loader_wait": batches.waited / elapsed}
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, mirror: bool) -> torch.Tensor:
-    """Random shifts of up to 1/8 of the side (zero = mean padding), and flips when ``mirror``."""
-    n, _, h, w = x.shape
-    pad = max(1, h // 8)
-    padded = F.pad(x, (pad, pad, pad, pad))
-    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=gen)
-    flips = torch.rand(n, generator=gen) < 0.5
-    out = torch.empty_like(x)
-    for k in range(n):
-        dy, dx = int(offsets[k, 0]), int(offsets[k, 1])
-        crop = padded[k, :, dy:dy + h, dx:dx + w]
-        out[k] = crop.flip(-1) if mirror and flips[k] else crop
-    return out
+def _best(history: list[dict]) -> dict | None:
+    """The epoch with the best held-out top-1 among fully condensed ones (the first on ties)."""
+    done = [h for h in history if h.get("condensed") and h.get("heldout_top1") is not None]
+    return max(done, key=lambda h: h["heldout_top1"]) if done else None
+
+
+def fully_condensed(model: torch.nn.Module) -> bool:
+    """True when every learned group conv is in its optimisation stage (or there are none)."""
+    return all(int(m.stage) >= m.condense_factor - 1 for m in model.modules()
+               if hasattr(m, "stage") and hasattr(m, "condense_factor"))
+
+
+@torch.no_grad()
+def _heldout_logits(model, ds, ctx, workers: int, shard: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (float32, CPU) and labels of the held-out split: all of it, or this rank's share."""
+    view = ctx if shard else distributed.Context(0, 1, ctx.local_rank, ctx.device)
+    was_training = model.training
+    model.eval()
+    outs, labels = [], []
+    try:
+        for x, y in heldout_batches(ds.heldout, 256, view, workers):
+            outs.append(model(x.to(ctx.device)).float().cpu())
+            labels.append(y)
+    finally:
+        model.train(was_training)
+    if not outs:
+        return torch.empty(0, len(ds.labels)), torch.empty(0, dtype=torch.long)
+    return torch.cat(outs), torch.cat(labels)
+
+
+def _correct(logits: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """[top-1 hits, top-5 hits, images]."""
+    if len(y) == 0:
+        return [0.0, 0.0, 0.0]
+    top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+    return [float((top[:, 0] == y).sum()), float((top == y[:, None]).any(dim=1).sum()), float(len(y))]
+
+
+def _topk(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float | None]:
+    hit1, hit5, n = _correct(logits, y)
+    if n == 0:
+        return float("nan"), None
+    return hit1 / n, (hit5 / n if logits.shape[1] > 5 else None)
 
 
 @torch.no_grad()
@@ -205,10 +323,18 @@ def evaluate(model: torch.nn.Module, data, batch_size: int = 256, device=None) -
 def _input_size(config: TrainConfig) -> int:
     if config.input_size is not None:
         return config.input_size
-    from edgecn.models import MODELS
-    from edgecn.train.data import default_input_size
+    from edgecn.models import MODELS, check_input_size, create_model
+    from edgecn.train.data import DIGITS_INPUT_SIZE, default_input_size
 
-    return default_input_size(config.data, MODELS.get(config.model).input_size)
+    size = default_input_size(config.data, MODELS.get(config.model).input_size)
+    if config.data == "digits":  # the smallest of 16, 32, 64 the model can run at (SqueezeNet pools 16 away)
+        for size in (DIGITS_INPUT_SIZE, 32, 64):
+            try:
+                check_input_size(create_model(config.model, num_classes=10, **config.overrides), size)
+                break
+            except EdgecnError:
+                continue
+    return size
 
 
 def _check_out_dir(out: Path, config: TrainConfig) -> None:

@@ -27,7 +27,7 @@ def test_condensed_checkpoint_is_exact_on_heldout_and_random(trained, tmp_path):
     v = report["verification"]
     assert v["max_abs_diff_random"] < 1e-5 and v["max_abs_diff_heldout"] < 1e-5
     assert v["heldout_images"] == 359 and v["heldout_top1_before"] == v["heldout_top1_after"]
-    assert abs(v["heldout_top1_before"] - trained.heldout_top1) < 1e-9
+    assert abs(v["heldout_top1_before"] - trained.heldout_top1) < 1e-6  # one image is 1/359
     assert report["after"]["params"] < report["before"]["params"]
     assert report["after"]["macs"] < report["before"]["macs"]
     assert report["after"]["weight_bytes"] < report["before"]["weight_bytes"]

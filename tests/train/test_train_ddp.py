@@ -39,8 +39,10 @@ def test_two_process_ddp_on_cpu(tmp_path):
     # Epoch statistics are all-reduced: both ranks report the same loss and accuracy.
     for h0, h1 in zip(ranks[0]["history"], ranks[1]["history"]):
         assert (h0["loss"], h0["train_top1"]) == (h1["loss"], h1["train_top1"])
-    # Only rank 0 wrote: exactly the two checkpoints, no leftovers of concurrent writes.
-    assert sorted(p.name for p in out.iterdir()) == ["final.pt", "last.pt"]
+        # The held-out split is scored in shares, one per rank, and summed: same score on both.
+        assert h0["heldout_top1"] == h1["heldout_top1"] and h0["heldout_top5"] == h1["heldout_top5"]
+    # Only rank 0 wrote: exactly the three checkpoints, no leftovers of concurrent writes.
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "final.pt", "last.pt"]
     saved = torch.load(out / "final.pt", weights_only=True)
     assert saved["extra"]["world_size"] == 2
     for k in a:
