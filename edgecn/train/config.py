@@ -43,7 +43,7 @@ class TrainConfig:
         precision: ``"auto"`` (bf16 autocast on a CUDA GPU that has it, else fp32), ``"fp32"``,
             ``"bf16"`` or ``"fp16"`` (autocast; fp16 with a gradient scaler). Weights, condensing
             masks and the group-lasso term stay float32 in every mode.
-        channels_last: NHWC memory format; ``None``: on for CUDA, off on CPU.
+        channels_last: NHWC memory format; ``None``: on (faster on CPUs and GPUs alike).
         compile: run the model through ``torch.compile``.
         workers: loader worker processes for streamed data; ``None``: the cores left, up to 8.
             Results do not depend on it (augmentation is seeded per image).

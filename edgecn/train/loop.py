@@ -84,7 +84,9 @@ class Precision:
         if name == "auto":
             name = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
         dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-        channels_last = device.type == "cuda" if config.channels_last is None else bool(config.channels_last)
+        # NHWC by default: measured 1.4-2.2x faster per fp32 training step on an x86 CPU (condensenet-light,
+        # -86 at 32x32, -74-c8 at 224x224) and 1.35x with bf16 on an H200 (condensenet-74-c8 at 224x224).
+        channels_last = True if config.channels_last is None else bool(config.channels_last)
         return Precision(name, dtype, channels_last)
 
     def autocast(self, device: torch.device):
@@ -222,26 +224,18 @@ def _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, conf
         for group in optimizer.param_groups:
             group["lr"] = lr
         set_progress(model, it / total)
-        x = x.to(ctx.device, memory_format=precision.memory_format, non_blocking=True)
-        y = y.to(ctx.device, non_blocking=True)
-        with precision.autocast(ctx.device):
-            logits = net(x)
-        # The loss, the group-lasso term and the weights stay float32 whatever the forward ran in.
-        loss = F.cross_entropy(logits.float(), y)
-        if config.group_lasso:
-            loss = loss + config.group_lasso * group_lasso(model).to(loss.device)
-        value = float(loss.detach())
-        if not math.isfinite(value):  # before the step: last.pt keeps the last good weights
-            raise EdgecnError(f"training diverged at epoch {epoch + 1}, step {i + 1}: the loss is {value}",
+        try:
+            logits, value = train_step(net, model, optimizer, scaler, precision, x, y, config.group_lasso,
+                                       ctx.device)
+        except FloatingPointError as e:  # before the step: last.pt keeps the last good weights
+            raise EdgecnError(f"training diverged at epoch {epoch + 1}, step {i + 1}: the loss is {e.args[0]}",
                               f"lower the learning rate (--lr {config.lr:g}; try {config.lr / 10:g})"
                               + (f" or --group-lasso ({config.group_lasso:g})" if config.group_lasso else "")
-                              + ", then start afresh with --overwrite or resume from the last epoch with --resume")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()  # fp16: scaled, and a step with inf/nan gradients is skipped
-        scaler.step(optimizer)
-        scaler.update()
+                              + ", then start afresh with --overwrite or resume from the last epoch with --resume"
+                              ) from None
+        y = y.to(logits.device)
         loss_sum += value * len(y)
-        correct += float((logits.detach().argmax(1) == y).sum())
+        correct += float((logits.argmax(1) == y).sum())
         seen += len(y)
         bar.update(1)
         elapsed = time.perf_counter() - t0
@@ -253,6 +247,31 @@ def _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, conf
     return {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_top1": correct / max(seen, 1), "lr": lr,
             "stage": condensing_stage_of(model), "seconds": elapsed, "images_per_s": seen / elapsed,
             "loader_wait": batches.waited / elapsed}
+
+
+def train_step(net, model, optimizer, scaler, precision: Precision, x, y, lasso: float, device):
+    """One optimiser step on a batch; returns (logits, loss value).
+
+    ``net`` is what runs the forward pass (``model`` itself, or its DDP / compiled wrapper);
+    ``model`` is what the group-lasso term reads. Raises FloatingPointError on a non-finite loss,
+    before the weights change.
+    """
+    x = x.to(device, memory_format=precision.memory_format, non_blocking=True)
+    y = y.to(device, non_blocking=True)
+    with precision.autocast(device):
+        logits = net(x)
+    # The loss, the group-lasso term and the weights stay float32 whatever the forward ran in.
+    loss = F.cross_entropy(logits.float(), y)
+    if lasso:
+        loss = loss + lasso * group_lasso(model).to(loss.device)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise FloatingPointError(value)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()  # fp16: scaled, and a step with inf/nan gradients is skipped
+    scaler.step(optimizer)
+    scaler.update()
+    return logits.detach(), value
 
 
 def _best(history: list[dict]) -> dict | None:
