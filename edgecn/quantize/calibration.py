@@ -107,7 +107,17 @@ def stratified_indices(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarr
 
 
 def from_dataset(dataset: Any, recipe: CalibrationRecipe, size: int | None = None):
-    """A class-stratified calibration tensor (N, C, H, W) drawn from a TensorDataset-like set."""
+    """A class-stratified calibration tensor (N, C, H, W) drawn from a TensorDataset-like set.
+
+    A set streamed from files (``edgecn.train.files.ImageFiles``, with ``targets``) decodes only
+    the images drawn, not the whole set.
+    """
+    import torch
+
+    if hasattr(dataset, "targets") and hasattr(dataset, "files"):
+        idx = stratified_indices(np.asarray(dataset.targets), size or recipe.size, recipe.seed)
+        x = torch.stack([dataset[int(i)][0] for i in idx]) if len(idx) else torch.zeros(0)
+        return check_size(x, recipe.min_size, "the training data")
     x, y = _tensors(dataset)
     idx = stratified_indices(y.numpy(), size or recipe.size, recipe.seed)
     return check_size(x[idx], recipe.min_size, "the training data")

@@ -182,3 +182,15 @@ def test_streamed_folder_without_images_held_out_is_refused(tmp_path):
     (tmp_path / "d" / "val").mkdir()
     with pytest.raises(EdgecnError, match="has no images"):
         load_dataset(str(tmp_path / "d"), input_size=8, max_in_memory_mb=0)
+
+
+def test_calibration_from_a_streamed_set_decodes_only_what_it_draws(tmp_path, monkeypatch):
+    from edgecn.quantize.calibration import from_dataset, load_recipe
+
+    root = write_folder(tmp_path / "f", per_class=40, side=16)
+    ds = load_dataset(str(root), input_size=16, max_in_memory_mb=0)
+    opened = []
+    real = ImageFiles.__getitem__
+    monkeypatch.setattr(ImageFiles, "__getitem__", lambda self, key: opened.append(key) or real(self, key))
+    x = from_dataset(ds.train, load_recipe("default"), size=20)
+    assert x.shape == (20, 3, 16, 16) and len(opened) == 20
