@@ -101,20 +101,31 @@ def training_batches(ds, config, ctx) -> Batches:
     return (StreamBatches if ds.streamed else TensorBatches)(ds, config, ctx)
 
 
-def heldout_batches(dataset, batch_size: int, ctx, workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """This rank's share of a held-out set (every ``world_size``-th item), unaugmented, in order."""
-    from edgecn.train.files import user_errors
+class HeldoutBatches:
+    """A held-out set in order, unaugmented: all of it, or one rank's share (every ``world_size``-th item).
 
-    share = list(range(ctx.rank, len(dataset), ctx.world_size))
-    if isinstance(dataset, torch.utils.data.TensorDataset):
-        x, y = dataset.tensors
-        for i in range(0, len(share), batch_size):
-            idx = torch.tensor(share[i:i + batch_size], dtype=torch.long)
+    For a streamed set the DataLoader and its workers are made once and kept between epochs.
+    """
+
+    def __init__(self, dataset, batch_size: int, ctx, workers: int = 0, shard: bool = True):
+        self.dataset, self.batch_size = dataset, batch_size
+        self.share = list(range(ctx.rank, len(dataset), ctx.world_size)) if shard else list(range(len(dataset)))
+        self.loader = None
+        if not isinstance(dataset, torch.utils.data.TensorDataset):
+            self.loader = DataLoader(torch.utils.data.Subset(dataset, self.share), batch_size=batch_size,
+                                     num_workers=workers, pin_memory=ctx.device.type == "cuda",
+                                     persistent_workers=workers > 0)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from edgecn.train.files import user_errors
+
+        if self.loader is not None:
+            yield from user_errors(self.loader)
+            return
+        x, y = self.dataset.tensors
+        for i in range(0, len(self.share), self.batch_size):
+            idx = torch.tensor(self.share[i:i + self.batch_size], dtype=torch.long)
             yield x[idx], y[idx]
-        return
-    loader = DataLoader(torch.utils.data.Subset(dataset, share), batch_size=batch_size, num_workers=workers,
-                        pin_memory=ctx.device.type == "cuda")
-    yield from user_errors(loader)
 
 
 def resized_crops(x_all: torch.Tensor, idx: torch.Tensor, seed: int, epoch: int, mirror: bool) -> torch.Tensor:

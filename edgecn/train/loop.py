@@ -25,7 +25,7 @@ from edgecn.errors import EdgecnError
 from edgecn.runner.evaluate import learned_nothing
 from edgecn.train import distributed
 from edgecn.train.config import RESULT_FIELDS, TrainConfig
-from edgecn.train.loader import augment, heldout_batches, training_batches  # noqa: F401 (augment re-exported)
+from edgecn.train.loader import HeldoutBatches, augment, training_batches  # noqa: F401 (augment re-exported)
 from edgecn.train.recipes import augmentation_for
 
 
@@ -139,10 +139,12 @@ def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> Train
     meta = {"labels": ds.labels, "normalize": ds.normalize, "dataset": ds.name, "config": config.to_dict(),
             "world_size": ctx.world_size, "precision": precision.name, "channels_last": precision.channels_last,
             "augmentation": augmentation_for(size) if config.augment else None, "streamed": ds.streamed}
-    _fit(model, optimizer, scaler, precision, ds, batches, config, ctx, history, meta, progress)
+    heldout = HeldoutBatches(ds.heldout, 256, ctx, batches.workers, shard=True)  # workers kept between epochs
+    _fit(model, optimizer, scaler, precision, ds, batches, heldout, config, ctx, history, meta, progress)
     set_progress(model, 1.0)  # a run too short to reach the optimisation stage still ends condensable
     model.to(memory_format=torch.contiguous_format)
-    logits, y_held = _heldout_logits(model, ds, ctx, batches.workers)
+    everything = heldout if ctx.world_size == 1 else HeldoutBatches(ds.heldout, 256, ctx, batches.workers, shard=False)
+    logits, y_held = _logits(model, everything, ctx.device, len(ds.labels))
     top1, top5 = _topk(logits, y_held)
     warnings = learned_nothing(logits.numpy(), y_held.numpy(), ds.labels)
     final = out / "final.pt"
@@ -170,7 +172,7 @@ def learning_rate(config: TrainConfig, it: int, total: int, steps: int) -> float
     return lr * min(1.0, (it + 1) / warm) if warm > 0 else lr
 
 
-def _fit(model, optimizer, scaler, precision, ds, batches, config, ctx, history, meta, progress) -> None:
+def _fit(model, optimizer, scaler, precision, ds, batches, heldout, config, ctx, history, meta, progress) -> None:
     from tqdm.auto import tqdm
 
     total = batches.steps * config.epochs
@@ -185,7 +187,7 @@ def _fit(model, optimizer, scaler, precision, ds, batches, config, ctx, history,
         for epoch in range(len(history), config.epochs):
             stats = _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, config, ctx, bar)
             distributed.average_bn_stats(model, ctx)
-            logits, y = _heldout_logits(model, ds, ctx, batches.workers, shard=True)
+            logits, y = _logits(model, heldout, ctx.device, len(ds.labels))
             hit1, hit5, seen = distributed.all_sum(_correct(logits, y), ctx)
             stats["heldout_top1"] = hit1 / seen
             stats["heldout_top5"] = hit5 / seen if len(ds.labels) > 5 else None
@@ -287,20 +289,19 @@ def fully_condensed(model: torch.nn.Module) -> bool:
 
 
 @torch.no_grad()
-def _heldout_logits(model, ds, ctx, workers: int, shard: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (float32, CPU) and labels of the held-out split: all of it, or this rank's share."""
-    view = ctx if shard else distributed.Context(0, 1, ctx.local_rank, ctx.device)
+def _logits(model, batches: HeldoutBatches, device, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (float32, CPU) and labels of a held-out set (or share of it)."""
     was_training = model.training
     model.eval()
     outs, labels = [], []
     try:
-        for x, y in heldout_batches(ds.heldout, 256, view, workers):
-            outs.append(model(x.to(ctx.device)).float().cpu())
+        for x, y in batches:
+            outs.append(model(x.to(device)).float().cpu())
             labels.append(y)
     finally:
         model.train(was_training)
     if not outs:
-        return torch.empty(0, len(ds.labels)), torch.empty(0, dtype=torch.long)
+        return torch.empty(0, classes), torch.empty(0, dtype=torch.long)
     return torch.cat(outs), torch.cat(labels)
 
 

@@ -80,10 +80,10 @@ def test_large_folders_stream_and_small_ones_stay_in_memory(tmp_path):
 
 def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
     # Both sets hold out more than one evaluation batch (256), so the only difference is their size.
-    small = write_folder(tmp_path / "small", per_class=220, side=48)
-    large = write_folder(tmp_path / "large", per_class=880, side=48, seed=1)
+    small = write_folder(tmp_path / "small", per_class=220, side=40)
+    large = write_folder(tmp_path / "large", per_class=1500, side=40, seed=1)
     size = 32
-    extra_mb = (2640 - 660) * 3 * size * size * 4 / 2**20  # what holding the larger set in memory adds: 23 MB
+    extra_mb = (4500 - 660) * 3 * size * size * 4 / 2**20  # what holding the larger set in memory adds: 45 MB
     s = _peak(small, tmp_path / "s", size, 0)
     big = _peak(large, tmp_path / "l", size, 0)
     assert big["history"][0]["images_per_s"] > 0
