@@ -27,10 +27,13 @@ FORMAT = "edgecn-profile"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The profile options, shared by ``edgecn profile`` and ``python -m edgecn.runner``."""
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help=".tflite, .pte, .onnx, .engine or .plan files")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--runs", type=number(int, 1, 100_000_000), default=None, help="timed inferences (default 100)")
-    g.add_argument("--duration", type=number(float, 0, 86_400, lo_open=True), default=None, help="time for this many seconds instead of --runs")
-    p.add_argument("--warmup", type=number(int, 0, 1_000_000), default=10, help="untimed inferences after the first (default 10)")
+    p.add_argument("--runs", type=number(int, 1, 100_000_000), default=None,
+                   help="timed inferences: exactly this many, or at least this many with --duration "
+                        "(default: at least 50 and at least 1 s, at most 150 s, as LiteRT's benchmark_model)")
+    p.add_argument("--duration", type=number(float, 0, 86_400, lo_open=True), default=None,
+                   help="time for at least this many seconds")
+    p.add_argument("--warmup", type=number(int, 0, 1_000_000), default=None,
+                   help="untimed inferences after the first (default: at least 10 and at least 0.5 s)")
     p.add_argument("--threads", type=numbers(int, 1, 1024), default=None, help="thread count, or a comma list to sweep (1,2,4); one process each")
     p.add_argument("--fps", type=number(float, 0, 10_000, lo_open=True), default=None, help="real-time mode: frames arrive at this rate")
     p.add_argument("--json", action="store_true", help="print every figure and the environment as JSON")
@@ -49,14 +52,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # process per artifact costs more than timing it; peak memory is then the batch's.
 
 
-def parse_threads(values: list[int] | None) -> list[int | None]:
-    """The thread settings to profile (checked by ``--threads``'s type): [None] means the runtime's default."""
-    return list(values) if values else [None]
+def parse_threads(values: list[int] | None) -> list[int]:
+    """The thread settings to profile (checked by ``--threads``'s type); default: every core this process may use.
+
+    Always a number, passed to the runtime and reported: "the runtime's default" differs between
+    runtimes (LiteRT, ExecuTorch and onnxruntime each pick their own) and says nothing in a table.
+    """
+    return list(values) if values else [sysinfo.usable_cores()]
 
 
 def plan_of(args) -> Plan:
-    runs = args.runs if args.runs is not None else (None if args.duration else 100)
-    return Plan(runs=runs, duration=args.duration, warmup=args.warmup, fps=args.fps)
+    """``--runs`` / ``--duration`` / ``--warmup`` as given; what is not given follows benchmark_model."""
+    if args.runs is None and args.duration is None:
+        runs, least, most = 50, 1.0, 150.0
+    else:
+        runs, least, most = args.runs or 1, args.duration or 0.0, float("inf")
+    warmup, warmup_s = (10, 0.5) if args.warmup is None else (args.warmup, 0.0)
+    return Plan(runs=runs, min_seconds=least, max_seconds=most, warmup=warmup, warmup_seconds=warmup_s, fps=args.fps)
 
 
 def run(args) -> int:
@@ -70,6 +82,8 @@ def run(args) -> int:
     if args.plot:
         report.plot(doc, args.plot)
     print(json.dumps(doc, indent=1) if args.json else report.render(doc))
+    if args.plot:  # stderr: stdout stays one JSON document with --json
+        print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -99,13 +113,13 @@ def profile_local(args) -> dict:
     else:
         results = [r for a, t in combos for r in _child(args, a, t)]
     return {"format": FORMAT, "version": 1, "edgecn": edgecn.__version__, "environment": sysinfo.environment(),
-            "results": results}
+            "plan": plan.describe(), "results": results}
 
 
 def _child(args, artifact: str, threads: int | None) -> list[dict]:
     """Profile one artifact at one thread setting in a fresh python process."""
-    argv = [sys.executable, "-m", "edgecn.runner", str(artifact), "--json", "--warmup", str(args.warmup)]
-    for flag, value in (("--runs", args.runs), ("--duration", args.duration), ("--fps", args.fps),
+    argv = [sys.executable, "-m", "edgecn.runner", str(artifact), "--json"]
+    for flag, value in (("--runs", args.runs), ("--duration", args.duration), ("--fps", args.fps), ("--warmup", args.warmup),
                         ("--threads", threads), ("--data", args.data)):
         if value is not None:
             argv += [flag, str(value)]
@@ -115,7 +129,7 @@ def _child(args, artifact: str, threads: int | None) -> list[dict]:
     proc = subprocess.run(argv, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        what = f"profiling {artifact!r} with {threads or 'default'} threads failed (exit {proc.returncode}): {last}"
+        what = f"profiling {artifact!r} with {threads} threads failed (exit {proc.returncode}): {last}"
         raise EdgecnError(what, "run that artifact alone with the same options to see the whole message")
     return json.loads(proc.stdout)["results"]
 

@@ -1,4 +1,4 @@
-"""Timing loops: fixed runs or duration, real-time pacing at a frame rate, and top-1 on labelled inputs.
+"""Timing loops: runs and time as benchmark_model counts them, real-time pacing, and top-1 on labelled inputs.
 
 Torch-free. All times are taken with ``time.perf_counter`` around the runtime call
 (``Runner.last_inference_time``), so the loop's own bookkeeping is not counted.
@@ -19,52 +19,72 @@ SPIN_S = 0.0005  # sleep until this close to a frame's start, then spin: sleep a
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """How long to measure: ``runs`` inferences or ``duration`` seconds, after ``warmup``; ``fps`` paces frames."""
+    """How long to measure, as LiteRT's ``benchmark_model`` does.
 
-    runs: int | None = 100
-    duration: float | None = None
+    At least ``runs`` inferences and at least ``min_seconds`` (a fixed count alone makes a small
+    model's throughput noise: 100 runs of 20 us is 2 ms of measurement), stopping at
+    ``max_seconds`` once one run is in; before that, a warm-up of at least ``warmup`` runs and
+    at least ``warmup_seconds``. ``fps`` paces frames in real-time mode.
+    """
+
+    runs: int = 50
+    min_seconds: float = 1.0
+    max_seconds: float = 150.0
     warmup: int = 10
+    warmup_seconds: float = 0.5
     fps: float | None = None
 
     def __post_init__(self):
         from edgecn.errors import EdgecnError
 
-        if self.runs is not None and self.runs < 1:
+        if self.runs < 1:
             raise EdgecnError(f"--runs must be at least 1, got {self.runs}", "pass --runs 100")
-        if self.duration is not None and self.duration <= 0:
-            raise EdgecnError(f"--duration must be positive, got {self.duration}", "pass --duration 10")
+        if self.min_seconds < 0 or self.warmup_seconds < 0:
+            raise EdgecnError("measurement times must not be negative", "pass --duration 10")
         if self.warmup < 0:
             raise EdgecnError(f"--warmup must be >= 0, got {self.warmup}", "pass --warmup 10")
         if self.fps is not None and self.fps <= 0:
             raise EdgecnError(f"--fps must be positive, got {self.fps}", "pass --fps 30")
+        object.__setattr__(self, "max_seconds", max(self.max_seconds, self.min_seconds))
 
     def done(self, count: int, elapsed: float) -> bool:
-        return elapsed >= self.duration if self.duration is not None else count >= (self.runs or 1)
+        if count >= 1 and elapsed >= self.max_seconds:
+            return True
+        return count >= self.runs and elapsed >= self.min_seconds
+
+    def describe(self) -> str:
+        limit = "" if self.max_seconds == float("inf") else f", at most {self.max_seconds:g} s"
+        return (f"at least {self.runs} runs and {self.min_seconds:g} s{limit}, "
+                f"after at least {self.warmup} warm-up runs and {self.warmup_seconds:g} s")
 
 
 def stats_ms(seconds: list[float]) -> dict:
-    """min, mean, median, p90, p99, max, std of latencies, in milliseconds."""
+    """min, mean, median, p10, p90, p99, max, std and cv (std / mean) of latencies, in milliseconds."""
     a = np.asarray(seconds, dtype=np.float64) * 1e3
     if a.size == 0:
         return {}
-    return {"min": float(a.min()), "mean": float(a.mean()), "median": float(np.median(a)),
+    mean = float(a.mean())
+    return {"min": float(a.min()), "mean": mean, "median": float(np.median(a)), "p10": float(np.percentile(a, 10)),
             "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99)), "max": float(a.max()),
-            "std": float(a.std())}
+            "std": float(a.std()), "cv": float(a.std()) / mean if mean > 0 else 0.0}
 
 
-def first_and_warmup(runner: Runner, inputs: Inputs, warmup: int) -> tuple[float, list[float]]:
-    """Time the first inference (caches cold, delegate set-up) and the warm-up runs."""
+def first_and_warmup(runner: Runner, inputs: Inputs, plan: Plan) -> tuple[float, list[float]]:
+    """Time the first inference (caches cold, delegate set-up), then warm up by count and by time."""
     runner.infer(inputs.arrays[0])
     first = runner.last_inference_time()
-    times = []
-    for i in range(warmup):
-        runner.infer(inputs.arrays[i % len(inputs.arrays)])
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < plan.warmup or time.perf_counter() - start < plan.warmup_seconds:
+        if time.perf_counter() - start >= plan.max_seconds:
+            break
+        runner.infer(inputs.arrays[len(times) % len(inputs.arrays)])
         times.append(runner.last_inference_time())
     return first, times
 
 
 def timed(runner: Runner, inputs: Inputs, plan: Plan) -> dict:
-    """Back-to-back inferences; latency stats and throughput."""
+    """Back-to-back inferences; latency stats, and throughput from the same samples (runs / their sum)."""
     arrays, n_arrays = inputs.arrays, len(inputs.arrays)
     lat: list[float] = []
     start = time.perf_counter()
@@ -72,7 +92,7 @@ def timed(runner: Runner, inputs: Inputs, plan: Plan) -> dict:
         runner.infer(arrays[len(lat) % n_arrays])
         lat.append(runner.last_inference_time())
     wall = time.perf_counter() - start
-    return {"runs": len(lat), "wall_s": wall, "latency_ms": stats_ms(lat), "throughput_ips": len(lat) / wall,
+    return {"runs": len(lat), "wall_s": wall, "latency_ms": stats_ms(lat), "throughput_ips": len(lat) / sum(lat),
             "samples_ms": [t * 1e3 for t in lat], "start_offsets_s": None}
 
 
@@ -105,10 +125,14 @@ def realtime(runner: Runner, inputs: Inputs, plan: Plan) -> dict:
         misses += end > due + period
         frame += 1
     wall = time.perf_counter() - t0
-    return {"runs": len(lat), "wall_s": wall, "latency_ms": stats_ms(lat), "throughput_ips": len(lat) / wall,
+    # Frames processed per frame slot that passed (the last one included), so a loop that keeps
+    # up reports exactly the target rate: dividing by the wall time, which ends right after the
+    # last inference rather than at the end of its slot, overstated it (30.3 for --fps 30).
+    achieved = len(lat) / (frame * period) if frame else 0.0
+    return {"runs": len(lat), "wall_s": wall, "latency_ms": stats_ms(lat), "throughput_ips": achieved,
             "samples_ms": [t * 1e3 for t in lat], "start_offsets_s": offsets,
             "realtime": {"fps": plan.fps, "period_ms": period * 1e3, "frames": frame, "processed": len(lat),
-                         "deadline_misses": misses, "dropped_frames": dropped, "achieved_fps": len(lat) / wall,
+                         "deadline_misses": misses, "dropped_frames": dropped, "achieved_fps": achieved,
                          "jitter_ms": stats_ms(jitter)}}
 
 

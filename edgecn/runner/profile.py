@@ -96,7 +96,7 @@ def profile_artifact(path: str | os.PathLike, opts: Options) -> dict:
     with sysinfo.SensorSampler() as sensors:
         with runner:
             feed = _inputs(runner, entry, opts, integrity.get("labels") or [], integrity.get("data"))
-            first, warm = measure.first_and_warmup(runner, feed.timing, opts.plan.warmup)
+            first, warm = measure.first_and_warmup(runner, feed.timing, opts.plan)
             loop = measure.realtime if opts.plan.fps else measure.timed
             result = loop(runner, feed.timing, opts.plan)
             accuracy = (measure.top1(runner, feed.labelled, output_quant(runner, entry.output if entry else None))

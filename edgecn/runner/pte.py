@@ -70,9 +70,9 @@ class PteRunner(Runner):
         self._etdump = etdump
 
     def _import(self):
+        self._rt = _runtime()  # first: says what to install when ExecuTorch is missing
         if self.threads:
             set_threads(self.threads)
-        self._rt = _runtime()
         import torch  # ExecuTorch's Python binding exchanges torch tensors
 
         self._torch = torch

@@ -166,8 +166,8 @@ def profile_remote(args) -> dict:
 
 
 def _passthrough(args) -> list[str]:
-    out = ["--warmup", str(args.warmup)]
-    for flag, value in (("--runs", args.runs), ("--duration", args.duration), ("--fps", args.fps),
+    out = []
+    for flag, value in (("--runs", args.runs), ("--duration", args.duration), ("--fps", args.fps), ("--warmup", args.warmup),
                         ("--threads", ",".join(map(str, args.threads)) if args.threads else None)):
         if value is not None:
             out += [flag, str(value)]

@@ -32,31 +32,6 @@ def _f(v, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def single(r: dict) -> str:
-    """Everything about one run, as a two-column table."""
-    lat = r["latency_ms"]
-    rows = [["artifact", r["name"]], ["runtime", f"{r['runtime']} {' '.join(f'{k} {v}' for k, v in r['versions'].items())}"],
-            ["threads", r["threads"] or "default"], ["input", f"{r['input']['source']} {r['input']['dtype']}{r['input']['shape']}"],
-            ["sha256", f"{r['integrity']['sha256'][:16]}... " + _integrity(r["integrity"])],
-            ["load ms", _f(r["load_ms"])], ["first inference ms", _f(r["first_ms"])],
-            ["warm-up runs", len(r["warmup_ms"])], ["runs", r["runs"]]]
-    rows += [[f"latency {k} ms", _f(lat.get(k))] for k in ("min", "mean", "median", "p90", "p99", "max", "std")]
-    rows += [["throughput /s", _f(r["throughput_ips"], 1)], ["peak RSS MiB", _f(r["peak_rss_mb"], 1)]]
-    rows += [[f"{k}", _sensor(v)] for k, v in r["sensors"].items()]
-    if r.get("realtime"):
-        rt = r["realtime"]
-        rows += [["real time", f"{rt['fps']:g} fps target, {rt['achieved_fps']:.1f} achieved"],
-                 ["deadline misses", f"{rt['deadline_misses']} of {rt['processed']}"], ["dropped frames", rt["dropped_frames"]],
-                 ["jitter ms (mean/p99/max)", "/".join(_f(rt["jitter_ms"].get(k)) for k in ("mean", "p99", "max"))]]
-    if r.get("accuracy"):
-        a = r["accuracy"]
-        rows.append(["top-1", f"{a['top1']:.2f}% of {a['samples']} ({a['data']})"])
-    out = table(["", "value"], rows)
-    if r.get("op_profile"):
-        out += "\n\n" + op_table(r["op_profile"])
-    return out
-
-
 def _integrity(i: dict) -> str:
     if i["verified"]:
         return "matches manifest"
@@ -78,28 +53,62 @@ def op_table(p: dict) -> str:
     return f"per-op profile ({p['source']}, {p['runs']} runs)\n" + table(["op", "count", "ms/run", "share"], rows) + note
 
 
+COLUMNS = ["artifact", "runtime", "threads", "runs", "load ms", "first ms", "median ms", "p10-p90 ms", "p99 ms",
+           "per s", "vs 1st", "top-1"]
+
+
 def comparison(results: list[dict]) -> str:
-    """One row per artifact and thread setting; ratios against the first row."""
-    base = results[0]["latency_ms"]["median"]
+    """One row per artifact and thread setting, the same columns for one result or many.
+
+    ``per s`` is throughput from the timed samples themselves (runs / their total time), so it
+    and the percentiles describe the same inferences; ``vs 1st`` compares it with the first row.
+    """
     base_tp = results[0]["throughput_ips"]
     rows = []
     for r in results:
         lat = r["latency_ms"]
         acc = r.get("accuracy")
-        rows.append([r["name"], r["runtime"], r["threads"] or "default", _f(r["load_ms"], 1), _f(lat["median"]),
-                     _f(lat["p90"]), _f(lat["p99"]), _f(r["throughput_ips"], 1), f"{lat['median'] / base:.2f}x",
-                     f"{r['throughput_ips'] / base_tp:.2f}x", f"{acc['top1']:.2f}%" if acc else None])
-    return table(["artifact", "runtime", "threads", "load ms", "median ms", "p90 ms", "p99 ms", "per s",
-                  "median vs 1st", "throughput vs 1st", "top-1"], rows)
+        spread = f"{lat['p10']:.3f}-{lat['p90']:.3f}" if "p10" in lat else None
+        rows.append([r["name"], r["runtime"], r["threads"], r["runs"], _f(r["load_ms"], 1), _f(r["first_ms"]),
+                     _f(lat["median"]), spread, _f(lat["p99"]), _f(r["throughput_ips"], 1),
+                     f"{r['throughput_ips'] / base_tp:.2f}x" if base_tp else None,
+                     f"{acc['top1']:.2f}%" if acc else None])
+    return table(COLUMNS, rows)
+
+
+def details(r: dict) -> list[str]:
+    """What does not fit a column: integrity, real-time figures, memory, sensors."""
+    lines = [f"{r['name']} ({r['threads']} threads): sha256 {r['integrity']['sha256'][:16]}... "
+             f"{_integrity(r['integrity'])}; input {r['input']['source']} {r['input']['dtype']}{r['input']['shape']}; "
+             f"peak RSS {_f(r.get('peak_rss_mb'), 1)} MiB; latency std {_f(r['latency_ms'].get('std'))} ms"]
+    if r.get("realtime"):
+        rt = r["realtime"]
+        jitter = "/".join(_f(rt["jitter_ms"].get(k)) for k in ("mean", "p99", "max"))
+        lines.append(f"  real time: {rt['fps']:g} fps target, {rt['achieved_fps']:.1f} achieved; "
+                     f"{rt['deadline_misses']} of {rt['processed']} frames missed their deadline, "
+                     f"{rt['dropped_frames']} dropped; start jitter mean/p99/max {jitter} ms")
+    sensors = "; ".join(f"{k} {_sensor(v)}" for k, v in (r.get("sensors") or {}).items())
+    if sensors:
+        lines.append(f"  sensors: {sensors}")
+    return lines
 
 
 def render(doc: dict) -> str:
+    """The profile as a reader sees it: where it ran, one table, then per-artifact details."""
     results = doc["results"]
     env = doc["environment"]
-    head = f"{env['device']} | {env['cpu']} | {env['cores']} cores | {env['os']} | python {env['python']}"
-    body = single(results[0]) if len(results) == 1 else "\n\n".join([comparison(results)] + [
-        op_table(r["op_profile"]) for r in results if r.get("op_profile")])
-    return head + "\n\n" + body
+    isa = " ".join(env.get("isa") or []) or "-"
+    host = results[0].get("remote", {}).get("host") if results else None
+    head = [f"device: {env['device']}" + (f" (over ssh: {host})" if host else ""),
+            f"CPU: {env['cpu']}, {env['cores']} cores, ISA: {isa}",
+            f"OS: {env['os']}, python {env['python']}"]
+    if doc.get("plan"):
+        head.append(f"measured: {doc['plan']}")
+    body = [comparison(results), ""]
+    for r in results:
+        body += details(r)
+    ops = [op_table(r["op_profile"]) for r in results if r.get("op_profile")]
+    return "\n".join(head) + "\n\n" + "\n".join(body) + ("\n\n" + "\n\n".join(ops) if ops else "")
 
 
 def plot(doc: dict, out: str | Path) -> None:
@@ -110,19 +119,38 @@ def plot(doc: dict, out: str | Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise EdgecnError("--plot needs matplotlib", "pip install matplotlib, or drop --plot (use --json)") from None
+    import numpy as np
+
     results = [r for r in doc["results"] if r.get("samples_ms")]
-    fig, axes = plt.subplots(len(results), 2, figsize=(11, 3.2 * len(results)), squeeze=False)
+    if not results:
+        raise EdgecnError("nothing to plot: no latency samples were kept", "drop --plot")
+    # One x-scale for every histogram, cut at the 0.5th and 99.5th percentiles of all samples, so
+    # one stall does not squeeze every run into one bar; what lies beyond is counted in the title.
+    every = np.concatenate([np.asarray(r["samples_ms"]) for r in results])
+    lo, hi = np.percentile(every, [0.5, 99.5])
+    hi = hi if hi > lo else lo + 1e-3
+    bins = np.linspace(lo, hi, 60)
+    fig, axes = plt.subplots(len(results), 2, figsize=(11, 3.2 * len(results)), squeeze=False,
+                             sharex="col", sharey="col")
     for (hist, line), r in zip(axes, results):
-        label = f"{r['name']} ({r['runtime']}, {r['threads'] or 'default'} threads)"
-        hist.hist(r["samples_ms"], bins=50)
-        hist.set(xlabel="latency ms", ylabel="runs", title=label)
-        x = r["start_offsets_s"] or list(range(len(r["samples_ms"])))
-        line.plot(x, r["samples_ms"], lw=0.8)
-        line.set(xlabel="s since start" if r["start_offsets_s"] else "run", ylabel="latency ms", title="timeline")
+        samples = np.asarray(r["samples_ms"])
+        outside = int(((samples < lo) | (samples > hi)).sum())
+        label = f"{r['name']} ({r['runtime']}, {r['threads']} threads)"
+        hist.hist(np.clip(samples, lo, hi), bins=bins)
+        for key, color in (("median", "black"), ("p99", "orange")):
+            value = r["latency_ms"][key]
+            hist.axvline(value, color=color, lw=1, label=f"{key} {value:.3f} ms")
+        hist.set(xlabel="latency ms", ylabel="runs",
+                 title=label + (f"; {outside} runs outside the axis" if outside else ""))
+        x = r["start_offsets_s"] or list(range(len(samples)))
+        line.plot(x, samples, lw=0.8)
+        line.set(xlabel="s since start" if r["start_offsets_s"] else "run", ylabel="latency ms", title="timeline",
+                 ylim=(lo * 0.95, hi * 1.05))
         if r.get("realtime"):
             for ax in (hist, line):
                 (ax.axvline if ax is hist else ax.axhline)(r["realtime"]["period_ms"], color="red", ls="--", label="deadline")
-            line.legend()
+            line.legend(loc="upper right", fontsize=8)
+        hist.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     tmp = Path(out).with_name(f".{Path(out).name}.tmp.png")
     try:

@@ -64,6 +64,14 @@ def environment() -> dict:
             "os": platform.platform(), "python": sys.version.split()[0], "hostname": platform.node()}
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. under taskset or a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

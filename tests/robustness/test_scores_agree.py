@@ -18,7 +18,7 @@ def test_build_profile_and_bench_score_each_artifact_the_same(build_dir):
     kinds = set()
     for entry in manifest.artifacts:
         built = entry.get("top1")
-        profiled = profile_artifact(entry.path, Options(plan=Plan(runs=1, warmup=0), accuracy=True, data="digits"))
+        profiled = profile_artifact(entry.path, Options(plan=Plan(runs=1, min_seconds=0, warmup=0, warmup_seconds=0), accuracy=True, data="digits"))
         benched = round(top1(predict(entry.path, x, entry.input, entry.output), y), 3)
         assert profiled["accuracy"]["samples"] == len(y)
         assert built == profiled["accuracy"]["top1"] == benched, (entry.path.name, built, profiled["accuracy"], benched)
@@ -36,7 +36,7 @@ def test_an_artifact_copied_alone_scores_as_in_its_build_folder(build_dir, tmp_p
     from edgecn.errors import EdgecnError
     from edgecn.runner.spec import read_spec, sidecar
 
-    plan = Plan(runs=1, warmup=0)
+    plan = Plan(runs=1, min_seconds=0, warmup=0, warmup_seconds=0)
     for entry in Manifest.load(build_dir).artifacts:
         alone = tmp_path / entry.backend / entry.precision
         alone.mkdir(parents=True)

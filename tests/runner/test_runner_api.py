@@ -52,18 +52,38 @@ def test_stats_and_timed_loop(artifacts):
     assert s["min"] == pytest.approx(1) and s["max"] == pytest.approx(4) and s["median"] == pytest.approx(2.5)
     entry = Manifest.load(artifacts).find(artifacts / "model.tflite")
     with open_runner(artifacts / "model.tflite", threads=1) as r:
-        out = timed(r, random_inputs(entry.input), Plan(runs=50))
+        out = timed(r, random_inputs(entry.input), Plan(runs=50, min_seconds=0))
     assert out["runs"] == 50 and len(out["samples_ms"]) == 50
+    # Throughput comes from the samples the percentiles come from, not from the loop's wall time.
+    assert out["throughput_ips"] == pytest.approx(50 / (sum(out["samples_ms"]) / 1e3))
     lat = out["latency_ms"]
     assert 0 < lat["min"] <= lat["median"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+
+
+def test_default_plan_measures_by_count_and_by_time(artifacts):
+    """benchmark_model's rule: at least 50 runs and at least 1 s, after at least 10 runs and 0.5 s of warm-up."""
+    from edgecn.runner.measure import first_and_warmup
+
+    entry = Manifest.load(artifacts).find(artifacts / "model.tflite")
+    plan = Plan()
+    with open_runner(artifacts / "model.tflite", threads=1) as r:
+        feed = random_inputs(entry.input)
+        _, warm = first_and_warmup(r, feed, plan)
+        out = timed(r, feed, plan)
+    assert len(warm) >= 10 and out["runs"] >= 50 and out["wall_s"] >= 1.0
+    assert not Plan(runs=3).done(3, 0.5) and Plan(runs=3).done(3, 1.0) and Plan(max_seconds=2).done(1, 2.0)
 
 
 def test_realtime_pacing_has_no_drift(artifacts):
     """30 frames at 100 fps take ~0.3 s on an absolute schedule; a fast model misses nothing."""
     entry = Manifest.load(artifacts).find(artifacts / "model.tflite")
     with open_runner(artifacts / "model.tflite", threads=1) as r:
-        out = realtime(r, random_inputs(entry.input), Plan(runs=30, fps=100))
+        out = realtime(r, random_inputs(entry.input), Plan(runs=30, min_seconds=0, fps=100))
     rt = out["realtime"]
+    # A loop that keeps up achieves the target rate exactly, never more (it once said 30.3 for 30).
+    if rt["dropped_frames"] == 0:
+        assert rt["achieved_fps"] == pytest.approx(100.0)
+    assert rt["achieved_fps"] <= 100.0 + 1e-9
     starts = np.asarray(out["start_offsets_s"])
     assert rt["processed"] + rt["dropped_frames"] == rt["frames"]
     assert starts[-1] == pytest.approx((rt["frames"] - 1) * 0.01, abs=0.005)  # no accumulated drift
@@ -75,5 +95,5 @@ def test_realtime_counts_drops_when_too_slow(artifacts):
     """At 20 kHz a frame period (50 us) is shorter than one inference plus bookkeeping: drops and misses show."""
     entry = Manifest.load(artifacts).find(artifacts / "model.onnx")
     with open_runner(artifacts / "model.onnx", threads=1) as r:
-        rt = realtime(r, random_inputs(entry.input), Plan(runs=200, fps=20000))["realtime"]
+        rt = realtime(r, random_inputs(entry.input), Plan(runs=200, min_seconds=0, fps=20000))["realtime"]
     assert rt["dropped_frames"] > 0 and rt["deadline_misses"] > 0
