@@ -76,9 +76,13 @@ _REQUIRED = ("name", "description", "arch", "cpu", "backends", "precisions")
 
 
 def targets_dir() -> Path:
-    """``$EDGECN_TARGETS_DIR`` or the ``targets/`` folder of the checkout."""
+    """``$EDGECN_TARGETS_DIR`` (a user's own target files), else the targets shipped inside the package.
+
+    They live in ``edgecn/shipped/targets/`` so a wheel carries them; the checkout's ``targets/``
+    is a link to that folder.
+    """
     env = os.environ.get("EDGECN_TARGETS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "targets"
+    return Path(env) if env else Path(__file__).resolve().parent / "shipped" / "targets"
 
 
 def load_target_file(path: str | os.PathLike) -> Target:

@@ -50,6 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Optional packages by import name -> how to get them. The core install has numpy only;
+# `edgecn[runner]` adds an interpreter (what a device needs for `edgecn profile`).
+OPTIONAL = {
+    "torch": "pip install 'edgecn[full]' (training, condensing, building and tuning need the full stack; "
+             "a device needs only 'edgecn[runner]' for `edgecn profile`)",
+    "executorch": "pip install 'edgecn[full]'", "litert_torch": "pip install 'edgecn[full]'",
+    "onnx": "pip install 'edgecn[full]'", "onnxruntime": "pip install 'edgecn[full]' (or onnxruntime alone to profile .onnx)",
+    "onnxsim": "pip install 'edgecn[full]'", "sklearn": "pip install scikit-learn (or 'edgecn[full]')",
+    "ai_edge_litert": "pip install 'edgecn[runner]'", "tflite_runtime": "pip install 'edgecn[runner]'",
+    "PIL": "pip install pillow", "matplotlib": "pip install matplotlib", "tqdm": "pip install tqdm",
+    "polygraphy": "pip install 'edgecn[full]'",
+}
+
+
+def missing_dependency_fix(module: str) -> str | None:
+    """How to install ``module`` (a ModuleNotFoundError's name), if it is one of edgecn's optional packages."""
+    return OPTIONAL.get(module.split(".")[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -79,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"edgecn {args.command}: interrupted; finished files are kept, partial ones were removed", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:
+        fix = missing_dependency_fix(e.name or "")
+        if fix is None or args.debug:
+            raise
+        print(f"edgecn {args.command}: error: {args.command} needs {e.name.split('.')[0]}, which is not installed here. "
+              f"Fix: {fix}", file=sys.stderr)
+        return USER_ERROR_EXIT
     except Exception as e:  # an edgecn bug or an unexpected environment problem
         if args.debug:
             raise

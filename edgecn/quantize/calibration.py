@@ -56,9 +56,13 @@ class CalibrationRecipe:
 
 
 def recipes_dir() -> Path:
-    """``$EDGECN_CALIBRATION_DIR`` or the ``calibration/`` folder of the checkout."""
+    """``$EDGECN_CALIBRATION_DIR`` (a user's own recipes), else the recipes shipped inside the package.
+
+    They live in ``edgecn/shipped/calibration/`` so a wheel carries them; the checkout's
+    ``calibration/`` is a link to that folder.
+    """
     env = os.environ.get("EDGECN_CALIBRATION_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "calibration"
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "shipped" / "calibration"
 
 
 def load_recipe(name_or_path: str) -> CalibrationRecipe:

@@ -71,8 +71,26 @@ def plan_of(args) -> Plan:
     return Plan(runs=runs, min_seconds=least, max_seconds=most, warmup=warmup, warmup_seconds=warmup_s, fps=args.fps)
 
 
+def check_optional(args) -> None:
+    """Fail before any work when an option needs a package this install lacks (not after the model loaded)."""
+    import importlib.util
+
+    needs = []
+    if args.plot:
+        needs.append(("matplotlib", "--plot", "pip install matplotlib, or drop --plot (use --json)"))
+    if args.data and args.data != "digits" and not args.remote:
+        needs.append(("PIL", "--data FOLDER", "pip install pillow"))
+    if args.data == "digits" and not args.remote:
+        needs.append(("sklearn", "--data digits", "pip install scikit-learn, or pass --data FOLDER"))
+    for module, option, fix in needs:
+        if importlib.util.find_spec(module) is None:
+            raise EdgecnError(f"{option} needs {'Pillow' if module == 'PIL' else module}, which is not installed here",
+                              fix)
+
+
 def run(args) -> int:
     """Profile, then print a table or JSON (and a plot); returns the exit status."""
+    check_optional(args)
     if args.remote:
         from edgecn.runner.remote import profile_remote
 
