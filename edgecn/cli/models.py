@@ -15,6 +15,7 @@ def configure(p):
     p.add_argument("--num-classes", type=number(int, 1, 100_000), default=None, help="output classes (default: each model's own, 10 or 1000)")
     p.add_argument("--family", default=None, help="only this family (condensenet, squeezenet, densenet)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--wide", action="store_true", help="add each model's description (wider than 100 columns)")
     p.set_defaults(run=run)
 
 
@@ -32,9 +33,14 @@ def run(args):
         return 0
     from edgecn.report import table
 
-    print(table(["model", "input", "classes", "params", "MACs", "condensed params", "condensed MACs", "description"],
-                [[r["name"], f"{r['input_size']}x{r['input_size']}", r["num_classes"], _m(r["params"]), _m(r["macs"]),
-                  _m(r.get("condensed_params")), _m(r.get("condensed_macs")), r["description"]] for r in rows]))
+    headers = ["model", "input", "classes", "params", "MACs", "condensed params", "condensed MACs"]
+    cells = [[r["name"], f"{r['input_size']}x{r['input_size']}", r["num_classes"], _m(r["params"]), _m(r["macs"]),
+              _m(r.get("condensed_params")), _m(r.get("condensed_macs"))] for r in rows]
+    if args.wide:
+        headers.append("description")
+        for row, r in zip(cells, rows):
+            row.append(r["description"])
+    print(table(headers, cells))
     return 0
 
 
