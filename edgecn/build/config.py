@@ -17,7 +17,8 @@ class BuildConfig:
     Attributes:
         target: target name, alias or path to a target .toml.
         checkpoint: a trained or condensed checkpoint; None trains a small CondenseNet first.
-        data: data the model was trained on (held-out split validates, train split calibrates).
+        data: data the model was trained on (held-out split validates, train split calibrates);
+            ``None``: the data the checkpoint records (``digits`` when training the default model).
         out_dir: parent of the build folder ``<model>-<target>/``.
         model: model trained when no checkpoint is given.
         epochs: epochs of that training.
@@ -38,7 +39,7 @@ class BuildConfig:
 
     target: str
     checkpoint: str | None = None
-    data: str = "digits"
+    data: str | None = None
     out_dir: str = "build"
     model: str = "condensenet-light"
     epochs: int = 12  # what `edgecn train` uses: >= 97% held-out on the default data

@@ -102,7 +102,7 @@ def build(cfg: BuildConfig) -> BuildResult:
     entries: list[dict] = []
     failed: list[dict] = []
     held = Heldout(x_held.numpy(), y_held.numpy(), float_logits, float_top1,
-                   {"model": _model_info(model), "data": _data_name(cfg.data), "labels": list(ds.labels),
+                   {"model": _model_info(model), "data": _data_name(ds.name), "labels": list(ds.labels),
                     "normalize": ds.normalize})
     with atomic_dir(Path(cfg.out_dir) / name, owned=lambda p: (p / "manifest.json").is_file()) as stage, \
             (contextlib.nullcontext() if cfg.tool_logs else native_output_to(stage / LOG_NAME)):
@@ -123,12 +123,18 @@ def build(cfg: BuildConfig) -> BuildResult:
         failures = [{k: v for k, v in f.items() if k != "exception"} for f in failed]
         manifest = manifest_dict(held.spec["model"], held.spec["data"], target, ds, float_top1, entries, _tools(target),
                                  {"method": method, "recipe": recipe.name, "size": 0 if calib is None else int(len(calib)),
-                                  "source": cfg.calibration_images or f"{cfg.data} (training split, class-stratified)"},
+                                  "source": cfg.calibration_images or f"{ds.name} (training split, class-stratified)"},
                                  failures, warnings)
         report = markdown_report(manifest)
+        dropped = _previous_artifacts(Path(cfg.out_dir) / name) - {(e["path"], e["precision"]) for e in entries}
         atomic_write_text(stage / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n")
         atomic_write_text(stage / "report.md", report)
     folder = Path(cfg.out_dir) / name
+    if dropped:  # the folder was replaced whole: say what of the previous build went with it
+        listed = ", ".join(f"{p} ({precision})" for p, precision in sorted(dropped))
+        print(f"edgecn build: note: replaced {str(folder)!r}; the previous build's {listed} "
+              f"{'is' if len(dropped) == 1 else 'are'} not part of this one (build all precisions again, or pass "
+              "--out elsewhere to keep both)", file=sys.stderr)
     say(report)
     return BuildResult(folder, folder / "manifest.json", report, entries, time.perf_counter() - start, failures)
 
@@ -152,21 +158,37 @@ def _artifact_failures(failed: list[dict], backend: str, precisions, say):
                 say(f"[build] {backend} {precision}: FAILED: {reason}")
 
 
+def _previous_artifacts(folder: Path) -> set[tuple[str, str]]:
+    """(path, precision) of each artifact an earlier build's manifest in ``folder`` lists (empty if none or unreadable)."""
+    try:
+        return {(a["path"], a["precision"]) for a in json.loads((folder / "manifest.json").read_text())["artifacts"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
 def _model_and_data(cfg: BuildConfig, say):
     from edgecn.checkpoint import load_checkpoint
     from edgecn.condense import deployable
     from edgecn.train.data import load_dataset
 
+    extra = {}
     if cfg.checkpoint:
-        model, _ = load_checkpoint(cfg.checkpoint)
+        model, extra = load_checkpoint(cfg.checkpoint)
     else:
         model = _train_default(cfg, say)
     conf = model.edgecn_config
-    ds = load_dataset(cfg.data, input_size=cfg.input_size or conf["input_size"])
+    data = cfg.data or extra.get("dataset") or "digits"
+    if cfg.data is None and data != "digits" and not Path(data).exists():
+        raise EdgecnError(f"the checkpoint was trained on {data!r}, which is not on this machine",
+                          "pass --data with that data set's folder (its held-out split scores the artifacts, its "
+                          "training split calibrates them)")
+    if cfg.data is None and cfg.checkpoint:
+        say(f"[build] data: {data} (recorded in the checkpoint)")
+    ds = load_dataset(data, input_size=cfg.input_size or conf["input_size"])
     if conf["num_classes"] != len(ds.labels):
-        raise EdgecnError(f"checkpoint has {conf['num_classes']} classes but data {cfg.data!r} has {len(ds.labels)}",
+        raise EdgecnError(f"checkpoint has {conf['num_classes']} classes but data {data!r} has {len(ds.labels)}",
                           "pass the checkpoint trained on this data (or --data it was trained on)")
-    channels = int(ds.heldout.tensors[0].shape[1])
+    channels = int(ds.heldout[0][0].shape[0])
     if conf.get("in_channels", 3) != channels:
         raise EdgecnError(f"checkpoint expects {conf.get('in_channels', 3)} input channels but the data has {channels}",
                           "pass the checkpoint trained on this data")
@@ -180,13 +202,14 @@ def _train_default(cfg: BuildConfig, say):
     from edgecn.checkpoint import load_checkpoint
     from edgecn.train import TrainConfig, train
 
+    data = cfg.data or "digits"
     size = f"-s{cfg.input_size}" if cfg.input_size else ""
-    out = Path(cfg.out_dir) / ".train" / f"{cfg.model}-{Path(cfg.data).name}-e{cfg.epochs}{size}"
+    out = Path(cfg.out_dir) / ".train" / f"{cfg.model}-{Path(data).name}-e{cfg.epochs}{size}"
     if (out / "final.pt").exists():  # same model, data and epochs: reuse the finished run
         say(f"[build] reusing trained model {out / 'final.pt'}")
         return load_checkpoint(out / "final.pt")[0]
-    say(f"[build] no checkpoint given: training {cfg.model} on {cfg.data} for {cfg.epochs} epochs")
-    result = train(TrainConfig(model=cfg.model, data=cfg.data, epochs=cfg.epochs, out_dir=str(out),
+    say(f"[build] no checkpoint given: training {cfg.model} on {data} for {cfg.epochs} epochs")
+    result = train(TrainConfig(model=cfg.model, data=data, epochs=cfg.epochs, out_dir=str(out),
                                input_size=cfg.input_size, overwrite=True), progress=cfg.progress)
     return load_checkpoint(result.checkpoint)[0]
 

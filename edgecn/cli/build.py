@@ -12,8 +12,10 @@ from edgecn.limits import number
 def configure(p):
     p.add_argument("--target", required=True, help="target name or alias (see `edgecn targets`), or a .toml file")
     p.add_argument("--checkpoint", default=None, help="trained checkpoint (default: train a small CondenseNet first)")
-    p.add_argument("--data", default="digits", help="data the model was trained on: 'digits' or a folder")
-    p.add_argument("--out", default="build", help="parent folder of build/<model>-<target>/")
+    p.add_argument("--data", default=None,
+                   help="data the model was trained on: 'digits' or a folder (default: what the checkpoint records; "
+                        "digits when training the default model)")
+    p.add_argument("--out", default="build", help="folder the build folder <model>-<target>/ goes in (default: build)")
     p.add_argument("--epochs", type=number(int, 1, 10_000), default=12, help="epochs when training the default model (default 12, as `edgecn train`)")
     p.add_argument("--input-size", type=number(int, 8, 4096), default=None, help="input side when training the default model (default 32)")
     p.add_argument("--calibration", default=None, help="calibration recipe name or .toml (default: the target's)")

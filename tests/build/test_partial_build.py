@@ -68,3 +68,13 @@ def test_nothing_passed_keeps_the_previous_build(checkpoint, tmp_path, monkeypat
     with pytest.raises(EdgecnError, match="every artifact fails"):
         build(_cfg(checkpoint, tmp_path))
     assert good.manifest.read_bytes() == before
+
+
+def test_a_narrower_rebuild_says_which_artifacts_of_the_previous_build_go(checkpoint, tmp_path, capsys):
+    build(_cfg(checkpoint, tmp_path, precisions=("fp32", "fp16")))
+    capsys.readouterr()
+    build(_cfg(checkpoint, tmp_path, precisions=("fp32",)))
+    err = capsys.readouterr().err
+    assert "replaced" in err and "condensenet-light-fp16.onnx (fp16)" in err and "not part of this one" in err
+    build(_cfg(checkpoint, tmp_path, precisions=("fp32",)))  # the same build again: nothing to say
+    assert "replaced" not in capsys.readouterr().err
