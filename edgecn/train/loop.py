@@ -11,6 +11,7 @@ the best epoch among those whose model is fully condensed (so it condenses like 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -25,7 +26,7 @@ from edgecn.errors import EdgecnError
 from edgecn.runner.evaluate import learned_nothing
 from edgecn.train import distributed
 from edgecn.train.config import RESULT_FIELDS, TrainConfig
-from edgecn.train.loader import HeldoutBatches, augment, training_batches  # noqa: F401 (augment re-exported)
+from edgecn.train.loader import HeldoutBatches, training_batches
 from edgecn.train.recipes import augmentation_for
 
 
@@ -90,7 +91,9 @@ class Precision:
         return Precision(name, dtype, channels_last)
 
     def autocast(self, device: torch.device):
-        return torch.autocast(device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.dtype)
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -227,17 +230,16 @@ def _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, conf
             group["lr"] = lr
         set_progress(model, it / total)
         try:
-            logits, value = train_step(net, model, optimizer, scaler, precision, x, y, config.group_lasso,
-                                       ctx.device)
+            value, hits = train_step(net, model, optimizer, scaler, precision, x, y, config.group_lasso,
+                                     ctx.device)
         except FloatingPointError as e:  # before the step: last.pt keeps the last good weights
             raise EdgecnError(f"training diverged at epoch {epoch + 1}, step {i + 1}: the loss is {e.args[0]}",
                               f"lower the learning rate (--lr {config.lr:g}; try {config.lr / 10:g})"
                               + (f" or --group-lasso ({config.group_lasso:g})" if config.group_lasso else "")
                               + ", then start afresh with --overwrite or resume from the last epoch with --resume"
                               ) from None
-        y = y.to(logits.device)
         loss_sum += value * len(y)
-        correct += float((logits.argmax(1) == y).sum())
+        correct += hits
         seen += len(y)
         bar.update(1)
         elapsed = time.perf_counter() - t0
@@ -252,7 +254,7 @@ def _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, conf
 
 
 def train_step(net, model, optimizer, scaler, precision: Precision, x, y, lasso: float, device):
-    """One optimiser step on a batch; returns (logits, loss value).
+    """One optimiser step on a batch; returns (loss value, correct top-1 answers in the batch).
 
     ``net`` is what runs the forward pass (``model`` itself, or its DDP / compiled wrapper);
     ``model`` is what the group-lasso term reads. Raises FloatingPointError on a non-finite loss,
@@ -273,7 +275,7 @@ def train_step(net, model, optimizer, scaler, precision: Precision, x, y, lasso:
     scaler.scale(loss).backward()  # fp16: scaled, and a step with inf/nan gradients is skipped
     scaler.step(optimizer)
     scaler.update()
-    return logits.detach(), value
+    return value, int((logits.detach().argmax(1) == y).sum())
 
 
 def _best(history: list[dict]) -> dict | None:

@@ -2,10 +2,8 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ import torch
 from edgecn.errors import EdgecnError
 from edgecn.train.data import load_dataset
 from edgecn.train.files import ImageFiles, SeededIndices, crop_box, item_seed
+from killing import kill_after_first_epoch
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 TINY = ["--model", "condensenet-light", "--set", "bottleneck=2", "--batch-size", "64", "--quiet"]
@@ -141,14 +140,7 @@ def test_workers_do_not_change_results_and_resume_after_kill_is_bit_identical(tm
     assert torch.load(tmp_path / "w2" / "final.pt", weights_only=True)["extra"]["streamed"] is True
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "edgecn", "train", *TINY, *args, "--workers", "2", "--out", str(out)],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / "final.pt").exists(), "the run finished before it could be killed"
+    kill_after_first_epoch([*TINY, *args, "--workers", "2", "--out", str(out)], out, ENV)
     r = _train(*args, "--workers", "2", "--out", str(out), "--resume")
     assert r.returncode == 0, r.stderr[-3000:]
     c = _weights(out / "final.pt")

@@ -1,10 +1,8 @@
 """The training loop: config validation, reproducibility, resume after SIGKILL, CLI errors."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import torch
 
 from edgecn.errors import EdgecnError
 from edgecn.train import TrainConfig
+from killing import kill_after_first_epoch
 
 # A tiny but real run: condensenet-light on 8x8 digits, all condensing stages included.
 TINY = ["--input-size", "8", "--batch-size", "128", "--quiet", "--set", "bottleneck=2"]
@@ -46,14 +45,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     ref = _edgecn("train", *args, "--out", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "edgecn", "train", *args, "--out", str(out)],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / "final.pt").exists(), "the run finished before it could be killed"
+    kill_after_first_epoch([*args, "--out", str(out)], out, ENV, timeout=240)
     epoch = torch.load(out / "last.pt", weights_only=True)["extra"]["epoch"]
     assert 1 <= epoch < 3
     resumed = _edgecn("train", *args, "--out", str(out), "--resume", "--json")
