@@ -42,6 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="'digits' (sklearn's) or a folder of images (one subfolder per class)")
     p.add_argument("--op-profile", action="store_true", help="per-op timings where the runtime offers them")
     p.add_argument("--force", action="store_true", help="profile even if the sha256 does not match the manifest")
+    p.add_argument("--pte-engine", choices=("auto", "native", "python"), default=None,
+                   help=".pte: 'native' runs edgecn's C++ runner (no torch; built once with `python -m edgecn.runner.native`), "
+                        "'python' ExecuTorch's Python binding (needs torch; per-op timings); "
+                        "default auto: python where torch is installed, else native")
     p.add_argument("--remote", default=None, metavar="[ssh://]user@host[:port]", help="run on a device over ssh")
     p.add_argument("--remote-python", default="python3", help="python on the remote device (default python3)")
     p.add_argument("--ssh-key", default=None, help="identity file for --remote")
@@ -91,6 +95,10 @@ def check_optional(args) -> None:
 def run(args) -> int:
     """Profile, then print a table or JSON (and a plot); returns the exit status."""
     check_optional(args)
+    if getattr(args, "pte_engine", None):  # read by edgecn.runner.pte, here and in each child process
+        from edgecn.runner.pte import ENV_ENGINE
+
+        os.environ[ENV_ENGINE] = args.pte_engine
     if args.remote:
         from edgecn.runner.remote import profile_remote
 

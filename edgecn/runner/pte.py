@@ -1,23 +1,37 @@
-"""ExecuTorch runner for .pte files.
+"""ExecuTorch runner for .pte files, with two engines.
 
-ExecuTorch's Python runtime takes and returns torch tensors, so this module imports
-torch -- lazily, inside ``activate()``, and only when a .pte is profiled. This is the one
-place under edgecn/runner where torch may be imported; the .tflite, .onnx and engine paths
-stay torch-free. On a device without torch, profile .pte files with ExecuTorch's own
-executor_runner instead.
+* ``native``: edgecn's C++ runner (``edgecn.runner.native``), built against the C++ libraries the
+  executorch wheel ships and driven over a pipe. No torch anywhere: this is the device path.
+* ``python``: ExecuTorch's Python binding, which exchanges torch tensors and links libtorch, so
+  torch is imported here -- lazily, inside ``activate()``. It adds per-op timings (ETDump).
+
+``auto`` (the default; ``$EDGECN_PTE_ENGINE`` or ``--pte-engine`` choose otherwise) takes the
+Python binding where torch and executorch are both installed (a development machine), and the
+native runner everywhere else, compiling it on first use when the executorch libraries and a
+C++ compiler are here. Both run the same program with the same XNNPACK kernels; their outputs
+agree (tested).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import signal
+import struct
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edgecn.errors import EdgecnError
+from edgecn.runner import native
 from edgecn.runner.base import Runner, TensorInfo, register
 
+ENGINES = ("auto", "native", "python")
+ENV_ENGINE = "EDGECN_PTE_ENGINE"
 _THREADPOOL_SET: list[int] = []  # the setting this process was given; it cannot change later
 
 
@@ -42,8 +56,8 @@ def _runtime():
     try:
         from executorch.runtime import Runtime
     except ImportError:
-        raise EdgecnError("the ExecuTorch Python runtime is not installed",
-                          "pip install executorch torch==2.13.0, or use ExecuTorch's executor_runner on the device") from None
+        raise EdgecnError("the ExecuTorch Python runtime is not importable here (it needs torch)",
+                          f"use the native engine instead: {native.INSTALL}, then `{native.BUILD}`") from None
     return Runtime.get()
 
 
@@ -59,17 +73,48 @@ def _info(meta, i: int, inputs: bool) -> TensorInfo:
     return TensorInfo(f"{'input' if inputs else 'output'}_{i}", tuple(int(s) for s in t.sizes()), dtype)
 
 
+def choose_engine(requested: str | None = None) -> str:
+    """``native`` or ``python`` for ``requested`` (None: ``$EDGECN_PTE_ENGINE``, else ``auto``)."""
+    engine = requested or os.environ.get(ENV_ENGINE) or "auto"
+    if engine not in ENGINES:
+        raise EdgecnError(f"unknown .pte engine {engine!r}", f"use one of {', '.join(ENGINES)} (--pte-engine or ${ENV_ENGINE})")
+    if engine != "auto":
+        return engine
+    has = importlib.util.find_spec
+    return "python" if has("torch") is not None and has("executorch") is not None else "native"
+
+
+def native_binary() -> Path:
+    """The built native runner; compiled now (once, a few seconds) when it is not built yet."""
+    binary = native.find_binary()
+    if binary is not None:
+        return binary
+    fetching = "" if native.executorch_root() else f"fetching the executorch {native.VERSION} libraries and "
+    print(f"edgecn: {fetching}compiling the native .pte runner for this machine (once; `{native.BUILD}` does it "
+          "ahead of time)", file=sys.stderr)
+    return native.build()
+
+
 @register(".pte")
 class PteRunner(Runner):
-    """A .pte program's ``forward`` in the ExecuTorch runtime (XNNPACK if the program was lowered to it)."""
+    """A .pte program's ``forward`` in the ExecuTorch runtime (XNNPACK if the program was lowered to it).
+
+    Args:
+        engine: "native", "python" or "auto" (None: ``$EDGECN_PTE_ENGINE``, else auto); see the module.
+        etdump: record an ETDump (per-op timings; the Python engine only).
+    """
 
     runtime = "executorch"
 
-    def __init__(self, path, threads=None, etdump: bool = False):
+    def __init__(self, path, threads=None, etdump: bool = False, engine: str | None = None):
         super().__init__(path, threads)
         self._etdump = etdump
+        self.engine = choose_engine("python" if etdump else engine)
 
     def _import(self):
+        if self.engine == "native":
+            self._binary = native_binary()
+            return
         self._rt = _runtime()  # first: says what to install when ExecuTorch is missing
         if self.threads:
             set_threads(self.threads)
@@ -78,6 +123,9 @@ class PteRunner(Runner):
         self._torch = torch
 
     def _load(self):
+        if self.engine == "native":
+            self._process = NativeProcess(self._binary, self.path, self.threads)
+            return
         try:
             self._program = self._rt.load_program(self.path, enable_etdump=self._etdump)
             self._method = self._program.load_method("forward")
@@ -86,24 +134,42 @@ class PteRunner(Runner):
                               "rebuild the artifact with the executorch version installed here") from e
 
     def _details(self):
+        if self.engine == "native":
+            return self._process.inputs, self._process.outputs
         meta = self._method.metadata
         return ([_info(meta, i, True) for i in range(meta.num_inputs())],
                 [_info(meta, i, False) for i in range(meta.num_outputs())])
 
     def _run(self, arrays):
+        if self.engine == "native":
+            return self._process.run(arrays)[0]
         out = self._method.execute([self._torch.from_numpy(a) for a in arrays])
         return out[0].numpy()
 
+    def _runtime_seconds(self, wall: float) -> float:
+        # The native runner times Method::execute itself; the pipe is not the runtime's cost.
+        return self._process.seconds if self.engine == "native" else wall
+
     def _unload(self):
-        self._method = self._program = None
+        if self.engine == "native":
+            if getattr(self, "_process", None) is not None:
+                self._process.close()
+            self._process = None
+        else:
+            self._method = self._program = None
 
     def versions(self):
-        from importlib import metadata
-
-        return {"executorch": metadata.version("executorch"), "torch": self._torch.__version__}
+        found = {"executorch": _installed_version()}
+        if self.engine == "native":
+            return {**found, "pte engine": f"native ({self._binary.name})"}
+        return {**found, "torch": self._torch.__version__, "pte engine": "python"}
 
     def op_profile(self, feed, runs):
         """ETDump + Inspector; op names need an ETRecord beside the artifact (NAME.etrecord)."""
+        if self.engine == "native":
+            return {"available": False,
+                    "reason": "per-op timings of a .pte come from ExecuTorch's Python devtools, which need torch; "
+                              "the native engine times whole inferences (--pte-engine python where torch is installed)"}
         etrecord = self.path.with_suffix(".etrecord")
         with PteRunner(self.path, self.threads, etdump=True) as r:
             for _ in range(runs):
@@ -111,6 +177,83 @@ class PteRunner(Runner):
             dump = Path(tempfile.mkdtemp(prefix="edgecn-etdump-")) / "run.etdump"
             r._program.write_etdump_result_to_file(str(dump), str(dump.with_suffix(".debug")))
         return _inspect(dump, etrecord if etrecord.exists() else None, runs)
+
+
+def _installed_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("executorch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class NativeProcess:
+    """One ``edgecn-pte-runner`` process holding one loaded program; see pte_runner.cpp for the protocol."""
+
+    def __init__(self, binary: Path, path: Path, threads: int | None):
+        argv = [str(binary), str(path)] + (["--threads", str(threads)] if threads else [])
+        self._log = tempfile.TemporaryFile()  # ExecuTorch's own log lines; shown only when something fails
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
+        self.seconds = 0.0
+        line = self._proc.stdout.readline()
+        try:
+            hello = json.loads(line)
+        except ValueError:
+            died = self._died(f"the native .pte runner stopped while loading {str(path)!r}")
+            self.close()
+            raise EdgecnError(str(died), "re-copy or rebuild the artifact (it may be damaged); if it loads "
+                                         f"with --pte-engine python, rebuild the runner: `{native.BUILD} --force`") from None
+        if not hello.get("ok"):
+            self.close()
+            raise EdgecnError(f"ExecuTorch could not load {str(path)!r}: {hello.get('error')}",
+                              "the file is damaged or was written by another executorch version: re-copy it, "
+                              f"or rebuild it with executorch {_installed_version()}")
+        self.inputs = [TensorInfo(f"input_{i}", tuple(t["shape"]), t["dtype"]) for i, t in enumerate(hello["inputs"])]
+        self.outputs = [TensorInfo(f"output_{i}", tuple(t["shape"]), t["dtype"]) for i, t in enumerate(hello["outputs"])]
+        self._out_bytes = [int(t["nbytes"]) for t in hello["outputs"]]
+        self.threads = hello.get("threads")
+
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        try:
+            self._proc.stdin.write(b"R" + b"".join(a.tobytes() for a in arrays))
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._died("the native .pte runner exited") from None
+        status = self._proc.stdout.read(1)
+        if status == b"E":
+            (n,) = struct.unpack("=I", self._read(4))
+            raise RuntimeError(self._read(n).decode(errors="replace"))
+        if status != b"K":
+            raise self._died("the native .pte runner stopped during an inference")
+        (self.seconds,) = struct.unpack("=d", self._read(8))
+        return [np.frombuffer(self._read(n), dtype=t.dtype).reshape(t.shape) for n, t in zip(self._out_bytes, self.outputs)]
+
+    def _read(self, n: int) -> bytes:
+        data = self._proc.stdout.read(n)
+        if len(data) != n:
+            raise self._died("the native .pte runner stopped mid-reply")
+        return data
+
+    def _died(self, what: str) -> RuntimeError:
+        code = self._proc.wait(timeout=30)
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() else f"exit status {code}"
+        self._log.seek(0)
+        # ExecuTorch's informational lines ("I 00:00:00.001 ...") say nothing about the failure.
+        lines = [ln for ln in self._log.read().decode(errors="replace").splitlines() if ln.strip() and not ln.startswith("I ")]
+        return RuntimeError(f"{what} ({how}){': ' + ' | '.join(lines[-3:]) if lines else ''}")
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            try:
+                self._proc.stdin.write(b"Q")
+                self._proc.stdin.close()
+                self._proc.wait(timeout=10)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self._proc.kill()
+                self._proc.wait()
+        self._proc.stdout.close()
+        self._log.close()
 
 
 def _inspect(dump: Path, etrecord: Path | None, runs: int) -> dict:

@@ -75,7 +75,9 @@ def runner_zip(out: Path) -> Path:
     """The torch-free runner as a zip importable from PYTHONPATH."""
     pkg = Path(edgecn.__file__).resolve().parent
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in [*(pkg / name for name in TORCH_FREE_CORE), *sorted((pkg / "runner").glob("*.py"))]:
+        native = pkg / "runner" / "native"  # the .pte runner's source: the device compiles it for itself
+        for f in [*(pkg / name for name in TORCH_FREE_CORE), *sorted((pkg / "runner").glob("*.py")),
+                  *sorted(native.glob("*.py")), *sorted(native.glob("*.cpp"))]:
             z.write(f, f"edgecn/{f.relative_to(pkg).as_posix()}")
     return out
 
@@ -168,7 +170,8 @@ def profile_remote(args) -> dict:
 def _passthrough(args) -> list[str]:
     out = []
     for flag, value in (("--runs", args.runs), ("--duration", args.duration), ("--fps", args.fps), ("--warmup", args.warmup),
-                        ("--threads", ",".join(map(str, args.threads)) if args.threads else None)):
+                        ("--threads", ",".join(map(str, args.threads)) if args.threads else None),
+                        ("--pte-engine", getattr(args, "pte_engine", None))):
         if value is not None:
             out += [flag, str(value)]
     if args.data and args.data != "digits":

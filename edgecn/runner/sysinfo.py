@@ -73,8 +73,13 @@ def usable_cores() -> int:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Peak resident set size of this process plus its largest finished child, MiB.
+
+    The child is the native .pte runner, where the model actually runs (ru_maxrss is KiB on
+    Linux, bytes on macOS).
+    """
+    rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+           + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 

@@ -2,7 +2,8 @@
 
 Run as a script in its own process (``python make_artifacts.py OUTDIR``) so the test
 process never imports torch and no runtime's thread pool fights another's.
-Writes OUTDIR/model.{tflite,pte,onnx}, OUTDIR/model.etrecord and OUTDIR/manifest.json.
+Writes OUTDIR/model.{tflite,pte,onnx}, OUTDIR/model.etrecord and OUTDIR/manifest.json, an int8
+OUTDIR/int8/model.pte, and OUTDIR/steady/model.tflite (a model of realistic cost).
 """
 
 from __future__ import annotations
@@ -62,6 +63,23 @@ def export_pte(m, x, out: Path, etrecord: Path) -> None:
         str(etrecord), edge, et)
 
 
+def export_pte_int8(m, x, out: Path) -> None:
+    """Per-channel int8 through XNNPACK's quantizer, calibrated on digits-like inputs."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                          get_symmetric_quantization_config)
+    from executorch.exir import to_edge_transform_and_lower
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(torch.export.export(m, (x,)).module(), quantizer)
+    for _ in range(8):
+        prepared(torch.rand_like(x) * 2 - 1)
+    ep = torch.export.export(convert_pt2e(prepared), (x,))
+    out.parent.mkdir(exist_ok=True)
+    out.write_bytes(to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch().buffer)
+
+
 def export_onnx(m, x, out: Path) -> None:
     torch.onnx.export(m, (x,), str(out), input_names=["x"], output_names=["logits"], dynamo=False, opset_version=17)
 
@@ -90,6 +108,7 @@ def main(outdir: str) -> None:
     export_onnx(m, x, out / "model.onnx")
     export_pte(m, x, out / "model.pte", out / "model.etrecord")
     (out / "manifest.json").write_text(json.dumps(manifest(out, ["model.tflite", "model.onnx", "model.pte"]), indent=1))
+    export_pte_int8(m, x, out / "int8" / "model.pte")  # for comparing the .pte engines on an int8 program
     # A model of realistic cost (about 1 ms here), for checks on measurement stability: at 3 us an
     # inference, the tiny model's throughput moves with process-level effects that longer runs cannot fix.
     (out / "steady").mkdir(exist_ok=True)

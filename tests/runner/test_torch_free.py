@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from runner_helpers import REPO, run_runner
@@ -36,7 +37,7 @@ def test_no_module_imports_torch_statically():
     from edgecn.runner.remote import TORCH_FREE_CORE
 
     offenders = []
-    for f in sorted(RUNNER.glob("*.py")):
+    for f in sorted(RUNNER.rglob("*.py")):
         for mod, scope in _imports(ast.parse(f.read_text())):
             heavy = mod.split(".")[0] in ("torch", "torchao", "executorch") or mod.startswith("edgecn.") and not (
                 mod.startswith("edgecn.runner") or f"{mod.split('.', 1)[1]}.py" in TORCH_FREE_CORE)
@@ -82,5 +83,32 @@ def test_runner_in_venv_without_torch(no_torch_python, artifacts):
     r = json.loads(proc.stdout)["results"][0]
     assert r["runs"] == 30 and r["integrity"]["verified"] and 0 < r["latency_ms"]["median"] < 100
     assert r["accuracy"] is None and "ai-edge-litert" in r["versions"]
-    proc = run_runner(artifacts / "model.pte", "--runs", "3", python=str(no_torch_python), env=env)
-    assert proc.returncode == 2 and "ExecuTorch" in proc.stderr  # says what to install, no traceback
+
+
+def test_pte_in_a_venv_without_torch_or_executorch(no_torch_python, artifacts, tmp_path):
+    """`python -m edgecn.runner.native` fetches the wheel's C++ libraries; the .pte then runs as with torch."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), EDGECN_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    probe = subprocess.run([str(no_torch_python), "-c", "import importlib.util as u; "
+                            "print(u.find_spec('torch'), u.find_spec('executorch'))"], capture_output=True, text=True)
+    assert probe.stdout.strip() == "None None", probe.stdout + probe.stderr
+    build = subprocess.run([str(no_torch_python), "-m", "edgecn.runner.native"], capture_output=True, text=True,
+                           env=env, cwd=REPO, timeout=1200)
+    assert build.returncode == 0 and build.stdout.startswith("built: "), build.stderr[-3000:]
+    assert (tmp_path / "cache" / "native").is_dir() and not any((tmp_path / "cache").rglob("*.whl"))
+    code = ("import sys, numpy as np; from edgecn.runner import open_runner; "
+            "x = np.random.default_rng(0).uniform(-1, 1, (6, 1, 1, 8, 8)).astype(np.float32); "
+            "r = open_runner(sys.argv[1], threads=1).activate(); "
+            "np.save(sys.argv[2], np.stack([r.infer(a) for a in x])); r.deactivate(); "
+            "print(r.engine, 'torch' in sys.modules)")
+    outputs = {}
+    for name, python, said in (("native", str(no_torch_python), "native False"), ("torch", sys.executable, "python True")):
+        proc = subprocess.run([python, "-c", code, str(artifacts / "int8" / "model.pte"), str(tmp_path / f"{name}.npy")],
+                              capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+        assert proc.returncode == 0 and proc.stdout.strip() == said, proc.stdout + proc.stderr[-3000:]
+        outputs[name] = np.load(tmp_path / f"{name}.npy")
+    np.testing.assert_array_equal(outputs["native"], outputs["torch"])  # int8: the same kernels, bit for bit
+    proc = run_runner(artifacts / "model.pte", "--runs", "20", "--threads", "1", "--json",
+                      python=str(no_torch_python), env=env)  # (--accuracy on digits would need scikit-learn here)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads(proc.stdout)["results"][0]
+    assert r["versions"]["pte engine"].startswith("native") and r["integrity"]["verified"] and r["runs"] == 20

@@ -1,0 +1,210 @@
+"""The native ExecuTorch runner: ``.pte`` files without torch.
+
+ExecuTorch's Python binding links libtorch, and torch for aarch64 on the package index is a
+427 MB CUDA build. The executorch wheel itself ships the C++ runtime (``lib/libexecutorch*.so``,
+XNNPACK included) and its headers, but no runner program; ``pte_runner.cpp`` in this folder is
+that program. It is compiled on the machine that runs it, with one command::
+
+    python -m edgecn.runner.native     # needs a C++17 compiler (g++ or clang++)
+
+which compiles against the executorch package if one is installed, and otherwise downloads the
+executorch wheel (19 MB, without its dependencies) and keeps only its libraries and headers
+(16 MB) in the cache: no torch, no executorch Python package. The binary is cached per
+executorch version, install folder and source (``find_binary``); ``edgecn.runner.pte`` drives it
+over a pipe. Nothing here imports executorch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import pkgutil
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from edgecn.errors import EdgecnError
+
+SOURCE_NAME = "pte_runner.cpp"
+BINARY_NAME = "edgecn-pte-runner"
+ENV_BINARY = "EDGECN_PTE_RUNNER"
+"""An explicit binary (e.g. one built elsewhere for this machine) wins over the cached build."""
+VERSION = "1.5.1"
+"""The executorch release fetched when none is installed: the one edgecn's build writes .pte files with
+(pyproject.toml pins it for the full install); a program and its runtime must match."""
+INSTALL = f"pip install --no-deps executorch=={VERSION}"
+BUILD = "python -m edgecn.runner.native"
+# The libraries the program needs; --no-as-needed keeps the kernel and delegate libraries,
+# which register themselves from static initialisers and export nothing the program calls.
+LIBRARIES = ("executorch", "executorch_kernels_optimized", "executorch_kernels_quantized",
+             "executorch_backend_xnnpack", "executorch_threadpool")
+
+
+def installed_root() -> Path | None:
+    """The installed executorch package folder, found without importing it (its __init__ needs torch)."""
+    spec = importlib.util.find_spec("executorch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def fetched_root() -> Path:
+    """Where ``fetch`` keeps the libraries and headers of a downloaded wheel."""
+    return cache_dir() / f"executorch-{VERSION}-{platform.machine()}"
+
+
+def executorch_root() -> Path | None:
+    """The executorch libraries and headers to build against: the installed package, else a fetched wheel's."""
+    root = installed_root()
+    if root is not None:
+        return root
+    fetched = fetched_root()
+    return fetched if (fetched / ".complete").exists() else None
+
+
+def _version() -> str:
+    if installed_root() is None:
+        return VERSION if (fetched_root() / ".complete").exists() else "unknown"
+    try:
+        return importlib.metadata.version("executorch")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def fetch(wheel: Path | None = None) -> Path:
+    """Unpack the C++ libraries and headers of the executorch wheel into the cache; returns that folder.
+
+    ``wheel``: a wheel file already here (for a device without a network); otherwise pip downloads
+    the one for this machine, without dependencies. Unpacked beside and renamed into place, so an
+    interrupted fetch leaves nothing half done.
+    """
+    out = fetched_root()
+    if (out / ".complete").exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".executorch-", dir=out.parent) as tmp:
+        if wheel is None:
+            proc = subprocess.run([sys.executable, "-m", "pip", "download", f"executorch=={VERSION}", "--no-deps",
+                                   "--only-binary=:all:", "-d", tmp, "-q"], capture_output=True, text=True, timeout=1800)
+            wheels = sorted(Path(tmp).glob("executorch-*.whl"))
+            if proc.returncode != 0 or not wheels:
+                detail = (proc.stderr.strip().splitlines() or ["no wheel was downloaded"])[-1]
+                raise EdgecnError(f"could not download the executorch {VERSION} wheel for {platform.machine()}: {detail}",
+                                  f"check the network and that pip works here, or download the wheel elsewhere "
+                                  f"(pip download executorch=={VERSION} --no-deps --platform manylinux_2_28_"
+                                  f"{platform.machine()} --only-binary=:all:) and pass it: {BUILD} --wheel FILE")
+            wheel = wheels[0]
+        stage = Path(tmp) / "sdk"
+        try:
+            with zipfile.ZipFile(wheel) as z:
+                members = [m for m in z.namelist() if m.startswith(("executorch/lib/", "executorch/include/"))
+                           and ".." not in m.split("/")]
+                if not any(m.endswith("lib/libexecutorch.so") for m in members):
+                    raise EdgecnError(f"{str(wheel)!r} has no executorch/lib/libexecutorch.so",
+                                      f"pass the executorch {VERSION} wheel for this machine ({platform.machine()})")
+                for m in members:
+                    z.extract(m, stage)
+        except (zipfile.BadZipFile, OSError) as e:
+            raise EdgecnError(f"could not unpack {str(wheel)!r}: {e}", "download the wheel again") from None
+        (stage / "executorch" / ".complete").write_text(f"{VERSION}\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(stage / "executorch", out)
+    return out
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("EDGECN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgecn"
+    return Path(base) / "native"
+
+
+def source() -> bytes:
+    """The C++ source, read as package data (the runner also travels as a zip to remote devices)."""
+    return pkgutil.get_data(__name__, SOURCE_NAME)
+
+
+def _key(root: Path) -> str:
+    """Source, executorch version and install folder: any change means a rebuild (the rpath points there)."""
+    h = hashlib.sha256(source())
+    h.update(f"{_version()}|{root.resolve()}|{platform.machine()}".encode())
+    return h.hexdigest()[:16]
+
+
+def expected_binary() -> Path | None:
+    """Where the build for the executorch installed here lives (None: no executorch here)."""
+    root = executorch_root()
+    if root is None:
+        return None
+    return cache_dir() / f"{BINARY_NAME}-{_version()}-{platform.machine()}-{_key(root)}"
+
+
+def find_binary() -> Path | None:
+    """The native runner to use: ``$EDGECN_PTE_RUNNER``, else the cached build for this install."""
+    explicit = os.environ.get(ENV_BINARY)
+    if explicit:
+        path = Path(explicit)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise EdgecnError(f"${ENV_BINARY} is {explicit!r}, which is not an executable file",
+                              f"point it at a built {BINARY_NAME}, or unset it and run `{BUILD}`")
+        return path
+    path = expected_binary()
+    return path if path is not None and path.is_file() else None
+
+
+def compiler() -> str | None:
+    """$CXX, else c++, g++ or clang++ on PATH."""
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def command(root: Path, cxx: str, src: Path, out: Path) -> list[str]:
+    """The compile-and-link command (the wheel's own CMake config names the same flags)."""
+    lib = root / "lib"
+    return [cxx, "-std=c++17", "-O2", "-Wno-deprecated-declarations",
+            # The vendored c10 headers otherwise look for a header that only a PyTorch build generates.
+            "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_EVENT_TRACER_ENABLED",
+            f"-I{root / 'include'}", f"-I{root / 'include/executorch/runtime/core/portable_type/c10'}",
+            str(src), "-o", str(out), f"-L{lib}", "-Wl,--no-as-needed",
+            *[f"-l{name}" for name in LIBRARIES], f"-Wl,-rpath,{lib}", "-pthread"]
+
+
+def build(out: Path | None = None, cxx: str | None = None, wheel: Path | None = None) -> Path:
+    """Compile the native runner against the executorch here (fetching its libraries if need be); returns the binary.
+
+    Written under a temporary name and renamed, so an interrupted build leaves no half a binary.
+    """
+    cxx = cxx or compiler()
+    if cxx is None:
+        raise EdgecnError("no C++ compiler found (looked for $CXX, c++, g++, clang++)",
+                          "install one (Debian/Raspberry Pi OS: sudo apt install g++), or set CXX")
+    root = executorch_root() or fetch(wheel)
+    missing = [n for n in LIBRARIES if not (root / "lib" / f"lib{n}.so").exists()]
+    if missing or not (root / "include").is_dir():
+        raise EdgecnError(f"the executorch at {root} lacks {', '.join(f'lib{n}.so' for n in missing) or 'its headers'}",
+                          f"reinstall it ({INSTALL} --force-reinstall), or uninstall it and let `{BUILD}` fetch one")
+    out = Path(out) if out else expected_binary()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    src = Path(tmp + ".cpp")
+    try:
+        src.write_bytes(source())
+        proc = subprocess.run(command(root, cxx, src, Path(tmp)), capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise EdgecnError(f"compiling the native .pte runner failed:\n{proc.stderr.strip()[-3000:]}",
+                              f"check that {cxx} supports C++17 and that executorch {_version()} is installed whole")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, out)
+    finally:
+        for leftover in (tmp, src):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    return out

@@ -1,0 +1,188 @@
+// edgecn-pte-runner: runs a .pte program's "forward" with ExecuTorch's C++ runtime, without torch.
+//
+// Built against the C++ libraries and headers that the executorch wheel ships (see build.py in this
+// folder), and driven by edgecn's Python runner (edgecn/runner/pte_native.py), which does the
+// measuring, the real-time pacing and the scoring. This program only loads, feeds and times.
+//
+// Usage: edgecn-pte-runner MODEL.pte [--threads N]
+//
+// Protocol on stdin/stdout, all numbers little-endian as the host stores them:
+//   start:   one line of JSON: {"ok": true, "inputs": [...], "outputs": [...], "load_s": ...}
+//            or {"ok": false, "error": "..."} and exit status 3.
+//   request: the byte 'R' followed by every input's bytes, in order (sizes from the start line).
+//   reply:   'K', an f64 of seconds spent in Method::execute, then every output's bytes; or
+//            'E', a u32 length and that many bytes of error text.
+//   'Q' or end of input: exit 0.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <executorch/extension/module/module.h>
+#include <executorch/extension/tensor/tensor_ptr_maker.h>
+#include <executorch/runtime/platform/runtime.h>
+
+// The wheel ships libexecutorch_threadpool.so but not threadpool.h; these two declarations
+// match the library's exported symbols.
+namespace executorch::extension::threadpool {
+class ThreadPool {
+ public:
+  bool _unsafe_reset_threadpool(uint32_t num_threads);
+  size_t get_thread_count() const;
+};
+ThreadPool* get_threadpool();
+}  // namespace executorch::extension::threadpool
+
+using executorch::aten::ScalarType;
+using executorch::extension::Module;
+using executorch::runtime::Error;
+using executorch::runtime::EValue;
+
+namespace {
+
+const char* dtype_name(ScalarType t) {
+  switch (t) {
+    case ScalarType::Byte: return "uint8";
+    case ScalarType::Char: return "int8";
+    case ScalarType::Short: return "int16";
+    case ScalarType::Int: return "int32";
+    case ScalarType::Long: return "int64";
+    case ScalarType::Half: return "float16";
+    case ScalarType::Float: return "float32";
+    case ScalarType::Double: return "float64";
+    case ScalarType::Bool: return "bool";
+    default: return nullptr;
+  }
+}
+
+std::string escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) { out += ' '; continue; }
+    out += c;
+  }
+  return out;
+}
+
+int fail(const std::string& what) {
+  std::printf("{\"ok\": false, \"error\": \"%s\"}\n", escape(what).c_str());
+  std::fflush(stdout);
+  return 3;
+}
+
+struct Slot {
+  ScalarType dtype;
+  std::vector<int32_t> shape;
+  size_t nbytes;
+};
+
+std::string describe(const std::vector<Slot>& slots) {
+  std::string s = "[";
+  for (size_t i = 0; i < slots.size(); ++i) {
+    s += (i ? ", " : "");
+    s += "{\"dtype\": \"" + std::string(dtype_name(slots[i].dtype)) + "\", \"shape\": [";
+    for (size_t d = 0; d < slots[i].shape.size(); ++d) s += (d ? ", " : "") + std::to_string(slots[i].shape[d]);
+    s += "], \"nbytes\": " + std::to_string(slots[i].nbytes) + "}";
+  }
+  return s + "]";
+}
+
+bool read_exact(void* dst, size_t n) { return std::fread(dst, 1, n, stdin) == n; }
+
+void reply_error(const std::string& what) {
+  uint32_t n = static_cast<uint32_t>(what.size());
+  std::fputc('E', stdout);
+  std::fwrite(&n, sizeof n, 1, stdout);
+  std::fwrite(what.data(), 1, n, stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string path;
+  long threads = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--threads" && i + 1 < argc) {
+      threads = std::strtol(argv[++i], nullptr, 10);
+      if (threads < 1) return fail("--threads must be a positive integer");
+    } else if (path.empty() && a.rfind("--", 0) != 0) {
+      path = a;
+    } else {
+      return fail("usage: edgecn-pte-runner MODEL.pte [--threads N]");
+    }
+  }
+  if (path.empty()) return fail("usage: edgecn-pte-runner MODEL.pte [--threads N]");
+
+  executorch::runtime::runtime_init();
+  // The pool is sized once, before anything is loaded: resizing it later is unsafe.
+  if (threads > 0) executorch::extension::threadpool::get_threadpool()->_unsafe_reset_threadpool(threads);
+
+  auto start = std::chrono::steady_clock::now();
+  Module module(path, Module::LoadMode::Mmap);
+  // InternalConsistency verifies the flatbuffer before anything reads it: a damaged file is refused
+  // instead of crashing the program.
+  Error err = module.load(executorch::runtime::Program::Verification::InternalConsistency);
+  if (err != Error::Ok) return fail("the program failed verification (ExecuTorch error " + std::to_string(int(err)) + ")");
+  err = module.load_method("forward");
+  if (err != Error::Ok) return fail("could not load method 'forward' (ExecuTorch error " + std::to_string(int(err)) + ")");
+  double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto meta = module.method_meta("forward");
+  if (!meta.ok()) return fail("could not read the method's metadata");
+
+  std::vector<Slot> ins, outs;
+  for (size_t i = 0; i < meta->num_inputs(); ++i) {
+    auto t = meta->input_tensor_meta(i);
+    if (!t.ok()) return fail("input " + std::to_string(i) + " is not a tensor");
+    if (!dtype_name(t->scalar_type())) return fail("input " + std::to_string(i) + " has an unsupported dtype");
+    auto sizes = t->sizes();
+    ins.push_back({t->scalar_type(), std::vector<int32_t>(sizes.begin(), sizes.end()), t->nbytes()});
+  }
+  for (size_t i = 0; i < meta->num_outputs(); ++i) {
+    auto t = meta->output_tensor_meta(i);
+    if (!t.ok()) return fail("output " + std::to_string(i) + " is not a tensor");
+    if (!dtype_name(t->scalar_type())) return fail("output " + std::to_string(i) + " has an unsupported dtype");
+    auto sizes = t->sizes();
+    outs.push_back({t->scalar_type(), std::vector<int32_t>(sizes.begin(), sizes.end()), t->nbytes()});
+  }
+  size_t pool = executorch::extension::threadpool::get_threadpool()->get_thread_count();
+  std::printf("{\"ok\": true, \"inputs\": %s, \"outputs\": %s, \"load_s\": %.9f, \"threads\": %zu}\n",
+              describe(ins).c_str(), describe(outs).c_str(), load_s, pool);
+  std::fflush(stdout);
+
+  // Input tensors wrap buffers that live as long as the program; each request refills them.
+  std::vector<std::vector<uint8_t>> buffers;
+  std::vector<EValue> values;
+  std::vector<executorch::extension::TensorPtr> tensors;
+  for (const Slot& s : ins) {
+    buffers.emplace_back(s.nbytes);
+    std::vector<executorch::aten::SizesType> sizes(s.shape.begin(), s.shape.end());
+    tensors.push_back(executorch::extension::from_blob(buffers.back().data(), sizes, s.dtype));
+    values.emplace_back(tensors.back());
+  }
+
+  for (int cmd; (cmd = std::fgetc(stdin)) != EOF && cmd != 'Q';) {
+    if (cmd != 'R') return fail("unknown request byte");
+    for (auto& b : buffers)
+      if (!read_exact(b.data(), b.size())) return fail("input ended in the middle of a request");
+    auto t0 = std::chrono::steady_clock::now();
+    auto result = module.execute("forward", values);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!result.ok()) {
+      reply_error("Method::execute failed (ExecuTorch error " + std::to_string(int(result.error())) + ")");
+      continue;
+    }
+    std::fputc('K', stdout);
+    std::fwrite(&seconds, sizeof seconds, 1, stdout);
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const auto& t = (*result)[i].toTensor();
+      std::fwrite(t.const_data_ptr(), 1, outs[i].nbytes, stdout);
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}
