@@ -3,7 +3,10 @@
 * ``native``: edgecn's C++ runner (``edgecn.runner.native``), built against the C++ libraries the
   executorch wheel ships and driven over a pipe. No torch anywhere: this is the device path.
 * ``python``: ExecuTorch's Python binding, which exchanges torch tensors and links libtorch, so
-  torch is imported here -- lazily, inside ``activate()``. It adds per-op timings (ETDump).
+  torch is imported here -- lazily, inside ``activate()``. With an ETRecord beside the artifact its
+  per-op table names operators as the model did.
+
+Both record per-op timings in an ETDump; the native one is read by ``edgecn.runner.etdump``.
 
 ``auto`` (the default; ``$EDGECN_PTE_ENGINE`` or ``--pte-engine`` choose otherwise) takes the
 Python binding where torch and executorch are both installed (a development machine), and the
@@ -101,7 +104,7 @@ class PteRunner(Runner):
 
     Args:
         engine: "native", "python" or "auto" (None: ``$EDGECN_PTE_ENGINE``, else auto); see the module.
-        etdump: record an ETDump (per-op timings; the Python engine only).
+        etdump: record an ETDump (per-op timings).
     """
 
     runtime = "executorch"
@@ -109,7 +112,7 @@ class PteRunner(Runner):
     def __init__(self, path, threads=None, etdump: bool = False, engine: str | None = None):
         super().__init__(path, threads)
         self._etdump = etdump
-        self.engine = choose_engine("python" if etdump else engine)
+        self.engine = choose_engine(engine)
 
     def _import(self):
         if self.engine == "native":
@@ -165,18 +168,32 @@ class PteRunner(Runner):
         return {**found, "torch": self._torch.__version__, "pte engine": "python"}
 
     def op_profile(self, feed, runs):
-        """ETDump + Inspector; op names need an ETRecord beside the artifact (NAME.etrecord)."""
+        """Per-op timings from an ETDump of ``runs`` inferences in a second, tracing instance."""
         if self.engine == "native":
-            return {"available": False,
-                    "reason": "per-op timings of a .pte come from ExecuTorch's Python devtools, which need torch; "
-                              "the native engine times whole inferences (--pte-engine python where torch is installed)"}
+            from edgecn.runner.etdump import op_profile
+
+            with tempfile.TemporaryDirectory(prefix="edgecn-etdump-") as tmp:
+                dump = Path(tmp) / "run.etdp"
+                process = NativeProcess(self._binary, self.path, self.threads, etdump=dump)
+                try:
+                    for _ in range(runs):
+                        process.run([feed])
+                finally:
+                    process.close()
+                if not dump.exists():
+                    raise EdgecnError("the native .pte runner wrote no ETDump", f"rebuild it: `{native.BUILD} --force`")
+                result = op_profile(dump, runs, "ExecuTorch ETDump (native runner)")
+            result["note"] = ("events are named by the runtime (delegate calls, XNNPACK operators, kernels); "
+                              "operator names from an ETRecord need ExecuTorch's Python devtools (--pte-engine python)")
+            return result
         etrecord = self.path.with_suffix(".etrecord")
-        with PteRunner(self.path, self.threads, etdump=True) as r:
-            for _ in range(runs):
-                r.infer(feed)
-            dump = Path(tempfile.mkdtemp(prefix="edgecn-etdump-")) / "run.etdump"
-            r._program.write_etdump_result_to_file(str(dump), str(dump.with_suffix(".debug")))
-        return _inspect(dump, etrecord if etrecord.exists() else None, runs)
+        with tempfile.TemporaryDirectory(prefix="edgecn-etdump-") as tmp:  # nothing left behind in /tmp
+            dump = Path(tmp) / "run.etdump"
+            with PteRunner(self.path, self.threads, etdump=True, engine="python") as r:
+                for _ in range(runs):
+                    r.infer(feed)
+                r._program.write_etdump_result_to_file(str(dump), str(dump.with_suffix(".debug")))
+            return _inspect(dump, etrecord if etrecord.exists() else None, runs)
 
 
 def _installed_version() -> str:
@@ -191,8 +208,9 @@ def _installed_version() -> str:
 class NativeProcess:
     """One ``edgecn-pte-runner`` process holding one loaded program; see pte_runner.cpp for the protocol."""
 
-    def __init__(self, binary: Path, path: Path, threads: int | None):
-        argv = [str(binary), str(path)] + (["--threads", str(threads)] if threads else [])
+    def __init__(self, binary: Path, path: Path, threads: int | None, etdump: Path | None = None):
+        argv = ([str(binary), str(path)] + (["--threads", str(threads)] if threads else [])
+                + (["--etdump", str(etdump)] if etdump else []))
         self._log = tempfile.TemporaryFile()  # ExecuTorch's own log lines; shown only when something fails
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
         self.seconds = 0.0
@@ -259,15 +277,17 @@ class NativeProcess:
 def _inspect(dump: Path, etrecord: Path | None, runs: int) -> dict:
     from executorch.devtools import Inspector
 
+    from edgecn.runner.etdump import WRAPPERS, op_type
+
     inspector = Inspector(etdump_path=str(dump), etrecord=str(etrecord) if etrecord else None)
     per_op: dict[str, list[float]] = {}
     for block in inspector.event_blocks:
         if block.name != "Execute":
             continue
         for ev in block.events:
-            if ev.perf_data is None or ev.name in ("Method::execute", "Program::load_method"):
+            if ev.perf_data is None or ev.name in WRAPPERS:
                 continue
-            per_op.setdefault(ev.name, []).extend(float(t) for t in ev.perf_data.raw)
+            per_op.setdefault(op_type(ev.name), []).extend(float(t) for t in ev.perf_data.raw)
     from edgecn.runner.onnxrt import _summary
 
     result = _summary(per_op, runs, "ExecuTorch ETDump + Inspector")

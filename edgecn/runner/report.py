@@ -76,11 +76,21 @@ def comparison(results: list[dict]) -> str:
     return table(COLUMNS, rows)
 
 
+def _rss_scope(r: dict) -> str:
+    """What the peak RSS includes besides the runtime: it is one process's (plus its runner child's)."""
+    versions = r.get("versions") or {}
+    if "torch" in versions:
+        return " (includes torch, which ExecuTorch's Python binding loads)"
+    if str(versions.get("pte engine", "")).startswith("native"):
+        return " (this runner and its native .pte runner process)"
+    return ""
+
+
 def details(r: dict) -> list[str]:
     """What does not fit a column: integrity, real-time figures, memory, sensors."""
     lines = [f"{r['name']} ({r['threads']} threads): sha256 {r['integrity']['sha256'][:16]}... "
              f"{_integrity(r['integrity'])}; input {r['input']['source']} {r['input']['dtype']}{r['input']['shape']}; "
-             f"peak RSS {_f(r.get('peak_rss_mb'), 1)} MiB; latency std {_f(r['latency_ms'].get('std'))} ms"]
+             f"peak RSS {_f(r.get('peak_rss_mb'), 1)} MiB{_rss_scope(r)}; latency std {_f(r['latency_ms'].get('std'))} ms"]
     if r.get("realtime"):
         rt = r["realtime"]
         jitter = "/".join(_f(rt["jitter_ms"].get(k)) for k in ("mean", "p99", "max"))

@@ -1,5 +1,5 @@
 """A .tflite built for raspberry-pi-4 loads in tflite-runtime 2.14 (older Pi images, numpy<2)
-and gives the same top-1 there as in ai-edge-litert.
+and gives the same top-1 there as in ai-edge-litert, both run by edgecn's runner.
 
 The separate venv is created once under the cache folder and reused; the test skips only
 when pip cannot fetch tflite-runtime (no registry access).
@@ -18,22 +18,12 @@ import torch
 
 RUN = r'''
 import json, sys, numpy as np
-from tflite_runtime.interpreter import Interpreter
-path, data = sys.argv[1], np.load(sys.argv[2])
-it = Interpreter(model_path=path, num_threads=1)
-it.allocate_tensors()
-inp, out = it.get_input_details()[0], it.get_output_details()[0]
-preds = []
-for x in data:
-    x = x[None]
-    s, z = inp["quantization"]
-    if s:
-        x = np.clip(np.round(x / s) + z, -128, 127)
-    it.set_tensor(inp["index"], x.astype(inp["dtype"]))
-    it.invoke()
-    preds.append(int(np.argmax(it.get_tensor(out["index"])[0])))
+from edgecn.runner.evaluate import predict
+from edgecn.runner.manifest import tensor_spec
+path, data, art = sys.argv[1], np.load(sys.argv[2]), json.loads(sys.argv[3])
+logits = predict(path, data, tensor_spec(art["input"]), tensor_spec(art["output"], field="output"), threads=1)
 import tflite_runtime
-print(json.dumps({"version": tflite_runtime.__version__, "preds": preds}))
+print(json.dumps({"version": tflite_runtime.__version__, "preds": logits.argmax(1).tolist()}))
 '''
 
 
@@ -74,10 +64,12 @@ def test_rpi4_tflite_loads_in_tflite_runtime_214(precision, tmp_path, monkeypatc
     art = tfl.compile(lowered, x, precision, ctx)
     data = torch.randn(40, 3, 16, 16, generator=gen).numpy()
     ours = np.argmax(run(art, data), axis=1)
-    feed = data.transpose(0, 2, 3, 1) if art.input["layout"] == "NHWC" else data
-    np.save(tmp_path / "data.npy", np.ascontiguousarray(feed, dtype=np.float32))
-    run = subprocess.run([str(py), "-c", RUN, str(art.path), str(tmp_path / "data.npy")],
-                         capture_output=True, text=True, timeout=300)
+    np.save(tmp_path / "data.npy", np.ascontiguousarray(data, dtype=np.float32))
+    # edgecn's runner, in a venv that has tflite-runtime 2.14 and no ai-edge-litert (its fallback)
+    run = subprocess.run([str(py), "-c", RUN, str(art.path), str(tmp_path / "data.npy"),
+                          json.dumps({"input": art.input, "output": art.output})],
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
     assert run.returncode == 0, run.stderr[-2000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
     assert got["version"].startswith("2.14")

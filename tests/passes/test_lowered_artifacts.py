@@ -36,11 +36,11 @@ def test_executorch_graph_is_one_xnnpack_partition(lowered):
 
 def test_tflite_has_no_gather_and_no_inner_transpose(lowered, tmp_path):
     litert_torch = pytest.importorskip("litert_torch")
-    from ai_edge_litert.interpreter import Interpreter
+    from edgecn.runner.tflite import inspect
 
     model, x = lowered
     path = str(tmp_path / "m.tflite")
     litert_torch.convert(model, (x,)).export(path)
-    ops = Counter(d["op_name"] for d in Interpreter(path)._get_ops_details())
+    ops = Counter(inspect(path)["ops"])
     assert not {"GATHER", "GATHER_ND"} & set(ops)
     assert ops["TRANSPOSE"] <= 1  # at most the NCHW -> NHWC input transpose

@@ -43,7 +43,7 @@ BUILD = "python -m edgecn.runner.native"
 # The libraries the program needs; --no-as-needed keeps the kernel and delegate libraries,
 # which register themselves from static initialisers and export nothing the program calls.
 LIBRARIES = ("executorch", "executorch_kernels_optimized", "executorch_kernels_quantized",
-             "executorch_backend_xnnpack", "executorch_threadpool")
+             "executorch_backend_xnnpack", "executorch_threadpool", "executorch_etdump")
 
 
 def installed_root() -> Path | None:

@@ -4,7 +4,11 @@
 // folder), and driven by edgecn's Python runner (edgecn/runner/pte_native.py), which does the
 // measuring, the real-time pacing and the scoring. This program only loads, feeds and times.
 //
-// Usage: edgecn-pte-runner MODEL.pte [--threads N]
+// Usage: edgecn-pte-runner MODEL.pte [--threads N] [--etdump OUT.etdp]
+//
+// With --etdump, ExecuTorch's event tracer records every operator and delegate call, and the
+// trace is written to OUT.etdp when the program exits (per-op timings; edgecn/runner/etdump.py
+// reads it).
 //
 // Protocol on stdin/stdout, all numbers little-endian as the host stores them:
 //   start:   one line of JSON: {"ok": true, "inputs": [...], "outputs": [...], "load_s": ...}
@@ -16,10 +20,13 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <executorch/devtools/etdump/etdump_flatcc.h>
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor_ptr_maker.h>
 #include <executorch/runtime/platform/runtime.h>
@@ -100,30 +107,46 @@ void reply_error(const std::string& what) {
   std::fflush(stdout);
 }
 
+bool write_etdump(Module& module, const std::string& out) {
+  auto* tracer = static_cast<executorch::etdump::ETDumpGen*>(module.event_tracer());
+  executorch::etdump::ETDumpResult dump = tracer->get_etdump_data();
+  if (dump.buf == nullptr) return false;
+  std::FILE* f = std::fopen(out.c_str(), "wb");
+  bool ok = f && std::fwrite(dump.buf, 1, dump.size, f) == dump.size;
+  if (f) ok = (std::fclose(f) == 0) && ok;
+  std::free(dump.buf);
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string path;
+  const char* usage = "usage: edgecn-pte-runner MODEL.pte [--threads N] [--etdump OUT.etdp]";
+  std::string path, etdump;
   long threads = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) {
       threads = std::strtol(argv[++i], nullptr, 10);
       if (threads < 1) return fail("--threads must be a positive integer");
+    } else if (a == "--etdump" && i + 1 < argc) {
+      etdump = argv[++i];
     } else if (path.empty() && a.rfind("--", 0) != 0) {
       path = a;
     } else {
-      return fail("usage: edgecn-pte-runner MODEL.pte [--threads N]");
+      return fail(usage);
     }
   }
-  if (path.empty()) return fail("usage: edgecn-pte-runner MODEL.pte [--threads N]");
+  if (path.empty()) return fail(usage);
 
   executorch::runtime::runtime_init();
   // The pool is sized once, before anything is loaded: resizing it later is unsafe.
   if (threads > 0) executorch::extension::threadpool::get_threadpool()->_unsafe_reset_threadpool(threads);
 
   auto start = std::chrono::steady_clock::now();
-  Module module(path, Module::LoadMode::Mmap);
+  std::unique_ptr<executorch::runtime::EventTracer> tracer;
+  if (!etdump.empty()) tracer = std::make_unique<executorch::etdump::ETDumpGen>();
+  Module module(path, Module::LoadMode::Mmap, std::move(tracer));
   // InternalConsistency verifies the flatbuffer before anything reads it: a damaged file is refused
   // instead of crashing the program.
   Error err = module.load(executorch::runtime::Program::Verification::InternalConsistency);
@@ -165,7 +188,8 @@ int main(int argc, char** argv) {
     values.emplace_back(tensors.back());
   }
 
-  for (int cmd; (cmd = std::fgetc(stdin)) != EOF && cmd != 'Q';) {
+  int cmd;
+  while ((cmd = std::fgetc(stdin)) != EOF && cmd != 'Q') {
     if (cmd != 'R') return fail("unknown request byte");
     for (auto& b : buffers)
       if (!read_exact(b.data(), b.size())) return fail("input ended in the middle of a request");
@@ -183,6 +207,10 @@ int main(int argc, char** argv) {
       std::fwrite(t.const_data_ptr(), 1, outs[i].nbytes, stdout);
     }
     std::fflush(stdout);
+  }
+  if (!etdump.empty() && !write_etdump(module, etdump)) {
+    std::fprintf(stderr, "E could not write the ETDump to %s\n", etdump.c_str());
+    return 4;
   }
   return 0;
 }
