@@ -32,6 +32,7 @@ import numpy as np
 from edgecn.errors import EdgecnError
 from edgecn.runner import native
 from edgecn.runner.base import Runner, TensorInfo, register
+from edgecn.runner.quiet import native_stderr_filtered
 
 ENGINES = ("auto", "native", "python")
 ENV_ENGINE = "EDGECN_PTE_ENGINE"
@@ -118,10 +119,13 @@ class PteRunner(Runner):
         if self.engine == "native":
             self._binary = native_binary()
             return
-        self._rt = _runtime()  # first: says what to install when ExecuTorch is missing
-        if self.threads:
-            set_threads(self.threads)
-        import torch  # ExecuTorch's Python binding exchanges torch tensors
+        # Importing the binding prints torchao's "Failed to load ..._C_mxfp8...so", a torch
+        # deprecation line and ExecuTorch's cpuinfo probe to fd 2: none of them is about the model.
+        with native_stderr_filtered():
+            self._rt = _runtime()  # first: says what to install when ExecuTorch is missing
+            if self.threads:
+                set_threads(self.threads)
+            import torch  # ExecuTorch's Python binding exchanges torch tensors
 
         self._torch = torch
 
@@ -130,8 +134,9 @@ class PteRunner(Runner):
             self._process = NativeProcess(self._binary, self.path, self.threads)
             return
         try:
-            self._program = self._rt.load_program(self.path, enable_etdump=self._etdump)
-            self._method = self._program.load_method("forward")
+            with native_stderr_filtered(keep=lambda line: line.startswith("E ")):
+                self._program = self._rt.load_program(self.path, enable_etdump=self._etdump)
+                self._method = self._program.load_method("forward")
         except (RuntimeError, ValueError) as e:
             raise EdgecnError(f"ExecuTorch could not load {str(self.path)!r}: {str(e).splitlines()[0] if str(e) else e}",
                               "rebuild the artifact with the executorch version installed here") from e
@@ -211,8 +216,11 @@ class NativeProcess:
     def __init__(self, binary: Path, path: Path, threads: int | None, etdump: Path | None = None):
         argv = ([str(binary), str(path)] + (["--threads", str(threads)] if threads else [])
                 + (["--etdump", str(etdump)] if etdump else []))
-        self._log = tempfile.TemporaryFile()  # ExecuTorch's own log lines; shown only when something fails
-        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
+        # ExecuTorch's own log lines, shown only when something fails (all of them with EDGECN_RUNTIME_LOGS=1)
+        self._log = tempfile.TemporaryFile()
+        verbose = os.environ.get("EDGECN_RUNTIME_LOGS") == "1"
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=None if verbose else self._log)
         self.seconds = 0.0
         line = self._proc.stdout.readline()
         try:

@@ -6,6 +6,7 @@ import numpy as np
 
 from edgecn.errors import EdgecnError
 from edgecn.runner.base import Runner, TensorInfo, register
+from edgecn.runner.quiet import native_stderr_filtered
 
 
 def _interpreter_class():
@@ -71,8 +72,11 @@ class TFLiteRunner(Runner):
 
     def _load(self) -> None:
         try:
-            self._it = self._cls(model_path=str(self.path), num_threads=self.threads)
-            self._it.allocate_tensors()
+            # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from C++ as it
+            # applies the delegate (TF_CPP_MIN_LOG_LEVEL does not reach it); other lines pass.
+            with native_stderr_filtered(keep=lambda line: not line.startswith("INFO: ")):
+                self._it = self._cls(model_path=str(self.path), num_threads=self.threads)
+                self._it.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise EdgecnError(f"LiteRT could not load {str(self.path)!r}: {str(e).splitlines()[0]}",
                               "rebuild the artifact, or update ai-edge-litert if it uses newer ops") from e

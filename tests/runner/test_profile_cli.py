@@ -126,3 +126,15 @@ def test_batch_times_artifacts_of_one_kind_in_one_process(artifacts, tmp_path):
     assert a["samples_ms"] is None  # a batch keeps the statistics, not every sample
     proc = run_runner(artifacts / "model.tflite", artifacts / "model.onnx", "--batch")
     assert proc.returncode == 2 and "one kind of artifact" in proc.stderr
+
+
+@pytest.mark.parametrize("artifact,engine", [("model.tflite", None), ("model.pte", "python"), ("model.pte", "native")])
+def test_a_successful_profile_prints_no_runtime_log_lines(artifacts, native_env, artifact, engine):
+    """LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate", torchao's "Failed to load ...so" and
+    ExecuTorch's cpuinfo probe are written from C++ to fd 2; none of them reaches the user."""
+    env = dict(native_env, **({"EDGECN_PTE_ENGINE": engine} if engine else {}))
+    proc = run_runner(artifacts / artifact, "--runs", "5", "--threads", "1", env=env)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
+    shown = run_runner(artifacts / artifact, "--runs", "5", "--threads", "1",
+                       env=dict(env, EDGECN_RUNTIME_LOGS="1"))  # what is hidden can be seen on request
+    assert shown.returncode == 0 and shown.stderr != "", shown.stderr[-2000:]
