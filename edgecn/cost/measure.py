@@ -94,6 +94,8 @@ def time_files(files: dict[str, Path], timer: Timer) -> tuple[dict[str, float], 
         if name is None:
             raise EdgecnError(f"the runner returned a result for {r['name']!r}, which was not sent",
                               "run edgecn tune again")
+        if r.get("error"):
+            raise EdgecnError(f"timing {r['name']!r} failed: {r['error']}", "profile that file alone with `edgecn profile FILE --force` to see why")
         out[name] = float(r["latency_ms"]["median"])
         versions.update(r.get("versions") or {})
     return out, {"environment": doc["environment"], "versions": versions}

@@ -22,6 +22,8 @@ from edgecn.runner import report, sysinfo
 from edgecn.runner.measure import Plan
 
 FORMAT = "edgecn-profile"
+INCOMPLETE_EXIT = 3
+"""Some artifacts or thread settings failed, the others were measured (as ``edgecn build``'s 3)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print every figure and the environment as JSON")
     p.add_argument("--plot", default=None, metavar="PNG", help="write latency histogram and timeline")
     p.add_argument("--accuracy", action="store_true", help="report top-1 on labelled data (--data)")
-    p.add_argument("--data", default=None, help="'digits' (sklearn's) or a folder of images (one subfolder per class)")
+    p.add_argument("--data", default=None, help="'digits' (sklearn's) or a folder of images (one subfolder per class; "
+                                                "copied to the device with --remote)")
     p.add_argument("--op-profile", action="store_true", help="per-op timings where the runtime offers them")
     p.add_argument("--force", action="store_true", help="profile even if the sha256 does not match the manifest")
     p.add_argument("--pte-engine", choices=("auto", "native", "python"), default=None,
@@ -50,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remote-python", default="python3", help="python on the remote device (default python3)")
     p.add_argument("--ssh-key", default=None, help="identity file for --remote")
     p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")
+    p.add_argument("--accept-new-host-key", action="store_true",
+                   help="--remote: trust a device's host key the first time it is seen and record it in known_hosts "
+                        "(ssh's StrictHostKeyChecking=accept-new); a changed key is still refused")
     p.add_argument("--batch", action="store_true", help=argparse.SUPPRESS)
     # --batch: every artifact in this one process, one after another (one runtime, one thread
     # setting). For many small artifacts of one kind (edgecn tune's layers), where starting a
@@ -110,7 +116,10 @@ def run(args) -> int:
     print(json.dumps(doc, indent=1) if args.json else report.render(doc))
     if args.plot:  # stderr: stdout stays one JSON document with --json
         print(f"plot written to {args.plot}", file=sys.stderr)
-    return 0
+    failed = [r for r in doc["results"] if r.get("error")]
+    for r in failed:
+        print(f"edgecn profile: {r['name']} ({r['threads']} threads) failed: {r['error']}", file=sys.stderr)
+    return INCOMPLETE_EXIT if failed else 0
 
 
 def profile_local(args) -> dict:
@@ -153,10 +162,11 @@ def _child(args, artifact: str, threads: int | None) -> list[dict]:
     root = str(Path(edgecn.__file__).resolve().parent.parent)  # a folder or the runner zip on a device
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     proc = subprocess.run(argv, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
+    if proc.returncode != 0:  # recorded, and the others go on: one bad artifact does not lose the rest
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        what = f"profiling {artifact!r} with {threads} threads failed (exit {proc.returncode}): {last}"
-        raise EdgecnError(what, "run that artifact alone with the same options to see the whole message")
+        last = last.split("error: ", 1)[1] if "edgecn profile: error: " in last else last
+        return [{"artifact": str(artifact), "name": Path(artifact).name, "threads": threads,
+                 "error": f"exit {proc.returncode}: {last}"}]
     return json.loads(proc.stdout)["results"]
 
 

@@ -85,9 +85,12 @@ def runner_zip(out: Path) -> Path:
 class Ssh:
     """ssh/scp with the user's key and options; every call is an argument list."""
 
-    def __init__(self, url: str, key: str | None, options: list[str]):
+    def __init__(self, url: str, key: str | None, options: list[str], accept_new_host_key: bool = False):
         self.dest, self.port = parse_target(url)
-        self.common = (["-i", key] if key else []) + [a for o in ["BatchMode=yes", *options] for a in ("-o", o)]
+        # BatchMode: never a password prompt. A device's host key is checked as ssh always does;
+        # trusting a new one is the user's visible choice (--accept-new-host-key), never a default.
+        options = ["BatchMode=yes", *(["StrictHostKeyChecking=accept-new"] if accept_new_host_key else []), *options]
+        self.common = (["-i", key] if key else []) + [a for o in options for a in ("-o", o)]
 
     def run(self, words: list[str], check: bool = True) -> subprocess.CompletedProcess:
         port = ["-p", str(self.port)] if self.port else []
@@ -98,11 +101,13 @@ class Ssh:
             self._fail(proc, words[0])
         return proc
 
-    def copy(self, files: list[Path], remote_dir: str) -> None:
+    def copy(self, files: list[Path], remote_dir: str, name: str = "") -> None:
+        """Copy ``files`` (or one folder, recursively, to ``remote_dir/name``) to the device."""
         port = ["-P", str(self.port)] if self.port else []
+        recursive = ["-r"] if len(files) == 1 and Path(files[0]).is_dir() else []
         # Absolute local paths: scp would take "a:b.tflite" for a host. Remote names are generated and safe.
-        proc = subprocess.run(["scp", "-q", *self.common, *port, "--", *[os.path.abspath(f) for f in files],
-                               f"{self.dest}:{remote_dir}/"], capture_output=True, text=True)
+        proc = subprocess.run(["scp", "-q", *recursive, *self.common, *port, "--", *[os.path.abspath(f) for f in files],
+                               f"{self.dest}:{remote_dir}/{name}"], capture_output=True, text=True)
         if proc.returncode != 0:
             self._fail(proc, "scp")
 
@@ -110,6 +115,10 @@ class Ssh:
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         if proc.returncode == 2 and "edgecn profile: error:" in proc.stderr:
             raise EdgecnError(f"on {self.dest}: {last.split('error: ', 1)[1]}")
+        if "Host key verification failed" in proc.stderr:
+            raise EdgecnError(f"ssh does not know {self.dest}'s host key (or it changed)",
+                              "log in once with `ssh` and check the fingerprint, or pass --accept-new-host-key to "
+                              "trust a key seen for the first time (a changed key is still refused)")
         raise EdgecnError(f"{what} on {self.dest} failed (exit {proc.returncode}): {last}",
                           "check that `ssh` to the device works with the same key and options, "
                           "and that --remote-python has numpy and a runtime")
@@ -141,7 +150,8 @@ def _stage(artifacts: list[str], stage: Path, force: bool) -> list[str]:
 
 def profile_remote(args) -> dict:
     """Profile ``args.artifacts`` on ``args.remote``; returns the device's JSON document."""
-    ssh = Ssh(args.remote, args.ssh_key, args.ssh_option)
+    ssh = Ssh(args.remote, args.ssh_key, args.ssh_option, getattr(args, "accept_new_host_key", False))
+    data = _local_data_folder(args.data)
     remote_dir = ssh.run(["mktemp", "-d"]).stdout.strip()
     if not _SAFE_REMOTE_DIR.match(remote_dir):
         raise EdgecnError(f"unexpected temp folder {remote_dir!r} on {ssh.dest}", "check the device's mktemp")
@@ -153,10 +163,12 @@ def profile_remote(args) -> dict:
             ssh.copy([runner_zip(stage / ZIP_NAME)], remote_dir)
             for n in names:
                 ssh.copy(sorted((stage / n.split("/")[0]).iterdir()), f"{remote_dir}/{n.split('/')[0]}")
+            if data is not None:  # under a generated name: the folder's own name never reaches a shell
+                ssh.copy([data], remote_dir, "data")
         words = ["env", f"PYTHONPATH={remote_dir}/{ZIP_NAME}", args.remote_python, "-m", "edgecn.runner",
-                 *[f"{remote_dir}/{n}" for n in names], "--json", *_passthrough(args)]
+                 *[f"{remote_dir}/{n}" for n in names], "--json", *_passthrough(args, data and f"{remote_dir}/data")]
         proc = ssh.run(words, check=False)
-        if proc.returncode != 0:
+        if proc.returncode not in (0, 3):  # 3: some failed, the rest measured (kept)
             ssh._fail(proc, args.remote_python)
         doc = json.loads(proc.stdout)
     finally:
@@ -167,16 +179,26 @@ def profile_remote(args) -> dict:
     return doc
 
 
-def _passthrough(args) -> list[str]:
+def _local_data_folder(data: str | None) -> Path | None:
+    """``--data FOLDER`` for a remote run: checked here, copied to the device (None for digits or no data)."""
+    if not data or data == "digits":
+        return None
+    folder = Path(data)
+    if not folder.is_dir():
+        raise EdgecnError(f"--data {data!r} is not a folder", "pass a folder of images (one subfolder per class), or digits")
+    return folder
+
+
+def _passthrough(args, remote_data: str | None = None) -> list[str]:
     out = []
     for flag, value in (("--runs", args.runs), ("--duration", args.duration), ("--fps", args.fps), ("--warmup", args.warmup),
                         ("--threads", ",".join(map(str, args.threads)) if args.threads else None),
                         ("--pte-engine", getattr(args, "pte_engine", None))):
         if value is not None:
             out += [flag, str(value)]
-    if args.data and args.data != "digits":
-        raise EdgecnError("--data FOLDER is not copied to remote devices", "use --data digits, or copy the folder and run there")
-    if args.data:
+    if remote_data:
+        out += ["--data", remote_data]
+    elif args.data:
         out += ["--data", args.data]
     out += [f for f, on in (("--accuracy", args.accuracy), ("--op-profile", args.op_profile), ("--force", args.force),
                             ("--batch", getattr(args, "batch", False))) if on]

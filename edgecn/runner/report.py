@@ -105,18 +105,20 @@ def details(r: dict) -> list[str]:
 
 def render(doc: dict) -> str:
     """The profile as a reader sees it: where it ran, one table, then per-artifact details."""
-    results = doc["results"]
+    failed = [r for r in doc["results"] if r.get("error")]
+    results = [r for r in doc["results"] if not r.get("error")]
     env = doc["environment"]
     isa = " ".join(env.get("isa") or []) or "-"
-    host = results[0].get("remote", {}).get("host") if results else None
+    host = next((r["remote"]["host"] for r in doc["results"] if r.get("remote")), None)
     head = [f"device: {env['device']}" + (f" (over ssh: {host})" if host else ""),
             f"CPU: {env['cpu']}, {env['cores']} cores, ISA: {isa}",
             f"OS: {env['os']}, python {env['python']}"]
     if doc.get("plan"):
         head.append(f"measured: {doc['plan']}")
-    body = [comparison(results), ""]
+    body = [comparison(results), ""] if results else []
     for r in results:
         body += details(r)
+    body += [f"FAILED {r['name']} ({r['threads']} threads): {r['error']}" for r in failed]
     ops = [op_table(r["op_profile"]) for r in results if r.get("op_profile")]
     return "\n".join(head) + "\n\n" + "\n".join(body) + ("\n\n" + "\n\n".join(ops) if ops else "")
 
@@ -131,7 +133,7 @@ def plot(doc: dict, out: str | Path) -> None:
         raise EdgecnError("--plot needs matplotlib", "pip install matplotlib, or drop --plot (use --json)") from None
     import numpy as np
 
-    results = [r for r in doc["results"] if r.get("samples_ms")]
+    results = [r for r in doc["results"] if r.get("samples_ms") and not r.get("error")]
     if not results:
         raise EdgecnError("nothing to plot: no latency samples were kept", "drop --plot")
     # One x-scale for every histogram, cut at the 0.5th and 99.5th percentiles of all samples, so

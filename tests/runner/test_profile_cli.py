@@ -138,3 +138,20 @@ def test_a_successful_profile_prints_no_runtime_log_lines(artifacts, native_env,
     shown = run_runner(artifacts / artifact, "--runs", "5", "--threads", "1",
                        env=dict(env, EDGECN_RUNTIME_LOGS="1"))  # what is hidden can be seen on request
     assert shown.returncode == 0 and shown.stderr != "", shown.stderr[-2000:]
+
+
+def test_one_failing_artifact_keeps_the_others_results(artifacts, tmp_path):
+    """Two artifacts, two thread settings: the one that fails is reported, the others measured; exit 3."""
+    bad = tmp_path / "bad.pte"
+    data = bytearray((artifacts / "int8" / "model.pte").read_bytes())
+    for i in range(200, 400):  # passes the structural check, fails ExecuTorch's verification
+        data[i] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    proc = run_runner(artifacts / "model.tflite", bad, "--threads", "1,2", "--runs", "5", "--json", "--force")
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    results = json.loads(proc.stdout)["results"]
+    assert [(r["name"], r["threads"], bool(r.get("error"))) for r in results] == [
+        ("model.tflite", 1, False), ("model.tflite", 2, False), ("bad.pte", 1, True), ("bad.pte", 2, True)]
+    assert "could not load" in results[2]["error"] and "bad.pte (1 threads) failed" in proc.stderr
+    table = run_runner(artifacts / "model.tflite", bad, "--threads", "1,2", "--runs", "5", "--force")
+    assert table.returncode == 3 and "FAILED bad.pte (2 threads)" in table.stdout and "model.tflite" in table.stdout

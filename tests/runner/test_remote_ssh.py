@@ -115,3 +115,43 @@ def test_tune_times_every_form_on_the_remote_device(ssh_server):
     assert table.machine["cpu"] and len(table.segments) >= 4 and not result.failed
     grouped = max(result.rows, key=lambda r: r.alternatives)
     assert grouped.alternatives >= 3 and grouped.ms <= grouped.target_ms
+
+
+def _remote(ssh_server, known: Path, *args) -> list[str]:
+    return [sys.executable, "-m", "edgecn.runner", *map(str, args), "--remote", ssh_server["url"], "--remote-python",
+            sys.executable, "--ssh-key", str(ssh_server["key"]), "--ssh-option", f"UserKnownHostsFile={known}"]
+
+
+def test_an_unknown_host_key_is_a_visible_choice(ssh_server, artifacts, tmp_path):
+    known = tmp_path / "known_hosts"
+    cmd = _remote(ssh_server, known, artifacts / "model.tflite", "--runs", "5", "--threads", "1")
+    refused = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert refused.returncode == 2 and "host key" in refused.stderr and "--accept-new-host-key" in refused.stderr
+    assert not known.exists() or known.read_text() == ""
+    accepted = subprocess.run(cmd + ["--accept-new-host-key"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    assert "over ssh: " in accepted.stdout and known.read_text().strip()  # the host is named; its key recorded
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]  # known now, without the flag
+
+
+def test_a_data_folder_travels_to_the_device(ssh_server, artifacts, tmp_path):
+    """--accuracy --data FOLDER over ssh scores the same as here (the folder is copied under a generated name)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    data = tmp_path / "my data; $(touch pwned)"
+    for i in range(0, 200):
+        (data / str(d.target[i])).mkdir(parents=True, exist_ok=True)
+        np.save(data / str(d.target[i]) / f"{i}.npy", (d.images[i] / 16.0).astype(np.float32)[..., None])
+    args = ("--accuracy", "--data", data, "--runs", "5", "--threads", "1", "--json")
+    remote = subprocess.run(_remote(ssh_server, ssh_server["known"], artifacts / "model.tflite", *args)
+                            + ["--ssh-option", "StrictHostKeyChecking=no"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    local = subprocess.run([sys.executable, "-m", "edgecn.runner", str(artifacts / "model.tflite"), *map(str, args)],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert remote.returncode == 0 and local.returncode == 0, remote.stderr[-2000:] + local.stderr[-2000:]
+    got, want = (json.loads(p.stdout)["results"][0]["accuracy"] for p in (remote, local))
+    assert got["top1"] == want["top1"] and got["samples"] == want["samples"] == 200
+    assert not any(p.name == "pwned" for p in tmp_path.rglob("pwned")) and not (Path.home() / "pwned").exists()
