@@ -50,7 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "'python' ExecuTorch's Python binding (needs torch; per-op timings); "
                         "default auto: python where torch is installed, else native")
     p.add_argument("--remote", default=None, metavar="[ssh://]user@host[:port]", help="run on a device over ssh")
-    p.add_argument("--remote-python", default="python3", help="python on the remote device (default python3)")
+    p.add_argument("--remote-python", default="python3",
+                   help="python on the remote device (default: python3, or the first of ~/.venv, ~/venv, ~/edgecn "
+                        "that has numpy and the artifacts' runtime)")
     p.add_argument("--ssh-key", default=None, help="identity file for --remote")
     p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")
     p.add_argument("--accept-new-host-key", action="store_true",

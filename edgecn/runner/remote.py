@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -148,10 +149,56 @@ def _stage(artifacts: list[str], stage: Path, force: bool) -> list[str]:
     return names
 
 
+CANDIDATE_PYTHONS = ("python3", ".venv/bin/python", "venv/bin/python", "edgecn/bin/python", ".local/bin/python3")
+"""Where a device's python with a runtime usually is, tried in order when --remote-python is left at
+python3 (relative paths are resolved by ssh in the login's home folder)."""
+# What each artifact kind needs on the device; the probe prints which of these import there.
+PROBE = ("import importlib.util as u, json, shutil\n"
+         "has = lambda m: u.find_spec(m) is not None\n"
+         "print(json.dumps({'numpy': has('numpy'), '.tflite': has('ai_edge_litert') or has('tflite_runtime'), "
+         "'.onnx': has('onnxruntime'), '.engine': has('tensorrt'), '.plan': has('tensorrt'), "
+         "'.pte': has('executorch') or any(shutil.which(c) for c in ('c++', 'g++', 'clang++'))}))")
+INSTALL_HINT = {".tflite": "pip install 'edgecn[runner]' (ai-edge-litert)", ".onnx": "pip install onnxruntime",
+                ".pte": "a C++ compiler for the native .pte runner (sudo apt install g++)",
+                ".engine": "JetPack's tensorrt", ".plan": "JetPack's tensorrt"}
+
+
+def remote_python(ssh: "Ssh", requested: str, suffixes: set[str], say=None) -> str:
+    """A python on the device that has numpy and a runtime for every artifact kind in ``suffixes``.
+
+    ``requested`` is tried first; when it is the default ``python3`` and lacks something, the usual
+    virtual-environment places are probed too, and the one chosen is said on stderr.
+    """
+    tried = []
+    for python in (requested, *(c for c in CANDIDATE_PYTHONS if c != requested)) if requested == "python3" else (requested,):
+        proc = ssh.run([python, "-c", PROBE], check=False)
+        if proc.returncode == 255:  # ssh itself failed (unreachable, refused, unknown host key)
+            ssh._fail(proc, "ssh")
+        try:
+            found = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+        except (ValueError, IndexError):
+            found = None
+        if found is None:
+            tried.append(f"{python} (not found or not runnable)")
+            continue
+        missing = [k for k in ("numpy", *sorted(suffixes)) if not found.get(k)]
+        if not missing:
+            if python != requested and say:
+                say(f"edgecn: on {ssh.dest}, {requested} lacks a runtime; using ~/{python}")
+            return python
+        tried.append(f"{python} (lacks {', '.join('numpy' if m == 'numpy' else f'a runtime for {m}' for m in missing)})")
+    needs = sorted({INSTALL_HINT.get(s, s) for s in suffixes})
+    raise EdgecnError(f"no python on {ssh.dest} can run these artifacts: tried {'; '.join(tried)}",
+                      f"on the device, install numpy and {' and '.join(needs)} (e.g. python3 -m venv ~/venv && "
+                      "~/venv/bin/pip install 'edgecn[runner]'), or pass --remote-python PATH")
+
+
 def profile_remote(args) -> dict:
     """Profile ``args.artifacts`` on ``args.remote``; returns the device's JSON document."""
     ssh = Ssh(args.remote, args.ssh_key, args.ssh_option, getattr(args, "accept_new_host_key", False))
     data = _local_data_folder(args.data)
+    python = remote_python(ssh, args.remote_python, {Path(a).suffix.lower() for a in args.artifacts},
+                           say=lambda line: print(line, file=sys.stderr))
     remote_dir = ssh.run(["mktemp", "-d"]).stdout.strip()
     if not _SAFE_REMOTE_DIR.match(remote_dir):
         raise EdgecnError(f"unexpected temp folder {remote_dir!r} on {ssh.dest}", "check the device's mktemp")
@@ -165,11 +212,11 @@ def profile_remote(args) -> dict:
                 ssh.copy(sorted((stage / n.split("/")[0]).iterdir()), f"{remote_dir}/{n.split('/')[0]}")
             if data is not None:  # under a generated name: the folder's own name never reaches a shell
                 ssh.copy([data], remote_dir, "data")
-        words = ["env", f"PYTHONPATH={remote_dir}/{ZIP_NAME}", args.remote_python, "-m", "edgecn.runner",
+        words = ["env", f"PYTHONPATH={remote_dir}/{ZIP_NAME}", python, "-m", "edgecn.runner",
                  *[f"{remote_dir}/{n}" for n in names], "--json", *_passthrough(args, data and f"{remote_dir}/data")]
         proc = ssh.run(words, check=False)
         if proc.returncode not in (0, 3):  # 3: some failed, the rest measured (kept)
-            ssh._fail(proc, args.remote_python)
+            ssh._fail(proc, python)
         doc = json.loads(proc.stdout)
     finally:
         ssh.run(["rm", "-rf", remote_dir], check=False)

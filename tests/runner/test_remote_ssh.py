@@ -155,3 +155,16 @@ def test_a_data_folder_travels_to_the_device(ssh_server, artifacts, tmp_path):
     got, want = (json.loads(p.stdout)["results"][0]["accuracy"] for p in (remote, local))
     assert got["top1"] == want["top1"] and got["samples"] == want["samples"] == 200
     assert not any(p.name == "pwned" for p in tmp_path.rglob("pwned")) and not (Path.home() / "pwned").exists()
+
+
+def test_a_remote_python_without_the_runtime_is_named_with_the_fix(ssh_server, artifacts, tmp_path):
+    import venv
+
+    bare = tmp_path / "bare"
+    venv.EnvBuilder(with_pip=False).create(bare)  # no numpy, no interpreter
+    cmd = _remote(ssh_server, ssh_server["known"], artifacts / "model.tflite", "--runs", "5") + [
+        "--ssh-option", "StrictHostKeyChecking=no"]
+    cmd[cmd.index("--remote-python") + 1] = str(bare / "bin" / "python")
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "lacks numpy, a runtime for .tflite" in proc.stderr and "--remote-python" in proc.stderr
