@@ -22,12 +22,25 @@ def configure(p):
 
 
 def run(args):
+    import json
+
     from edgecn.build import BuildConfig, build
-    from edgecn.runner.cli import main as profile_main
+    from edgecn.fileio import atomic_write_text
+    from edgecn.runner import report
+    from edgecn.runner.cli import build_parser, profile_local
 
     result = build(BuildConfig(target=args.target, checkpoint=args.checkpoint, out_dir=args.out))
     runnable = [str(result.folder / a["path"]) for a in result.artifacts
                 if a["path"].endswith((".tflite", ".pte", ".onnx"))]
     print(f"\nProfiling {len(runnable)} artifacts from {result.folder} on this machine "
           f"(on the device: `edgecn profile {result.folder}/*.tflite`):\n")
-    return profile_main([*runnable, "--runs", str(args.runs), "--threads", ",".join(map(str, args.threads)), "--accuracy", "--data", "digits"])
+    pargs = build_parser().parse_args([*runnable, "--runs", str(args.runs), "--threads", ",".join(map(str, args.threads)),
+                                       "--accuracy", "--data", "digits"])
+    doc = profile_local(pargs)
+    print(report.render(doc))
+    # What the README's demo table is made from (bench/readme_demo.py), so the table cannot drift from a run.
+    manifest = json.loads((result.folder / "manifest.json").read_text())
+    record = result.folder / "demo.json"
+    atomic_write_text(record, json.dumps({"manifest": manifest, "profile": doc}, indent=1))
+    print(f"\ndemo record: {record}")
+    return 3 if any(r.get("error") for r in doc["results"]) else 0

@@ -271,6 +271,11 @@ class NativeProcess:
 
     def close(self) -> None:
         if self._proc.poll() is None:
+            from edgecn.runner import sysinfo
+
+            peak = sysinfo.process_peak_mb(self._proc.pid)
+            if peak is not None:
+                sysinfo.CHILD_PEAKS_MB.append(peak)
             try:
                 self._proc.stdin.write(b"Q")
                 self._proc.stdin.close()

@@ -72,15 +72,30 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process plus its largest finished child, MiB.
+CHILD_PEAKS_MB: list[float] = []
+"""Peak RSS of runtime child processes (the native .pte runner), read from /proc before they exit."""
 
-    The child is the native .pte runner, where the model actually runs (ru_maxrss is KiB on
-    Linux, bytes on macOS).
+
+def process_peak_mb(pid: int | str = "self") -> float | None:
+    """VmHWM of a process in MiB (Linux), or None where /proc does not say.
+
+    Not ru_maxrss: Linux carries it across exec, so a runner started by a process that had torch
+    loaded (``edgecn demo``, a build) would report its parent's peak.
     """
-    rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-           + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+    text = _read(f"/proc/{pid}/status") or ""
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process plus its largest runtime child, MiB."""
+    own = process_peak_mb()
+    if own is None:  # no /proc (macOS): ru_maxrss, bytes there
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        own = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+    return own + max(CHILD_PEAKS_MB, default=0.0)
 
 
 class SensorSampler:
