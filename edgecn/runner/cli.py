@@ -135,6 +135,11 @@ def profile_local(args) -> dict:
     for a in args.artifacts:  # fail fast, before any subprocess starts
         verify(Path(a), args.force)  # the sha first: a mismatch says more than a structural complaint
         check_artifact(a)
+    if any(Path(a).suffix.lower() == ".pte" for a in args.artifacts):
+        from edgecn.runner.pte import choose_engine, native_binary
+
+        if choose_engine() == "native":  # built here, once, before child processes could race to build it
+            native_binary()
     combos = [(a, t) for a in args.artifacts for t in threads]
     if getattr(args, "batch", False):
         suffixes = {Path(a).suffix.lower() for a in args.artifacts}
