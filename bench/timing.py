@@ -26,9 +26,9 @@ class Worker:
     proc: subprocess.Popen
 
     @classmethod
-    def start(cls, key: str, artifact: Path, threads: int, env: dict | None = None) -> "Worker":
+    def start(cls, key: str, artifact: Path, threads: int) -> "Worker":
         proc = subprocess.Popen([sys.executable, str(WORKER), str(artifact), str(threads)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1, env=env)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         return cls(key, proc)
 
     def wait_ready(self) -> dict:
@@ -57,7 +57,7 @@ class Worker:
 
 
 def interleaved(artifacts: dict[str, Path], threads: int, rounds: int, seconds: float, min_runs: int,
-                say=print, envs: dict[str, dict] | None = None) -> dict[str, list[float]]:
+                say=print) -> dict[str, list[float]]:
     """Per-round median latencies (ms) of every artifact, rounds interleaved, one process each.
 
     Args:
@@ -66,12 +66,11 @@ def interleaved(artifacts: dict[str, Path], threads: int, rounds: int, seconds: 
         rounds: repetitions; each gives one median per artifact.
         seconds: timing window per artifact and round.
         min_runs: fewest inferences per window (slow artifacts run longer than ``seconds``).
-        envs: ``{key: environment}`` for workers that need their own (e.g. the .pte engine).
 
     Returns:
         ``{key: [median_ms of round 0, round 1, ...]}``.
     """
-    workers = [Worker.start(k, p, threads, (envs or {}).get(k)) for k, p in artifacts.items()]
+    workers = [Worker.start(k, p, threads) for k, p in artifacts.items()]
     try:
         for w in workers:  # loading in parallel would time nothing, but it competes: wait for all first
             w.wait_ready()

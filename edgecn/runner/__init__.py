@@ -2,9 +2,8 @@
 
 ``from edgecn.runner import open_runner; with open_runner(path, threads=1) as r: y = r.infer(x)``
 works for .tflite (LiteRT), .onnx (onnxruntime), .pte (ExecuTorch) and TensorRT engines.
-Nothing here imports torch, except the .pte runner's Python engine when a .pte is loaded
-where torch is installed (ExecuTorch's Python binding exchanges torch tensors); elsewhere a
-.pte runs in the native C++ runner (``python -m edgecn.runner.native`` builds it).
+Nothing here imports torch: a .pte runs in edgecn's native C++ runner (``python -m
+edgecn.runner.native`` builds it), not in ExecuTorch's Python binding, which needs torch.
 
 Run ``python -m edgecn.runner ARTIFACT`` (or ``edgecn profile``) for the profiler.
 """

@@ -191,7 +191,7 @@ def open_runner(path: str | os.PathLike, threads: int | None = None, check: bool
         path: a .tflite, .pte, .onnx, .engine or .plan file.
         threads: intra-op threads (None: the runtime's default).
         check: validate the file's structure first, so a damaged file gives an error, not a crash.
-        **options: runner-specific options (e.g. ``etdump=True`` for .pte).
+        **options: runner-specific options.
     """
     from edgecn.runner.check import check_artifact
 

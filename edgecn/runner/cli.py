@@ -45,10 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                 "copied to the device with --remote)")
     p.add_argument("--op-profile", action="store_true", help="per-op timings where the runtime offers them")
     p.add_argument("--force", action="store_true", help="profile even if the sha256 does not match the manifest")
-    p.add_argument("--pte-engine", choices=("auto", "native", "python"), default=None,
-                   help=".pte: 'native' runs edgecn's C++ runner (no torch; built once with `python -m edgecn.runner.native`), "
-                        "'python' ExecuTorch's Python binding (needs torch; per-op timings); "
-                        "default auto: python where torch is installed, else native")
     p.add_argument("--remote", default=None, metavar="[ssh://]user@host[:port]", help="run on a device over ssh")
     p.add_argument("--remote-python", default="python3",
                    help="python on the remote device (default: python3, or the first of ~/.venv, ~/venv, ~/edgecn "
@@ -103,10 +99,6 @@ def check_optional(args) -> None:
 def run(args) -> int:
     """Profile, then print a table or JSON (and a plot); returns the exit status."""
     check_optional(args)
-    if getattr(args, "pte_engine", None):  # read by edgecn.runner.pte, here and in each child process
-        from edgecn.runner.pte import ENV_ENGINE
-
-        os.environ[ENV_ENGINE] = args.pte_engine
     if args.remote:
         from edgecn.runner.remote import profile_remote
 
@@ -136,10 +128,9 @@ def profile_local(args) -> dict:
         verify(Path(a), args.force)  # the sha first: a mismatch says more than a structural complaint
         check_artifact(a)
     if any(Path(a).suffix.lower() == ".pte" for a in args.artifacts):
-        from edgecn.runner.pte import choose_engine, native_binary
+        from edgecn.runner.pte import native_binary
 
-        if choose_engine() == "native":  # built here, once, before child processes could race to build it
-            native_binary()
+        native_binary()  # built here, once, before child processes could race to build it
     combos = [(a, t) for a in args.artifacts for t in threads]
     if getattr(args, "batch", False):
         suffixes = {Path(a).suffix.lower() for a in args.artifacts}

@@ -1,23 +1,16 @@
-"""ExecuTorch runner for .pte files, with two engines.
+"""ExecuTorch runner for .pte files: edgecn's native C++ runner, no torch.
 
-* ``native``: edgecn's C++ runner (``edgecn.runner.native``), built against the C++ libraries the
-  executorch wheel ships and driven over a pipe. No torch anywhere: this is the device path.
-* ``python``: ExecuTorch's Python binding, which exchanges torch tensors and links libtorch, so
-  torch is imported here -- lazily, inside ``activate()``. With an ETRecord beside the artifact its
-  per-op table names operators as the model did.
-
-Both record per-op timings in an ETDump; the native one is read by ``edgecn.runner.etdump``.
-
-``auto`` (the default; ``$EDGECN_PTE_ENGINE`` or ``--pte-engine`` choose otherwise) takes the
-Python binding where torch and executorch are both installed (a development machine), and the
-native runner everywhere else, compiling it on first use when the executorch libraries and a
-C++ compiler are here. Both run the same program with the same XNNPACK kernels; their outputs
-agree (tested).
+ExecuTorch's Python binding exchanges torch tensors and links libtorch (on aarch64 the package
+index's torch is a 427 MB CUDA build), so .pte files run in ``edgecn-pte-runner``
+(``edgecn.runner.native``), a small program built against the C++ libraries the executorch wheel
+ships, driven over a pipe. It is the same code in a build's validation, in ``edgecn profile`` and
+on a device, and it is compiled on first use (``python -m edgecn.runner.native`` does it ahead).
+Its outputs equal the Python binding's bit for bit (tested). Per-op timings come from an ETDump
+the program writes, read by ``edgecn.runner.etdump``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -32,60 +25,6 @@ import numpy as np
 from edgecn.errors import EdgecnError
 from edgecn.runner import native
 from edgecn.runner.base import Runner, TensorInfo, register
-from edgecn.runner.quiet import native_stderr_filtered
-
-ENGINES = ("auto", "native", "python")
-ENV_ENGINE = "EDGECN_PTE_ENGINE"
-_THREADPOOL_SET: list[int] = []  # the setting this process was given; it cannot change later
-
-
-def set_threads(n: int) -> None:
-    """Size ExecuTorch's thread pool; must happen once, before any program is loaded.
-
-    Resizing after a program was loaded crashed the process (segfault, abort or hang) in 4 of 4 trials,
-    so a second, different setting is refused: use one process per thread setting.
-    """
-    if _THREADPOOL_SET:
-        if _THREADPOOL_SET[0] != n:
-            raise EdgecnError(f"ExecuTorch's thread pool is already set to {_THREADPOOL_SET[0]} in this process",
-                              "profile each thread setting in its own process (`--threads 1,2,4` does this)")
-        return
-    from executorch.extension.pybindings import portable_lib
-
-    portable_lib._unsafe_reset_threadpool(n)
-    _THREADPOOL_SET.append(n)
-
-
-def _runtime():
-    try:
-        from executorch.runtime import Runtime
-    except ImportError:
-        raise EdgecnError("the ExecuTorch Python runtime is not importable here (it needs torch)",
-                          f"use the native engine instead: {native.INSTALL}, then `{native.BUILD}`") from None
-    return Runtime.get()
-
-
-# c10::ScalarType codes, as ExecuTorch's TensorInfo reports them.
-_SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32", 7: "float64",
-                 11: "bool"}
-
-
-def _info(meta, i: int, inputs: bool) -> TensorInfo:
-    t = meta.input_tensor_meta(i) if inputs else meta.output_tensor_meta(i)
-    code = t.dtype()
-    dtype = _SCALAR_TYPES.get(int(code), str(code)) if isinstance(code, int) or str(code).isdigit() else str(code)
-    return TensorInfo(f"{'input' if inputs else 'output'}_{i}", tuple(int(s) for s in t.sizes()), dtype)
-
-
-def choose_engine(requested: str | None = None) -> str:
-    """``native`` or ``python`` for ``requested`` (None: ``$EDGECN_PTE_ENGINE``, else ``auto``)."""
-    engine = requested or os.environ.get(ENV_ENGINE) or "auto"
-    if engine not in ENGINES:
-        raise EdgecnError(f"unknown .pte engine {engine!r}", f"use one of {', '.join(ENGINES)} (--pte-engine or ${ENV_ENGINE})")
-    if engine != "auto":
-        return engine
-    has = importlib.util.find_spec
-    return "python" if has("torch") is not None and has("executorch") is not None else "native"
 
 
 def native_binary() -> Path:
@@ -101,104 +40,51 @@ def native_binary() -> Path:
 
 @register(".pte")
 class PteRunner(Runner):
-    """A .pte program's ``forward`` in the ExecuTorch runtime (XNNPACK if the program was lowered to it).
-
-    Args:
-        engine: "native", "python" or "auto" (None: ``$EDGECN_PTE_ENGINE``, else auto); see the module.
-        etdump: record an ETDump (per-op timings).
-    """
+    """A .pte program's ``forward`` in ExecuTorch's C++ runtime (XNNPACK if the program was lowered to it)."""
 
     runtime = "executorch"
 
-    def __init__(self, path, threads=None, etdump: bool = False, engine: str | None = None):
-        super().__init__(path, threads)
-        self._etdump = etdump
-        self.engine = choose_engine(engine)
-
     def _import(self):
-        if self.engine == "native":
-            self._binary = native_binary()
-            return
-        # Importing the binding prints torchao's "Failed to load ..._C_mxfp8...so", a torch
-        # deprecation line and ExecuTorch's cpuinfo probe to fd 2: none of them is about the model.
-        with native_stderr_filtered():
-            self._rt = _runtime()  # first: says what to install when ExecuTorch is missing
-            if self.threads:
-                set_threads(self.threads)
-            import torch  # ExecuTorch's Python binding exchanges torch tensors
-
-        self._torch = torch
+        self._binary = native_binary()
 
     def _load(self):
-        if self.engine == "native":
-            self._process = NativeProcess(self._binary, self.path, self.threads)
-            return
-        try:
-            with native_stderr_filtered(keep=lambda line: line.startswith("E ")):
-                self._program = self._rt.load_program(self.path, enable_etdump=self._etdump)
-                self._method = self._program.load_method("forward")
-        except (RuntimeError, ValueError) as e:
-            raise EdgecnError(f"ExecuTorch could not load {str(self.path)!r}: {str(e).splitlines()[0] if str(e) else e}",
-                              "rebuild the artifact with the executorch version installed here") from e
+        self._process = NativeProcess(self._binary, self.path, self.threads)
 
     def _details(self):
-        if self.engine == "native":
-            return self._process.inputs, self._process.outputs
-        meta = self._method.metadata
-        return ([_info(meta, i, True) for i in range(meta.num_inputs())],
-                [_info(meta, i, False) for i in range(meta.num_outputs())])
+        return self._process.inputs, self._process.outputs
 
     def _run(self, arrays):
-        if self.engine == "native":
-            return self._process.run(arrays)[0]
-        out = self._method.execute([self._torch.from_numpy(a) for a in arrays])
-        return out[0].numpy()
+        return self._process.run(arrays)[0]
 
     def _runtime_seconds(self, wall: float) -> float:
         # The native runner times Method::execute itself; the pipe is not the runtime's cost.
-        return self._process.seconds if self.engine == "native" else wall
+        return self._process.seconds
 
     def _unload(self):
-        if self.engine == "native":
-            if getattr(self, "_process", None) is not None:
-                self._process.close()
-            self._process = None
-        else:
-            self._method = self._program = None
+        if getattr(self, "_process", None) is not None:
+            self._process.close()
+        self._process = None
 
     def versions(self):
-        found = {"executorch": _installed_version()}
-        if self.engine == "native":
-            return {**found, "pte engine": f"native ({self._binary.name})"}
-        return {**found, "torch": self._torch.__version__, "pte engine": "python"}
+        return {"executorch": _installed_version(), "runner": self._binary.name}
 
     def op_profile(self, feed, runs):
-        """Per-op timings from an ETDump of ``runs`` inferences in a second, tracing instance."""
-        if self.engine == "native":
-            from edgecn.runner.etdump import op_profile
+        """Per-op timings from an ETDump of ``runs`` inferences in a second, tracing process."""
+        from edgecn.runner.etdump import op_profile
 
-            with tempfile.TemporaryDirectory(prefix="edgecn-etdump-") as tmp:
-                dump = Path(tmp) / "run.etdp"
-                process = NativeProcess(self._binary, self.path, self.threads, etdump=dump)
-                try:
-                    for _ in range(runs):
-                        process.run([feed])
-                finally:
-                    process.close()
-                if not dump.exists():
-                    raise EdgecnError("the native .pte runner wrote no ETDump", f"rebuild it: `{native.BUILD} --force`")
-                result = op_profile(dump, runs, "ExecuTorch ETDump (native runner)")
-            result["note"] = ("events are named by the runtime (delegate calls, XNNPACK operators, kernels); "
-                              "operator names from an ETRecord need ExecuTorch's Python devtools (--pte-engine python)")
-            return result
-        etrecord = self.path.with_suffix(".etrecord")
-        with tempfile.TemporaryDirectory(prefix="edgecn-etdump-") as tmp:  # nothing left behind in /tmp
-            dump = Path(tmp) / "run.etdump"
-            with PteRunner(self.path, self.threads, etdump=True, engine="python") as r:
+        with tempfile.TemporaryDirectory(prefix="edgecn-etdump-") as tmp:
+            dump = Path(tmp) / "run.etdp"
+            process = NativeProcess(self._binary, self.path, self.threads, etdump=dump)
+            try:
                 for _ in range(runs):
-                    r.infer(feed)
-                r._program.write_etdump_result_to_file(str(dump), str(dump.with_suffix(".debug")))
-            return _inspect(dump, etrecord if etrecord.exists() else None, runs)
+                    process.run([feed])
+            finally:
+                process.close()
+            if not dump.exists():
+                raise EdgecnError("the native .pte runner wrote no ETDump", f"rebuild it: `{native.BUILD} --force`")
+            result = op_profile(dump, runs, "ExecuTorch ETDump")
+        result["note"] = "events are named by the runtime (XNNPACK operators, kernels outside the delegate)"
+        return result
 
 
 def _installed_version() -> str:
@@ -228,8 +114,8 @@ class NativeProcess:
         except ValueError:
             died = self._died(f"the native .pte runner stopped while loading {str(path)!r}")
             self.close()
-            raise EdgecnError(str(died), "re-copy or rebuild the artifact (it may be damaged); if it loads "
-                                         f"with --pte-engine python, rebuild the runner: `{native.BUILD} --force`") from None
+            raise EdgecnError(str(died), "re-copy or rebuild the artifact (it may be damaged); if it is sound, "
+                                         f"rebuild the runner: `{native.BUILD} --force`") from None
         if not hello.get("ok"):
             self.close()
             raise EdgecnError(f"ExecuTorch could not load {str(path)!r}: {hello.get('error')}",
@@ -285,27 +171,3 @@ class NativeProcess:
                 self._proc.wait()
         self._proc.stdout.close()
         self._log.close()
-
-
-def _inspect(dump: Path, etrecord: Path | None, runs: int) -> dict:
-    from executorch.devtools import Inspector
-
-    from edgecn.runner.etdump import WRAPPERS, op_type
-
-    inspector = Inspector(etdump_path=str(dump), etrecord=str(etrecord) if etrecord else None)
-    per_op: dict[str, list[float]] = {}
-    for block in inspector.event_blocks:
-        if block.name != "Execute":
-            continue
-        for ev in block.events:
-            if ev.perf_data is None or ev.name in WRAPPERS:
-                continue
-            per_op.setdefault(op_type(ev.name), []).extend(float(t) for t in ev.perf_data.raw)
-    from edgecn.runner.onnxrt import _summary
-
-    result = _summary(per_op, runs, "ExecuTorch ETDump + Inspector")
-    if etrecord is None:
-        result["note"] = ("no ETRecord found beside the artifact: events are named by the runtime only "
-                          "(delegate calls, kernels); lower with generate_etrecord=True and save it as NAME.etrecord "
-                          "for operator names")
-    return result

@@ -1,10 +1,10 @@
 """Runtimes' own log lines, kept off the profiler's output at the file descriptor they are written to.
 
-LiteRT, ExecuTorch (its cpuinfo probe) and the libraries torch brings in write informational
-lines from C++ straight to file descriptor 2, below Python's ``sys.stderr`` and out of reach of
-their log-level variables. The runner captures fd 2 while a runtime is imported and a model
-loaded, and passes on only the lines a caller keeps (warnings and errors, say). Set
-``EDGECN_RUNTIME_LOGS=1`` to see everything.
+LiteRT writes informational lines from C++ straight to file descriptor 2, below Python's
+``sys.stderr`` and out of reach of its log-level variables. The runner captures fd 2 while a
+model loads and passes on only the lines a caller keeps (warnings and errors, say). (The .pte
+runner is a child process whose stderr is captured the same way.) Set ``EDGECN_RUNTIME_LOGS=1``
+to see everything.
 """
 
 from __future__ import annotations

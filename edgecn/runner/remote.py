@@ -239,8 +239,7 @@ def _local_data_folder(data: str | None) -> Path | None:
 def _passthrough(args, remote_data: str | None = None) -> list[str]:
     out = []
     for flag, value in (("--runs", args.runs), ("--duration", args.duration), ("--fps", args.fps), ("--warmup", args.warmup),
-                        ("--threads", ",".join(map(str, args.threads)) if args.threads else None),
-                        ("--pte-engine", getattr(args, "pte_engine", None))):
+                        ("--threads", ",".join(map(str, args.threads)) if args.threads else None)):
         if value is not None:
             out += [flag, str(value)]
     if remote_data:

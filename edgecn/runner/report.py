@@ -78,12 +78,7 @@ def comparison(results: list[dict]) -> str:
 
 def _rss_scope(r: dict) -> str:
     """What the peak RSS includes besides the runtime: it is one process's (plus its runner child's)."""
-    versions = r.get("versions") or {}
-    if "torch" in versions:
-        return " (includes torch, which ExecuTorch's Python binding loads)"
-    if str(versions.get("pte engine", "")).startswith("native"):
-        return " (this runner and its native .pte runner process)"
-    return ""
+    return " (this runner and its native .pte runner process)" if r.get("runtime") == "executorch" else ""
 
 
 def details(r: dict) -> list[str]:

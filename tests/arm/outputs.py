@@ -5,7 +5,7 @@ Usage: python outputs.py OUT.npz FOLDER ARTIFACT [...]   (torch-free; runs on th
 The images come from FOLDER (one subfolder per class, .npy arrays HxWxC in [0, 1]) through the
 runner's own input pipeline, shaped, normalised and quantized as each artifact's manifest says.
 Saves, per artifact, the raw outputs, the float logits and the labels; prints one JSON line per
-artifact with the runtime (and .pte engine) that ran it.
+artifact with the runtime and versions that ran it.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def main(out: str, folder: str, *artifacts: str) -> None:
             quant = output_quant(r, entry.output if entry else None)
             saved[f"raw{i}"], saved[f"logits{i}"] = raw, np.stack([to_logits(y, quant) for y in raw])
             saved[f"labels{i}"] = np.asarray(feed.labels)
-            print(json.dumps({"artifact": path, "runtime": r.runtime, "engine": getattr(r, "engine", None),
-                              "versions": r.versions(), "quant": quant}), flush=True)
+            print(json.dumps({"artifact": path, "runtime": r.runtime, "versions": r.versions(), "quant": quant,
+                              "torch": "torch" in sys.modules}), flush=True)
     np.savez(out, **saved)
 
 

@@ -1,8 +1,8 @@
-"""Build small test artifacts (.tflite, .pte with ETRecord, .onnx) from a conv-bn-relu-pool-linear model.
+"""Build small test artifacts (.tflite, .pte, .onnx) from a conv-bn-relu-pool-linear model.
 
 Run as a script in its own process (``python make_artifacts.py OUTDIR``) so the test
 process never imports torch and no runtime's thread pool fights another's.
-Writes OUTDIR/model.{tflite,pte,onnx}, OUTDIR/model.etrecord and OUTDIR/manifest.json, an int8
+Writes OUTDIR/model.{tflite,pte,onnx} and OUTDIR/manifest.json, an int8
 OUTDIR/int8/model.pte, and OUTDIR/steady/model.tflite (a model of realistic cost).
 """
 
@@ -50,17 +50,12 @@ def export_tflite(m, x, out: Path) -> None:
     litert_torch.convert(m, (x,)).export(str(out))
 
 
-def export_pte(m, x, out: Path, etrecord: Path) -> None:
+def export_pte(m, x, out: Path) -> None:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.devtools import generate_etrecord
     from executorch.exir import to_edge_transform_and_lower
 
     ep = torch.export.export(m, (x,))
-    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()], generate_etrecord=True)
-    et = edge.to_executorch()
-    out.write_bytes(et.buffer)
-    et.get_etrecord().save(str(etrecord)) if hasattr(et, "get_etrecord") else generate_etrecord(
-        str(etrecord), edge, et)
+    out.write_bytes(to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch().buffer)
 
 
 def export_pte_int8(m, x, out: Path) -> None:
@@ -106,9 +101,9 @@ def main(outdir: str) -> None:
     x = torch.randn(*SHAPE)
     export_tflite(m, x, out / "model.tflite")
     export_onnx(m, x, out / "model.onnx")
-    export_pte(m, x, out / "model.pte", out / "model.etrecord")
+    export_pte(m, x, out / "model.pte")
     (out / "manifest.json").write_text(json.dumps(manifest(out, ["model.tflite", "model.onnx", "model.pte"]), indent=1))
-    export_pte_int8(m, x, out / "int8" / "model.pte")  # for comparing the .pte engines on an int8 program
+    export_pte_int8(m, x, out / "int8" / "model.pte")  # the .pte runner against the Python binding, on int8
     # A model of realistic cost (about 1 ms here), for checks on measurement stability: at 3 us an
     # inference, the tiny model's throughput moves with process-level effects that longer runs cannot fix.
     (out / "steady").mkdir(exist_ok=True)

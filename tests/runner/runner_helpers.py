@@ -13,3 +13,28 @@ def run_runner(*args, python: str = sys.executable, env: dict | None = None, tim
     """``python -m edgecn.runner ARGS`` in a subprocess (a crash shows as a signal, not a dead test run)."""
     return subprocess.run([python, "-m", "edgecn.runner", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=REPO)
+
+
+# Fixed inputs for comparing a .pte's outputs between edgecn's runner and ExecuTorch's own Python
+# binding (the reference: it needs torch, so it lives in the tests, not in edgecn). Each script
+# saves the outputs to argv[2] as .npy; the runner's also prints whether torch was imported.
+_INPUTS = "x = np.random.default_rng(0).uniform(-1, 1, (6, 1, *shape)).astype(np.float32)\n"
+RUNNER_OUTPUTS = ("import sys, numpy as np\nfrom edgecn.runner import open_runner\n"
+                  "with open_runner(sys.argv[1], threads=1) as r:\n"
+                  "    shape = r.inputs[0].shape[1:]\n    " + _INPUTS +
+                  "    np.save(sys.argv[2], np.stack([r.infer(a) for a in x]))\n"
+                  "print('torch' in sys.modules)\n")
+BINDING_OUTPUTS = ("import sys, numpy as np, torch\nfrom executorch.runtime import Runtime\n"
+                   "m = Runtime.get().load_program(sys.argv[1]).load_method('forward')\n"
+                   "shape = tuple(m.metadata.input_tensor_meta(0).sizes())[1:]\n" + _INPUTS +
+                   "np.save(sys.argv[2], np.stack([m.execute([torch.from_numpy(a)])[0].numpy() for a in x]))\n")
+
+
+def outputs(script: str, path, out, python: str = sys.executable, env: dict | None = None) -> tuple:
+    """(outputs, stdout) of ``script`` run on the artifact at ``path``."""
+    import numpy as np
+
+    proc = subprocess.run([python, "-c", script, str(path), str(out)], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return np.load(out), proc.stdout.strip()

@@ -11,7 +11,7 @@ import pytest
 
 from runner_helpers import REPO
 
-KINDS = ("tflite", "onnx", "pte", "pte-native")  # pte-native: the .pte in edgecn's C++ runner
+KINDS = ("tflite", "onnx", "pte")
 
 
 def _variants(data: bytes, seed: int) -> dict[str, bytes]:
@@ -32,15 +32,12 @@ def outcomes(artifacts, tmp_path_factory, native_env):
     folder = tmp_path_factory.mktemp("corrupt")  # no manifest here: the checks, not the sha, must catch them
     procs = {}
     for kind in KINDS:
-        suffix = kind.split("-")[0]
-        env = native_env if kind == "pte-native" else dict(os.environ, OMP_NUM_THREADS="1", EDGECN_PTE_ENGINE="python")
-        for name, data in _variants((artifacts / f"model.{suffix}").read_bytes(), seed=len(kind)).items():
-            path = folder / kind / f"{name}.{suffix}"
-            path.parent.mkdir(exist_ok=True)
+        for name, data in _variants((artifacts / f"model.{kind}").read_bytes(), seed=len(kind)).items():
+            path = folder / f"{name}.{kind}"
             path.write_bytes(data)
             procs[(kind, name)] = subprocess.Popen([sys.executable, "-m", "edgecn.runner", str(path), "--runs", "3",
                                                     "--warmup", "0", "--threads", "1"], cwd=REPO, text=True,
-                                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=native_env)
     return {key: (p.wait(timeout=300), p.communicate()[1]) for key, p in procs.items()}
 
 

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runner_helpers import REPO, run_runner
+from runner_helpers import BINDING_OUTPUTS, REPO, RUNNER_OUTPUTS, outputs, run_runner
 
 RUNNER = REPO / "edgecn" / "runner"
-LAZY_TORCH_OK = {("pte.py", "PteRunner._import")}  # ExecuTorch's binding exchanges torch tensors
 
 
 def _imports(tree: ast.AST):
@@ -41,7 +40,7 @@ def test_no_module_imports_torch_statically():
         for mod, scope in _imports(ast.parse(f.read_text())):
             heavy = mod.split(".")[0] in ("torch", "torchao", "executorch") or mod.startswith("edgecn.") and not (
                 mod.startswith("edgecn.runner") or f"{mod.split('.', 1)[1]}.py" in TORCH_FREE_CORE)
-            if heavy and (f.name, scope) not in LAZY_TORCH_OK and not (f.name == "pte.py" and mod.startswith("executorch")):
+            if heavy:
                 offenders.append(f"{f.name}: {mod} in {scope or 'module'}")
     assert not offenders
 
@@ -95,20 +94,13 @@ def test_pte_in_a_venv_without_torch_or_executorch(no_torch_python, artifacts, t
                            env=env, cwd=REPO, timeout=1200)
     assert build.returncode == 0 and build.stdout.startswith("built: "), build.stderr[-3000:]
     assert (tmp_path / "cache" / "native").is_dir() and not any((tmp_path / "cache").rglob("*.whl"))
-    code = ("import sys, numpy as np; from edgecn.runner import open_runner; "
-            "x = np.random.default_rng(0).uniform(-1, 1, (6, 1, 1, 8, 8)).astype(np.float32); "
-            "r = open_runner(sys.argv[1], threads=1).activate(); "
-            "np.save(sys.argv[2], np.stack([r.infer(a) for a in x])); r.deactivate(); "
-            "print(r.engine, 'torch' in sys.modules)")
-    outputs = {}
-    for name, python, said in (("native", str(no_torch_python), "native False"), ("torch", sys.executable, "python True")):
-        proc = subprocess.run([python, "-c", code, str(artifacts / "int8" / "model.pte"), str(tmp_path / f"{name}.npy")],
-                              capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
-        assert proc.returncode == 0 and proc.stdout.strip() == said, proc.stdout + proc.stderr[-3000:]
-        outputs[name] = np.load(tmp_path / f"{name}.npy")
-    np.testing.assert_array_equal(outputs["native"], outputs["torch"])  # int8: the same kernels, bit for bit
+    pte = artifacts / "int8" / "model.pte"
+    native, torch_loaded = outputs(RUNNER_OUTPUTS, pte, tmp_path / "native.npy", python=str(no_torch_python), env=env)
+    reference, _ = outputs(BINDING_OUTPUTS, pte, tmp_path / "binding.npy")  # ExecuTorch's Python binding, with torch
+    assert torch_loaded == "False"
+    np.testing.assert_array_equal(native, reference)  # int8: the same kernels, bit for bit
     proc = run_runner(artifacts / "model.pte", "--runs", "20", "--threads", "1", "--json",
                       python=str(no_torch_python), env=env)  # (--accuracy on digits would need scikit-learn here)
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(proc.stdout)["results"][0]
-    assert r["versions"]["pte engine"].startswith("native") and r["integrity"]["verified"] and r["runs"] == 20
+    assert r["versions"]["runner"].startswith("edgecn-pte-runner") and r["integrity"]["verified"] and r["runs"] == 20

@@ -157,20 +157,22 @@ int main(int argc, char** argv) {
   auto meta = module.method_meta("forward");
   if (!meta.ok()) return fail("could not read the method's metadata");
 
+  // Each input's and output's dtype, shape and size; `which` names it in an error.
+  auto slot = [](auto t, const std::string& which, std::vector<Slot>& into) -> std::string {
+    if (!t.ok()) return which + " is not a tensor";
+    if (!dtype_name(t->scalar_type())) return which + " has an unsupported dtype";
+    auto sizes = t->sizes();
+    into.push_back({t->scalar_type(), std::vector<int32_t>(sizes.begin(), sizes.end()), t->nbytes()});
+    return "";
+  };
   std::vector<Slot> ins, outs;
   for (size_t i = 0; i < meta->num_inputs(); ++i) {
-    auto t = meta->input_tensor_meta(i);
-    if (!t.ok()) return fail("input " + std::to_string(i) + " is not a tensor");
-    if (!dtype_name(t->scalar_type())) return fail("input " + std::to_string(i) + " has an unsupported dtype");
-    auto sizes = t->sizes();
-    ins.push_back({t->scalar_type(), std::vector<int32_t>(sizes.begin(), sizes.end()), t->nbytes()});
+    std::string problem = slot(meta->input_tensor_meta(i), "input " + std::to_string(i), ins);
+    if (!problem.empty()) return fail(problem);
   }
   for (size_t i = 0; i < meta->num_outputs(); ++i) {
-    auto t = meta->output_tensor_meta(i);
-    if (!t.ok()) return fail("output " + std::to_string(i) + " is not a tensor");
-    if (!dtype_name(t->scalar_type())) return fail("output " + std::to_string(i) + " has an unsupported dtype");
-    auto sizes = t->sizes();
-    outs.push_back({t->scalar_type(), std::vector<int32_t>(sizes.begin(), sizes.end()), t->nbytes()});
+    std::string problem = slot(meta->output_tensor_meta(i), "output " + std::to_string(i), outs);
+    if (!problem.empty()) return fail(problem);
   }
   size_t pool = executorch::extension::threadpool::get_threadpool()->get_thread_count();
   std::printf("{\"ok\": true, \"inputs\": %s, \"outputs\": %s, \"load_s\": %.9f, \"threads\": %zu}\n",
