@@ -38,43 +38,15 @@ def configure(p):
 
 
 def run(args):
-    from edgecn.compress.checkpoints import wants_deep_compression
+    from edgecn.condense import condense_checkpoint
 
-    if wants_deep_compression(args.checkpoint):
-        return run_deep_compression(args)
-    given = [f"--{name.replace('_', '-')}" for name in DEEP_OPTIONS if getattr(args, name) is not None]
-    if given:
-        from edgecn.errors import EdgecnError
-
-        raise EdgecnError(f"{', '.join(given)} apply to deep compression, not to condensing a CondenseNet",
-                          "drop them, or condense first and pass the condensed checkpoint to compress it")
-    from edgecn.train import condense_checkpoint
-
-    report = condense_checkpoint(args.checkpoint, args.out, data=args.data)
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    print(format_report(report))
-    return 0
-
-
-def run_deep_compression(args) -> int:
-    from edgecn.compress import DeepCompressionConfig
-    from edgecn.compress.checkpoints import compress_checkpoint
-    from edgecn.errors import EdgecnError
-
-    base = DeepCompressionConfig.from_toml(args.config).to_dict() if args.config else {}
-    flags = {"sparsity": args.sparsity, "sensitivity": args.sensitivity, "conv_bits": args.conv_bits,
-             "fc_bits": args.fc_bits, "prune_epochs": args.epochs, "share_epochs": args.epochs}
-    chosen = {k: v for k, v in flags.items() if v is not None}
-    if args.uniform:
-        if args.sensitivity is not None:
-            raise EdgecnError("--uniform and --sensitivity contradict each other", "pass only one of them")
-        chosen["sensitivity"] = None
-    config = DeepCompressionConfig.from_dict({**base, **chosen})
-    result = compress_checkpoint(args.checkpoint, args.out, config, data=args.data, progress=not args.json)
+    result = condense_checkpoint(args.checkpoint, args.out, config=_config(args), data=args.data,
+                                 progress=not args.json)
     if args.json:
         print(json.dumps(result, indent=2))
+        return 0
+    if result["method"] == "condensing":
+        print(format_report(result))
         return 0
     from edgecn.compress import CompressionReport, format_report as format_compression
 
@@ -83,6 +55,24 @@ def run_deep_compression(args) -> int:
     print(f"compressed weights: {result['compressed']} ({sizes['raw']:,} bytes, {sizes['zip']:,} zipped)")
     print(f"checkpoint for `edgecn build --checkpoint`: {result['checkpoint']}")
     return 0
+
+
+def _config(args):
+    """None (the model decides) unless a deep-compression option was given."""
+    from edgecn.compress import DeepCompressionConfig
+    from edgecn.errors import EdgecnError
+
+    if not args.config and all(getattr(args, name) is None for name in DEEP_OPTIONS):
+        return None
+    base = DeepCompressionConfig.from_toml(args.config).to_dict() if args.config else {}
+    flags = {"sparsity": args.sparsity, "sensitivity": args.sensitivity, "conv_bits": args.conv_bits,
+             "fc_bits": args.fc_bits, "prune_epochs": args.epochs, "share_epochs": args.epochs}
+    chosen = {k: v for k, v in flags.items() if v is not None}
+    if args.uniform:
+        if args.sensitivity is not None:
+            raise EdgecnError("--uniform and --sensitivity contradict each other", "pass only one of them")
+        chosen["sensitivity"] = None
+    return DeepCompressionConfig.from_dict({**base, **chosen})
 
 
 def format_report(report: dict) -> str:

@@ -11,11 +11,10 @@ checksummed compressed weight file (``huffman``, ``sparse``, ``format``)::
 
 Before pruning by magnitude, kernel taps that only ever see padding at the model's input size
 are pruned exactly (``unreachable_taps``); per-layer targets can come from a sensitivity scan
-(``sensitivity_scan``). ``compress_checkpoint`` is what `edgecn condense` runs for models
-without learned group convs: it writes the ``.edc`` file and a checkpoint rebuilt from it.
+(``sensitivity_scan``). ``edgecn.condense.condense_checkpoint`` runs it for models without
+learned group convs (``checkpoints.compress``: the ``.edc`` file and a checkpoint rebuilt from it).
 """
 
-from edgecn.compress.checkpoints import compress_checkpoint
 from edgecn.compress.config import DeepCompressionConfig
 from edgecn.compress.finetune import evaluate
 from edgecn.compress.pipeline import deep_compress, layer_plan
@@ -30,7 +29,6 @@ __all__ = [
     "DeepCompressionConfig",
     "LayerReport",
     "bundle_size",
-    "compress_checkpoint",
     "compressed_to_checkpoint",
     "compressible_layers",
     "deep_compress",

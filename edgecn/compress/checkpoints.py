@@ -1,6 +1,6 @@
-"""Deep-compress a trained checkpoint: the compressed weight file plus a checkpoint `edgecn build` takes.
+"""Deep-compress a loaded checkpoint: the compressed weight file plus a checkpoint `edgecn build` takes.
 
-``compress_checkpoint`` writes two files next to each other: ``<stem>.edc`` (what ships) and
+``compress`` (reached through ``edgecn.condense.condense_checkpoint``) writes two files next to each other: ``<stem>.edc`` (what ships) and
 ``<stem>.pt``, a normal checkpoint rebuilt *from* the ``.edc`` file, so what gets built and
 deployed is bit-exactly what the compressed file holds.
 """
@@ -16,28 +16,19 @@ from edgecn.compress.config import DeepCompressionConfig
 from edgecn.errors import EdgecnError
 
 SUFFIX = ".edc"
-KEPT_EXTRA = ("labels", "normalize", "dataset", "config", "heldout_top1")
 
 
-def wants_deep_compression(path: str | os.PathLike) -> bool:
-    """True when the checkpoint's model has no learned group convs (SqueezeNet, a condensed model)."""
-    from edgecn.checkpoint import load_checkpoint
-    from edgecn.condense import is_condensable
+def compress(model: torch.nn.Module, extra: dict, path: Path, out: str | os.PathLike | None,
+             config: DeepCompressionConfig, data: str | None = None, progress: bool = False) -> dict:
+    """Deep-compress ``model`` (loaded from ``path``); write ``<out>.edc`` and the checkpoint ``out``.
 
-    model, _ = load_checkpoint(path)
-    return not is_condensable(model)
-
-
-def compress_checkpoint(path: str | os.PathLike, out: str | os.PathLike | None = None,
-                        config: DeepCompressionConfig | None = None, data: str | None = None,
-                        progress: bool = False) -> dict:
-    """Deep-compress the model in ``path``; write ``<out>.edc`` and the checkpoint ``out``.
+    Called by ``edgecn.condense.condense_checkpoint``, which reads the checkpoint and decides the
+    method.
 
     Args:
-        path: a trained checkpoint of a model without learned group convs.
         out: the output checkpoint (default: ``<stem>-compressed.pt`` beside ``path``); the
             compressed weight file goes beside it with the suffix ``.edc``.
-        config: what to do (default: ``DeepCompressionConfig()``).
+        config: what to do.
         data: data to retrain on and to measure held-out top-1 with (default: the data the
             checkpoint was trained on).
         progress: show progress bars.
@@ -47,20 +38,19 @@ def compress_checkpoint(path: str | os.PathLike, out: str | os.PathLike | None =
         holds the ``.edc`` file's bytes raw and deflated, ``report`` the per-layer report.
 
     Raises:
-        EdgecnError: unreadable checkpoint, output that would overwrite the input, no data.
+        EdgecnError: output that would overwrite the input, no data.
     """
-    from edgecn.checkpoint import load_checkpoint, save_checkpoint
+    from edgecn.checkpoint import save_checkpoint
     from edgecn.compress.pipeline import deep_compress
     from edgecn.compress.store import bundle_size, load_compressed, save_compressed
+    from edgecn.condense.checkpoint import KEPT_EXTRA
     from edgecn.fileio import sha256_file
     from edgecn.train.data import load_dataset
 
-    path = Path(path)
     out = Path(out) if out is not None else path.with_name(f"{path.stem}-compressed.pt")
     edc = out.with_suffix(SUFFIX)
     if path.resolve() in (out.resolve(), edc.resolve()):
         raise EdgecnError("the output would overwrite the input checkpoint", "pass another -o/--out path")
-    model, extra = load_checkpoint(path)
     source = data or extra.get("dataset")
     if not source:
         raise EdgecnError(f"{str(path)!r} does not say which data it was trained on",

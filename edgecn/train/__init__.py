@@ -1,6 +1,6 @@
-"""Training: data sources, the training loop (single process or torchrun), condensing.
+"""Training: data sources and the training loop (single process or torchrun).
 
-    from edgecn.train import TrainConfig, train, load_dataset, condense_checkpoint
+    from edgecn.train import TrainConfig, train, load_dataset
 
 Names are imported on first use, so that ``edgecn.train.config`` (what the CLI needs to
 build its parser) does not pull in torch.
@@ -18,7 +18,6 @@ _EXPORTS = {
     "evaluate": "edgecn.train.loop",
     "predict": "edgecn.train.loop",
     "train": "edgecn.train.loop",
-    "condense_checkpoint": "edgecn.train.condense",
 }
 
 __all__ = sorted(_EXPORTS)

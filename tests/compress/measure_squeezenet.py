@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from edgecn.checkpoint import save_checkpoint
 from edgecn.compress import CompressionReport, DeepCompressionConfig, evaluate, format_report
-from edgecn.compress.checkpoints import compress_checkpoint
+from edgecn.condense import condense_checkpoint
 from edgecn.models import create_model
 from edgecn.train.data import load_dataset
 
@@ -77,7 +77,7 @@ def main() -> None:
     ckpt = trained_checkpoint(out, args.epochs, args.retrain)
     config = DeepCompressionConfig.from_dict(json.loads(args.config))
     t = time.time()
-    result = compress_checkpoint(ckpt, config=config)
+    result = condense_checkpoint(ckpt, config=config)
     print(f"deep compression in {time.time() - t:.0f}s with {json.dumps(config.to_dict())}")
     report = CompressionReport.from_dict(result["report"])
     print(format_report(report))

@@ -139,7 +139,7 @@ def test_condense_cli_refuses_deep_compression_flags_for_a_condensenet(tmp_path,
 
     src = save_checkpoint(tmp_path / "c.pt", create_model("condensenet-light", 10, 8))
     assert main(["condense", str(src), "--sparsity", "0.5"]) == 2
-    assert "apply to deep compression" in capsys.readouterr().err
+    assert "condense it before deep compression" in capsys.readouterr().err
 
 
 def test_build_report_shows_raw_and_zipped_sizes(tmp_path):

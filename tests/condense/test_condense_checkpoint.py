@@ -10,7 +10,8 @@ from edgecn.cli import main
 from edgecn.errors import EdgecnError
 from edgecn.layers import CondensedGroupConv, LearnedGroupConv
 from edgecn.models import create_model
-from edgecn.train import TrainConfig, condense_checkpoint, load_dataset, train
+from edgecn.condense import Condensing, condense_checkpoint
+from edgecn.train import TrainConfig, load_dataset, train
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +56,13 @@ def test_condense_errors(trained, tmp_path, capsys):
     squeeze = tmp_path / "squeeze.pt"
     save_checkpoint(squeeze, create_model("squeezenet1_1", 10, 32))
     with pytest.raises(EdgecnError, match="nothing to condense"):
-        condense_checkpoint(squeeze)
+        condense_checkpoint(squeeze, config=Condensing())
     assert not (tmp_path / "squeeze-condensed.pt").exists()
     with pytest.raises(EdgecnError, match="overwrite the input"):
         condense_checkpoint(trained.checkpoint, trained.checkpoint)
     condense_checkpoint(trained.checkpoint, tmp_path / "c.pt")
     with pytest.raises(EdgecnError, match="already condensed"):
-        condense_checkpoint(tmp_path / "c.pt", tmp_path / "cc.pt")
+        condense_checkpoint(tmp_path / "c.pt", tmp_path / "cc.pt", config=Condensing())
     early = tmp_path / "early.pt"
     save_checkpoint(early, create_model("condensenet-light", 10, 8))  # never trained: stage 0
     with pytest.raises(EdgecnError, match="condensing stages|not been condensed"):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from edgecn.condense import group_lasso
-from edgecn.train import TrainConfig, condense_checkpoint, train
+from edgecn.condense import condense_checkpoint
+from edgecn.train import TrainConfig, train
 from edgecn.train.loop import Precision
 
 
