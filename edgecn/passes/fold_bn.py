@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
+from edgecn.layers.batchnorm import fold_into_conv
 from edgecn.passes.base import Pass, add_module, erase_dead, is_module, macs, module, register_pass, shape
 
 
@@ -37,24 +37,9 @@ class FoldBatchNorm(Pass):
     def apply(self, gm, node, choice):
         conv_node = node.args[0]
         conv, bn = module(gm, conv_node), module(gm, node)
-        new = fold(conv, bn)
+        new = fold_into_conv(conv, bn)
         with gm.graph.inserting_before(node):
             out = gm.graph.call_module(add_module(gm, conv_node.target, "bn", new), tuple(conv_node.args))
         node.replace_all_uses_with(out)
         erase_dead(gm, [conv_node, node])
         return macs(conv, shape(conv_node)), macs(new, shape(conv_node))
-
-
-@torch.no_grad()
-def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A conv with bias computing ``bn(conv(x))`` (BN in eval mode)."""
-    new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                    conv.dilation, conv.groups, True, conv.padding_mode)
-    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
-    if bn.affine:
-        scale = scale * bn.weight.double()
-    shift = -bn.running_mean.double() * scale + (bn.bias.double() if bn.affine else 0.0)
-    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-    new.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
-    new.bias.copy_(bias * scale + shift)
-    return new

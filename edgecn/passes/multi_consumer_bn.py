@@ -1,4 +1,4 @@
-"""Make BatchNorms on shared conv outputs explicit, so int8 preparation cannot fold them."""
+"""Run a BatchNorm on a shared conv output as a depthwise 1x1 conv (a form every backend delegates)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgecn.layers.batchnorm import as_depthwise_conv
 from edgecn.passes.base import Pass, add_module, erase_dead, is_module, macs, module, register_pass, shape
 
 
@@ -13,12 +14,13 @@ from edgecn.passes.base import Pass, add_module, erase_dead, is_module, macs, mo
 class ExplicitMultiConsumerBN(Pass):
     """Rewrites a BN whose input conv has other consumers as a depthwise 1x1 conv with bias.
 
-    torchao's ``prepare_pt2e`` folds a BN into the conv before it even when that conv's
-    output has other users: in a dense net the stem conv (and every conv whose output is
-    concatenated) then silently hands BN(x) to the concat. A depthwise conv computes the
-    same per-channel affine (``x * scale + shift``) and is not a BN, so nothing folds it.
-    BNs whose input conv feeds only them are left alone (folding them is exact, and the
-    ``fold_bn`` pass does it); so are BNs after anything but a conv.
+    Such a BN cannot fold (the conv's other users need the un-normalised values), so it stays
+    a layer of its own; as a depthwise conv it computes the same per-channel affine
+    (``x * scale + shift``) in a form each runtime delegates, in every precision. (Int8
+    correctness does not depend on this pass: the int8 preparation writes every remaining BN
+    this way before PT2E, which would otherwise fold it into the shared conv.) BNs whose input
+    conv feeds only them are left alone (``fold_bn`` folds them); so are BNs after anything
+    but a conv.
     """
 
     def enabled(self, cfg):
@@ -40,7 +42,7 @@ class ExplicitMultiConsumerBN(Pass):
         return "keep", "the BN has no running statistics"
 
     def apply(self, gm, node, choice):
-        new = affine(module(gm, node))
+        new = as_depthwise_conv(module(gm, node))
         with gm.graph.inserting_before(node):
             out = gm.graph.call_module(add_module(gm, node.target, "affine", new), (node.args[0],))
         node.replace_all_uses_with(out)
@@ -51,17 +53,3 @@ class ExplicitMultiConsumerBN(Pass):
 def _is_conv(gm, node) -> bool:
     return is_module(gm, node, nn.Conv2d) or (
         node.op == "call_function" and node.target in (F.conv2d, torch.conv2d))
-
-
-@torch.no_grad()
-def affine(bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A depthwise 1x1 conv with bias computing ``bn(x)`` (BN in eval mode)."""
-    c = bn.num_features
-    conv = nn.Conv2d(c, c, 1, groups=c, bias=True)
-    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
-    if bn.affine:
-        scale = scale * bn.weight.double()
-    shift = -bn.running_mean.double() * scale + (bn.bias.double() if bn.affine else 0.0)
-    conv.weight.copy_(scale.view(c, 1, 1, 1))
-    conv.bias.copy_(shift)
-    return conv

@@ -33,9 +33,9 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, quantizer, cali
     """Export, prepare, guard, calibrate and convert ``model``.
 
     Args:
-        model: float model in eval mode (BatchNorms with several consumers already made
-            explicit: PT2E folds a BN into a conv whose output has other users; the guard below
-            fails loudly otherwise).
+        model: float model in eval mode, BatchNorms already written as depthwise convs
+            (``prepare.explicit_batchnorms``; the guard below fails loudly on any rewrite
+            PT2E makes that changes the function).
         example: one input with the exported (batch-1) shape.
         quantizer: a configured PT2E quantizer.
         calib: calibration inputs, fed one at a time (the export has batch 1).
@@ -122,8 +122,9 @@ def guard_prepared(model: torch.nn.Module, prepared: torch.nn.Module, example: t
     """Fail loudly when preparation changed what the model computes.
 
     Observers pass values through, so prepared and eager must agree. torchao folds a
-    BatchNorm into a conv whose output has other users (dense connectivity), which
-    silently changes the function; this catches it and any similar rewrite.
+    BatchNorm into a conv whose output has other users (dense connectivity), which silently
+    changes the function; ``explicit_batchnorms`` prevents that one, and this catches any
+    other rewrite of the kind.
     """
     gen = torch.Generator().manual_seed(0)
     for _ in range(trials):
@@ -134,8 +135,8 @@ def guard_prepared(model: torch.nn.Module, prepared: torch.nn.Module, example: t
         if err > GUARD_TOLERANCE:
             raise EdgecnError(
                 f"int8 preparation changed the model's outputs (relative error {err:.2g} on random inputs); "
-                "this is the PT2E BatchNorm-folding bug on a conv whose output has several consumers",
-                "build with the explicit_multi_consumer_bn rewrite (edgecn.passes), or use --precision fp32")
+                "torchao's prepare_pt2e rewrote a layer it should only have observed",
+                "build this model with --precision fp32, and report the model (edgecn models) and torchao version")
 
 
 def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Tensor,
