@@ -1,4 +1,4 @@
-"""Deployment backends: one module each, registered with ``@register_backend``.
+"""Deployment backends: one module each, registered with ``@register_backend`` (modules found, not listed).
 
 A backend turns a float PyTorch model into an artifact file for one precision, checks it
 against the target's rules and describes it (I/O spec, op histogram, delegation). Running an
@@ -59,9 +59,9 @@ class Artifact:
     extra: dict = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Backend:
-    """A registered backend.
+    """A registered backend (made by ``@register_backend`` from the backend module's class).
 
     Attributes:
         name: registry name (``executorch``, ``tflite``, ``tensorrt``).
@@ -85,13 +85,29 @@ class Backend:
     check: Callable[..., None] | None = None
 
 
-BACKENDS: Registry[Backend] = Registry("backend", "edgecn targets --backends")
+BACKENDS: Registry[Backend] = Registry("backend", "edgecn targets --backends", package="edgecn.backends")
 
 
-def register_backend(backend: Backend) -> Backend:
-    """Add ``backend`` to the registry (called at the bottom of each backend module)."""
-    BACKENDS.register(backend.name)(backend)
-    return backend
+def register_backend(name: str, *, suffix: str, precisions: tuple[str, ...]):
+    """Class decorator: register the backend the class describes.
+
+    The class holds the backend's parts by name: ``Options`` (the target's ``[name]`` table),
+    ``compile``, ``tools``, and optionally ``measure`` and ``check`` (see ``Backend``)::
+
+        @register_backend("tflite", suffix=".tflite", precisions=("fp32", "int8"))
+        class TFLite:
+            Options = Options
+            compile, measure, tools, check = staticmethod(compile), ...
+    """
+
+    def add(cls):
+        backend = Backend(name=name, suffix=suffix, precisions=tuple(precisions), options_type=cls.Options,
+                          compile=cls.compile, measure=getattr(cls, "measure", None), tools=cls.tools,
+                          check=getattr(cls, "check", None))
+        BACKENDS.register(name)(backend)
+        return cls
+
+    return add
 
 
 def require(module: str, extra: str = "full"):
@@ -164,9 +180,6 @@ def time_fp32(compile_fn: Callable[..., Artifact], model, example, repeats: int 
 def artifact_path(ctx: CompileContext, precision: str, suffix: str) -> Path:
     return Path(ctx.out_dir) / f"{ctx.stem}-{precision}{suffix}"
 
-
-# Importing the backend modules fills the registry; their toolchains load lazily.
-from edgecn.backends import executorch, tensorrt, tflite  # noqa: E402,F401
 
 __all__ = ["Artifact", "BACKENDS", "Backend", "CompileContext", "package_versions", "register_backend",
            "require", "run", "sqnr_db"]

@@ -6,7 +6,7 @@ import collections
 import dataclasses
 
 
-from edgecn.backends import (Artifact, Backend, CompileContext, artifact_path, package_versions, register_backend,
+from edgecn.backends import (Artifact, CompileContext, artifact_path, package_versions, register_backend,
                              time_fp32)
 from edgecn.errors import EdgecnError
 
@@ -118,4 +118,7 @@ def tools() -> dict[str, str]:
     return package_versions("executorch", "torch", "torchao")
 
 
-BACKEND = register_backend(Backend("executorch", ".pte", ("fp32", "int8"), Options, compile, measure, tools, check))
+@register_backend("executorch", suffix=".pte", precisions=("fp32", "int8"))
+class ExecuTorch:
+    Options = Options
+    compile, measure, tools, check = staticmethod(compile), staticmethod(measure), staticmethod(tools), staticmethod(check)

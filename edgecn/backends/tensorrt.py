@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecn.backends import (Artifact, Backend, CompileContext, artifact_path, package_versions, register_backend,
+from edgecn.backends import (Artifact, CompileContext, artifact_path, package_versions, register_backend,
                              time_fp32)
 from edgecn.errors import EdgecnError
 
@@ -253,4 +253,7 @@ def tools() -> dict[str, str]:
     return package_versions("onnx", "onnxruntime", "onnxsim", "torch", "tensorrt")
 
 
-BACKEND = register_backend(Backend("tensorrt", ".onnx", ("fp32", "fp16", "int8"), Options, compile, measure, tools, check))
+@register_backend("tensorrt", suffix=".onnx", precisions=("fp32", "fp16", "int8"))
+class TensorRT:
+    Options = Options
+    compile, measure, tools, check = staticmethod(compile), staticmethod(measure), staticmethod(tools), staticmethod(check)

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 
-from edgecn.backends import (Artifact, Backend, CompileContext, artifact_path, package_versions, register_backend,
+from edgecn.backends import (Artifact, CompileContext, artifact_path, package_versions, register_backend,
                              time_fp32)
 from edgecn.errors import EdgecnError
 
@@ -120,4 +120,7 @@ def tools() -> dict[str, str]:
     return package_versions("litert-torch", "ai-edge-litert", "torch", "torchao")
 
 
-BACKEND = register_backend(Backend("tflite", ".tflite", ("fp32", "int8"), Options, compile, measure, tools, check))
+@register_backend("tflite", suffix=".tflite", precisions=("fp32", "int8"))
+class TFLite:
+    Options = Options
+    compile, measure, tools, check = staticmethod(compile), staticmethod(measure), staticmethod(tools), staticmethod(check)

@@ -1,40 +1,47 @@
 """The ``edgecn`` command: a thin shell over the Python API.
 
-Each subcommand is one module in this package that calls ``@subcommand``; ``main`` imports
-them all, so adding a subcommand is adding a file. Handlers import the heavy API lazily,
+Each subcommand is one module in this package that calls ``@subcommand`` (the registry finds
+the modules), so adding a subcommand is adding a file. Handlers import the heavy API lazily,
 so ``edgecn --help`` and ``edgecn profile`` stay fast and torch-free.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import dataclasses
 import os
-import pkgutil
 import sys
 import traceback
 from typing import Callable
 
 from edgecn import __version__
 from edgecn.errors import TERMINATED_EXIT, USER_ERROR_EXIT, EdgecnError, Terminated, raise_on_sigterm
+from edgecn.registry import Registry
 
-_SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+@dataclasses.dataclass(frozen=True)
+class Subcommand:
+    """One ``edgecn COMMAND``: its one-line help and ``configure(parser)``, which adds the
+    options and sets ``parser.set_defaults(run=handler)``."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+
+
+COMMANDS: Registry[Subcommand] = Registry("command", "edgecn --help", package="edgecn.cli")
 
 
 def subcommand(name: str, help: str):
-    """Register ``configure(parser)``; it must set ``parser.set_defaults(run=handler)``."""
+    """Decorator registering ``configure(parser)`` as ``edgecn NAME``."""
 
     def add(configure):
-        _SUBCOMMANDS[name] = (help, configure, configure)
+        COMMANDS.register(name)(Subcommand(help, configure))
         return configure
 
     return add
 
 
 def build_parser() -> argparse.ArgumentParser:
-    for mod in pkgutil.iter_modules(__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{mod.name}")
     parser = argparse.ArgumentParser(
         prog="edgecn",
         description="Train, condense, rewrite, quantize and compile efficient CNNs for edge devices, and profile them there.",
@@ -42,11 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgecn {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in sorted(_SUBCOMMANDS):
-        help_text, configure, _ = _SUBCOMMANDS[name]
-        p = subs.add_parser(name, help=help_text, description=help_text)
+    for name, command in COMMANDS.items():
+        p = subs.add_parser(name, help=command.help, description=command.help)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors")
-        configure(p)
+        command.configure(p)
     return parser
 
 

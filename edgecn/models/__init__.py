@@ -33,7 +33,7 @@ class ModelSpec:
     description: str
 
 
-MODELS: Registry[ModelSpec] = Registry("model", "edgecn models")
+MODELS: Registry[ModelSpec] = Registry("model", "edgecn models", package="edgecn.models")
 
 
 def register_model(name: str, *, family: str, input_size: int, num_classes: int, description: str,
@@ -105,8 +105,5 @@ def rebuild_model(config: dict):
         model = condense_model(model.eval(), strict=False)
     return model
 
-
-# Importing the family modules fills the registry.
-from edgecn.models import condensenet, densenet, squeezenet  # noqa: E402,F401
 
 __all__ = ["MODELS", "ModelSpec", "check_input_size", "create_model", "rebuild_model", "register_model"]

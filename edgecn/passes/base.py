@@ -20,7 +20,7 @@ from edgecn.layers.index import ChannelGather
 from edgecn.layers.shuffle import ChannelShuffle
 from edgecn.registry import Registry
 
-PASSES: Registry[type] = Registry("pass")
+PASSES: Registry[type] = Registry("pass", package="edgecn.passes")
 
 
 def register_pass(name: str):

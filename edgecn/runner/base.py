@@ -1,13 +1,13 @@
 """The runner interface (in the spirit of Polygraphy's) and the registry keyed by file suffix.
 
-Torch-free. Each runtime lives in its own module and registers itself with ``@register``;
-its heavy import happens in ``activate()``, so importing this package costs nothing.
+Torch-free. Each runtime lives in its own module and registers itself with
+``@register(".suffix")`` (the package's modules are found, not listed); its heavy import
+happens in ``activate()``, so importing this package costs nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import time
 from pathlib import Path
@@ -16,9 +16,9 @@ from typing import Any, Callable
 import numpy as np
 
 from edgecn.errors import EdgecnError
+from edgecn.registry import Registry
 
-_RUNNERS: dict[str, type["Runner"]] = {}
-_MODULES = ("tflite", "pte", "onnxrt", "trt")  # the modules that register runtimes, imported on first lookup
+RUNNERS: Registry[type["Runner"]] = Registry("artifact suffix", package="edgecn.runner")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,22 +33,12 @@ class TensorInfo:
 
 def register(*suffixes: str) -> Callable[[type["Runner"]], type["Runner"]]:
     """Class decorator: the runner for files ending in any of ``suffixes`` (".tflite")."""
-
-    def add(cls):
-        for s in suffixes:
-            if s in _RUNNERS:
-                raise ValueError(f"suffix {s!r} registered twice")
-            _RUNNERS[s] = cls
-        return cls
-
-    return add
+    return RUNNERS.register(suffixes[0], aliases=tuple(suffixes[1:]))
 
 
 def runners() -> dict[str, type["Runner"]]:
     """All registered runners by suffix."""
-    for name in _MODULES:
-        importlib.import_module(f"edgecn.runner.{name}")
-    return dict(_RUNNERS)
+    return {s: RUNNERS.get(s) for s in RUNNERS.names(aliases=True)}
 
 
 def runner_class(path: str | os.PathLike) -> type["Runner"]:
