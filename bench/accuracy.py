@@ -8,7 +8,7 @@ import torch
 
 def eager_top1(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 (%) of the PyTorch model itself."""
-    from edgecn.runner.evaluate import top1
+    from edgecn.metrics import top1
 
     with torch.no_grad():
         return top1(model.eval()(x).numpy(), y.numpy())
@@ -29,7 +29,8 @@ def artifact_top1(variant, x: np.ndarray, y: np.ndarray, max_seconds: float = 90
     """
     import time
 
-    from edgecn.runner.evaluate import Predictor, top1
+    from edgecn.metrics import top1
+    from edgecn.runner.evaluate import Predictor
     from edgecn.runner.manifest import tensor_spec
 
     meta = variant.meta if variant.backend != "onnxruntime" else {}

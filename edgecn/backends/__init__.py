@@ -133,13 +133,6 @@ def package_versions(*names: str) -> dict[str, str]:
     return out
 
 
-def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
-    """Signal-to-quantization-noise ratio ``20*log10(||ref|| / ||ref - got||)`` in dB."""
-    ref = np.asarray(ref, dtype=np.float64)
-    noise = np.linalg.norm(ref - np.asarray(got, dtype=np.float64))
-    return float("inf") if noise == 0 else float(20.0 * np.log10(np.linalg.norm(ref) / noise))
-
-
 def run(artifact: Artifact, x: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Float logits of ``artifact`` for normalised NCHW images ``x``, run by ``edgecn.runner``.
 
@@ -182,4 +175,4 @@ def artifact_path(ctx: CompileContext, precision: str, suffix: str) -> Path:
 
 
 __all__ = ["Artifact", "BACKENDS", "Backend", "CompileContext", "package_versions", "register_backend",
-           "require", "run", "sqnr_db"]
+           "require", "run"]

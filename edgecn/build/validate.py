@@ -1,15 +1,15 @@
 """Accuracy of an artifact in its own runtime against the float model: top-1 and logit SQNR.
 
 The artifact runs through ``edgecn.runner`` (``edgecn.backends.run``), the code that runs it on
-the device, and top-1 is ``edgecn.runner.evaluate.top1`` (percent), the one definition of it.
+the device, and top-1 is ``edgecn.metrics.top1`` (percent), the one definition of it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgecn.backends import Artifact, run, sqnr_db
-from edgecn.runner.evaluate import top1
+from edgecn.backends import Artifact, run
+from edgecn.metrics import sqnr_db, top1
 
 __all__ = ["compare", "top1"]
 

@@ -87,7 +87,7 @@ def format_report(report: dict) -> str:
              f"max |logit difference|: {v['max_abs_diff_random']:.2e} on {v['random_inputs']} random inputs"]
     if v.get("heldout_images"):
         lines.append(f"held-out ({v['heldout_images']} images): max |logit difference| {v['max_abs_diff_heldout']:.2e}, "
-                     f"top-1 {v['heldout_top1_before'] * 100:.2f}% -> {v['heldout_top1_after'] * 100:.2f}%")
+                     f"top-1 {v['heldout_top1_before']:.2f}% -> {v['heldout_top1_after']:.2f}%")
     lines.append(f"condensed checkpoint: {report['checkpoint']}")
     return "\n".join(lines)
 

@@ -83,11 +83,11 @@ def run(args):
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        top5 = "" if result.heldout_top5 is None else f", top-5 {result.heldout_top5 * 100:.2f}%"
-        print(f"held-out top-1 {result.heldout_top1 * 100:.2f}%{top5}  ({len(result.labels)} classes, "
+        top5 = "" if result.heldout_top5 is None else f", top-5 {result.heldout_top5:.2f}%"
+        print(f"held-out top-1 {result.heldout_top1:.2f}%{top5}  ({len(result.labels)} classes, "
               f"{result.epochs} epochs, {result.seconds:.1f} s)\ncheckpoint: {result.checkpoint}")
         if result.best is not None:
-            print(f"best epoch {result.best_epoch}: held-out top-1 {result.best_top1 * 100:.2f}%  ({result.best})")
+            print(f"best epoch {result.best_epoch}: held-out top-1 {result.best_top1:.2f}%  ({result.best})")
     for w in result.warnings:
         print(f"edgecn train: WARNING: {w}", file=sys.stderr)
     return 0

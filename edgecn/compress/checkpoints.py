@@ -64,7 +64,7 @@ def compress(model: torch.nn.Module, extra: dict, path: Path, out: str | os.Path
     _check_same(model, shipped, edc)
     kept = {k: extra[k] for k in KEPT_EXTRA if k in extra}
     save_checkpoint(out, shipped, extra={**kept, "kind": "compressed", "source": str(path), "heldout_top1":
-                                         report.accuracy["after"] / 100.0,
+                                         report.accuracy["after"],
                                          "compressed": {"path": str(edc), "sha256": sha256_file(edc)}})
     return {"checkpoint": str(out), "compressed": str(edc), "source": str(path),
             "model": model.edgecn_config["name"], "sizes": bundle_size(edc), "report": report.to_dict()}

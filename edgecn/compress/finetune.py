@@ -16,15 +16,17 @@ from torch.utils.data import DataLoader
 
 def evaluate(model: nn.Module, data, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` on ``data`` (a dataset of ``(x, y)``), in percent."""
+    from edgecn import metrics
+
     was_training = model.training
     model.eval()
     correct = total = 0
     with torch.no_grad():
         for x, y in DataLoader(data, batch_size=batch_size):
-            correct += int((model(x).argmax(1) == y).sum())
+            correct += metrics.topk_hits(model(x), y)
             total += int(y.numel())
     model.train(was_training)
-    return 100.0 * correct / max(total, 1)
+    return metrics.percent(correct, total) if total else 0.0
 
 
 def train_epochs(model: nn.Module, data, epochs: int, params: Iterable[torch.nn.Parameter], *,

@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from edgecn.errors import EdgecnError
+from edgecn.metrics import top1
 from edgecn.runner.base import Runner, TensorInfo, open_runner
 from edgecn.runner.manifest import TensorSpec
 
@@ -94,14 +95,6 @@ def predict(path: str | os.PathLike, x: np.ndarray, input: TensorSpec | None = N
         return p(x)
 
 
-def top1(logits: np.ndarray, labels) -> float:
-    """Top-1 accuracy in percent (the one unit edgecn reports it in)."""
-    labels = np.asarray(labels)
-    if len(labels) == 0:
-        raise EdgecnError("top-1 of no images", "score on a data set with at least one image")
-    return float(100.0 * np.mean(np.argmax(logits, axis=1) == labels))
-
-
 def learned_nothing(logits: np.ndarray, labels, class_names: list[str]) -> list[str]:
     """Why a model's answers are useless, if they are: top-1 at chance, or one answer for every input.
 
@@ -112,10 +105,10 @@ def learned_nothing(logits: np.ndarray, labels, class_names: list[str]) -> list[
     classes, n = len(class_names), len(labels)
     if n == 0 or classes < 2:
         return []
-    acc, chance = top1(logits, labels) / 100.0, 1.0 / classes
+    acc, chance = top1(logits, labels), 100.0 / classes  # percent
     out = []
-    if acc <= chance + 2 * (chance * (1 - chance) / n) ** 0.5:
-        out.append(f"top-1 {acc * 100:.2f}% is at chance level ({chance * 100:.2f}% for {classes} classes): "
+    if acc <= chance + 2 * (chance * (100.0 - chance) / n) ** 0.5:
+        out.append(f"top-1 {acc:.2f}% is at chance level ({chance:.2f}% for {classes} classes): "
                    "the model learned nothing; try a lower --lr, more --epochs, or check the labels")
     answers = np.unique(np.argmax(logits, axis=1))
     if len(answers) == 1:

@@ -146,7 +146,8 @@ def _wait_until(t: float) -> None:
 
 def top1(runner: Runner, inputs: Inputs, output_quant: dict | None = None) -> dict | None:
     """Top-1 accuracy (percent) over every labelled input, on this device, scored as the build scores."""
-    from edgecn.runner.evaluate import to_logits, top1 as top1_of
+    from edgecn.metrics import top1 as top1_of
+    from edgecn.runner.evaluate import to_logits
 
     if not inputs.labels:
         return None

@@ -1,7 +1,7 @@
 """``--remote ssh://user@host[:port]``: copy the runner and the artifacts to a device, profile there, bring JSON back.
 
 Torch-free. The runner travels as a zip of the torch-free files (edgecn/__init__.py,
-edgecn/errors.py, edgecn/registry.py, edgecn/splits.py, edgecn/runner/*.py) that the device's python imports with zipimport.
+edgecn/errors.py, edgecn/metrics.py, edgecn/registry.py, edgecn/splits.py, edgecn/runner/*.py) that the device's python imports with zipimport.
 ssh and scp are run with argument lists; the one command string the remote shell sees is
 built with shlex.quote, and artifacts are copied under generated names, so no file name
 ever reaches a shell.
@@ -25,7 +25,7 @@ from edgecn.runner.manifest import find_manifest_for
 from edgecn.runner.spec import sidecar
 
 ZIP_NAME = "edgecn_runner.zip"
-TORCH_FREE_CORE = ("__init__.py", "errors.py", "limits.py", "registry.py", "splits.py")
+TORCH_FREE_CORE = ("__init__.py", "errors.py", "limits.py", "metrics.py", "registry.py", "splits.py")
 """Modules outside edgecn/runner that the runner imports; tests check nothing else is needed."""
 _SAFE_REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from edgecn import metrics
 from edgecn.checkpoint import read_checkpoint, save_checkpoint
 from edgecn.condense import condensing_stage_of, group_lasso, set_progress
 from edgecn.errors import EdgecnError
@@ -37,14 +38,14 @@ class TrainResult:
     Attributes:
         checkpoint: the final checkpoint (``out_dir/final.pt``).
         model: the trained model (training form, eval mode, on CPU).
-        heldout_top1: top-1 accuracy on the held-out split, in [0, 1].
+        heldout_top1: top-1 accuracy on the held-out split, in percent.
         epochs: epochs trained in total (including those before a resume).
         seconds: wall time of this call.
         history: one dict per epoch (loss, train_top1, heldout_top1, heldout_top5, lr, stage,
             seconds, images_per_s, loader_wait, condensed).
         labels: class names.
         warnings: what makes the result useless (top-1 at chance, one answer for every input).
-        heldout_top5: top-5 accuracy in [0, 1] (None with 5 classes or fewer).
+        heldout_top5: top-5 accuracy in percent (None with 5 classes or fewer).
         best: ``out_dir/best.pt``, the weights of the epoch with the best held-out top-1 among
             epochs whose model is fully condensed; None when no epoch qualified.
         best_epoch: that epoch (1-based); ``best_top1`` its held-out top-1.
@@ -192,8 +193,8 @@ def _fit(model, optimizer, scaler, precision, ds, batches, heldout, config, ctx,
             distributed.average_bn_stats(model, ctx)
             logits, y = _logits(model, heldout, ctx.device, len(ds.labels))
             hit1, hit5, seen = distributed.all_sum(_correct(logits, y), ctx)
-            stats["heldout_top1"] = hit1 / seen
-            stats["heldout_top5"] = hit5 / seen if len(ds.labels) > 5 else None
+            stats["heldout_top1"] = metrics.percent(hit1, seen)
+            stats["heldout_top5"] = metrics.percent(hit5, seen) if len(ds.labels) > 5 else None
             stats["condensed"] = fully_condensed(model)
             history.append(stats)
             if ctx.is_main:
@@ -211,9 +212,9 @@ def _fit(model, optimizer, scaler, precision, ds, batches, heldout, config, ctx,
 
 def epoch_line(s: dict, epochs: int) -> str:
     """One readable line per epoch: loss, top-1/top-5, throughput, and the loader's share of it."""
-    top5 = f"  top-5 {s['heldout_top5'] * 100:.2f}%" if s.get("heldout_top5") is not None else ""
-    return (f"epoch {s['epoch']}/{epochs}: loss {s['loss']:.4f}  train top-1 {s['train_top1'] * 100:.2f}%  "
-            f"held-out top-1 {s['heldout_top1'] * 100:.2f}%{top5}  {s['images_per_s']:.0f} img/s  "
+    top5 = f"  top-5 {s['heldout_top5']:.2f}%" if s.get("heldout_top5") is not None else ""
+    return (f"epoch {s['epoch']}/{epochs}: loss {s['loss']:.4f}  train top-1 {s['train_top1']:.2f}%  "
+            f"held-out top-1 {s['heldout_top1']:.2f}%{top5}  {s['images_per_s']:.0f} img/s  "
             f"waiting for data {s['loader_wait'] * 100:.0f}%")
 
 
@@ -243,12 +244,12 @@ def _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, conf
         seen += len(y)
         bar.update(1)
         elapsed = time.perf_counter() - t0
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.4f}",
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{metrics.percent(correct, seen):.1f}%", lr=f"{lr:.4f}",
                         stage=condensing_stage_of(model), img_s=f"{seen * ctx.world_size / elapsed:.0f}",
                         wait=f"{batches.waited / elapsed:.0%}", refresh=False)
     elapsed = time.perf_counter() - t0
     loss_sum, correct, seen = distributed.all_sum([loss_sum, correct, seen], ctx)
-    return {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_top1": correct / max(seen, 1), "lr": lr,
+    return {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_top1": metrics.percent(correct, seen) if seen else 0.0, "lr": lr,
             "stage": condensing_stage_of(model), "seconds": elapsed, "images_per_s": seen / elapsed,
             "loader_wait": batches.waited / elapsed}
 
@@ -275,7 +276,7 @@ def train_step(net, model, optimizer, scaler, precision: Precision, x, y, lasso:
     scaler.scale(loss).backward()  # fp16: scaled, and a step with inf/nan gradients is skipped
     scaler.step(optimizer)
     scaler.update()
-    return value, int((logits.detach().argmax(1) == y).sum())
+    return value, metrics.topk_hits(logits.detach().float().cpu(), y.cpu(), 1)
 
 
 def _best(history: list[dict]) -> dict | None:
@@ -308,18 +309,17 @@ def _logits(model, batches: HeldoutBatches, device, classes: int) -> tuple[torch
 
 
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> list[float]:
-    """[top-1 hits, top-5 hits, images]."""
+    """[top-1 hits, top-5 hits, images] (hits, so that processes can sum them)."""
     if len(y) == 0:
         return [0.0, 0.0, 0.0]
-    top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-    return [float((top[:, 0] == y).sum()), float((top == y[:, None]).any(dim=1).sum()), float(len(y))]
+    return [float(metrics.topk_hits(logits, y, 1)), float(metrics.topk_hits(logits, y, 5)), float(len(y))]
 
 
 def _topk(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float | None]:
-    hit1, hit5, n = _correct(logits, y)
-    if n == 0:
+    """Top-1 and top-5 in percent (NaN and None for no images)."""
+    if len(y) == 0:
         return float("nan"), None
-    return hit1 / n, (hit5 / n if logits.shape[1] > 5 else None)
+    return metrics.top1(logits, y), metrics.top5(logits, y)
 
 
 @torch.no_grad()
@@ -335,11 +335,11 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256, devi
 
 
 def evaluate(model: torch.nn.Module, data, batch_size: int = 256, device=None) -> float:
-    """Top-1 accuracy of ``model`` on a ``(x, y)`` TensorDataset."""
+    """Top-1 accuracy of ``model`` on a ``(x, y)`` TensorDataset, in percent (NaN when empty)."""
     x, y = data.tensors
     if len(y) == 0:
         return float("nan")
-    return float((predict(model, x, batch_size, device).argmax(1) == y).float().mean())
+    return metrics.top1(predict(model, x, batch_size, device), y)
 
 
 def _input_size(config: TrainConfig) -> int:

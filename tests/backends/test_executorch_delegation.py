@@ -4,7 +4,8 @@ the unlowered one is rejected by the check, naming the op."""
 import pytest
 import torch
 
-from edgecn.backends import BACKENDS, CompileContext, sqnr_db, run
+from edgecn.backends import BACKENDS, CompileContext, run
+from edgecn.metrics import sqnr_db
 from edgecn.errors import EdgecnError
 
 ET = BACKENDS.get("executorch")

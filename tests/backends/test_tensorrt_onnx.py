@@ -6,7 +6,8 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecn.backends import BACKENDS, CompileContext, sqnr_db, run
+from edgecn.backends import BACKENDS, CompileContext, run
+from edgecn.metrics import sqnr_db
 from edgecn.backends.trt_check import check_onnx
 from edgecn.errors import EdgecnError
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from edgecn.backends import BACKENDS, CompileContext, sqnr_db, run
+from edgecn.backends import BACKENDS, CompileContext, run
+from edgecn.metrics import sqnr_db
 from edgecn.errors import EdgecnError
 
 TFL = BACKENDS.get("tflite")

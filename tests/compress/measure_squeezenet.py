@@ -60,7 +60,7 @@ def trained_checkpoint(out: Path, epochs: int, retrain: bool) -> Path:
     top1 = evaluate(model, ds.heldout)
     print(f"trained {epochs} epochs in {time.time() - t:.0f}s: held-out top-1 {top1:.2f}%")
     return save_checkpoint(path, model, extra={"labels": ds.labels, "normalize": ds.normalize, "dataset": ds.name,
-                                                "kind": "final", "heldout_top1": top1 / 100.0})
+                                                "kind": "final", "heldout_top1": top1})
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgecn.backends import BACKENDS, CompileContext, sqnr_db, run
+from edgecn.backends import BACKENDS, CompileContext, run
+from edgecn.metrics import sqnr_db
 from edgecn.quantize.concat import share_concat_ranges
 
 

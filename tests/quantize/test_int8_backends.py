@@ -4,7 +4,8 @@ the PT2E guard catches the BatchNorm-folding bug; cached ranges are reused."""
 import pytest
 import torch
 
-from edgecn.backends import BACKENDS, CompileContext, sqnr_db, run
+from edgecn.backends import BACKENDS, CompileContext, run
+from edgecn.metrics import sqnr_db
 from edgecn.errors import EdgecnError
 from edgecn.quantize.calibration import RangeCache
 

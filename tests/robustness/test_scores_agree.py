@@ -4,7 +4,8 @@ computes are the same number for every artifact of a build, in every backend and
 
 from __future__ import annotations
 
-from edgecn.runner.evaluate import predict, top1
+from edgecn.metrics import top1
+from edgecn.runner.evaluate import predict
 from edgecn.runner.manifest import Manifest
 from edgecn.runner.measure import Plan
 from edgecn.runner.profile import Options, profile_artifact
