@@ -61,12 +61,19 @@ def test_calibration_cache_is_reused(calib, tmp_path, monkeypatch, tiny_dense):
     first = quantize_for_backend("executorch", model, x, XNNPACKQuantizer, cfg, ctx)
     stored = list((tmp_path / "cache" / "calibration").glob("*.json"))
     assert len(stored) == 1
-    # Damage nothing, but make any re-calibration visible: a hit must not look at the data.
-    second = quantize_for_backend("executorch", model, x, XNNPACKQuantizer, cfg, ctx)
     probe = torch.randn(4, 1, 3, 12, 12)
-    for p in probe:
-        assert torch.equal(first(p), second(p))
-    assert RangeCache(stored[0].stem, stored[0].parent).load() is not None
+    again = quantize_for_backend("executorch", model, x, XNNPACKQuantizer, cfg, ctx)
+    assert all(torch.equal(first(p), again(p)) for p in probe)
+    # Make a hit visible: the cached ranges, widened 4x, must be what the next graph uses (a
+    # build that ignored the cache would recalibrate and equal ``first`` again).
+    cache = RangeCache(stored[0].stem, stored[0].parent)
+    ranges = cache.load()
+    cache.store({name: [lo * 4, hi * 4] for name, (lo, hi) in ranges.items()})
+    widened = quantize_for_backend("executorch", model, x, XNNPACKQuantizer, cfg, ctx)
+    assert not all(torch.equal(first(p), widened(p)) for p in probe)
+    scales = sorted(float(n.args[1]) for n in widened.graph.nodes if "quantize_per_tensor" in str(n.target))
+    want = sorted((hi - lo) / 255 for lo, hi in cache.load().values())
+    assert any(abs(s - w) < 1e-6 * max(w, 1e-12) + 1e-9 for s in scales for w in want)
     # Another method is another key: a second entry appears.
     quantize_for_backend("executorch", model, x, XNNPACKQuantizer, cfg,
                          CompileContext(tmp_path, "tiny", calib=calib, method="minmax"))
