@@ -125,7 +125,7 @@ def build_subject(s: Subject, cache: Path, forms: tuple[str, ...] | None = None,
                     if form == "edgecn" and lowered is None:
                         lowered, report = rewrite(s.condensed, LoweringConfig.from_dict(target.lowering, backend),
                                                   s.example)
-                        lowered.edgecn_rewrites = _choices(report, lowered)
+                        lowered.edgecn_rewrites = _choices(report)
                     model = {"edgecn": lowered, "train": s.train_form, "naive": s.condensed}[form]
                     _try_compile(model, s, backend, precision, target.options(backend), path, failure, form, say)
                 if failure.exists():
@@ -191,17 +191,12 @@ class _staged:
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _choices(report: list[dict], lowered) -> dict:
-    """``{"pass:choice": count}`` of a rewrite, plus the gathers it kept (no report entry)."""
+def _choices(report) -> dict:
+    """``{"pass:choice": count}`` of a lowering's rewritten sites and of the gathers it kept."""
     from collections import Counter
 
-    from edgecn.layers.index import ChannelGather
-
     out = Counter(f"{r['pass']}:{r['choice']}" for r in report)
-    kept = sum(n.op == "call_module" and isinstance(lowered.get_submodule(n.target), ChannelGather)
-               for n in lowered.graph.nodes)
-    if kept:
-        out["index:gather"] = kept
+    out.update(f"{r['pass']}:{r['choice']}" for r in report.kept if r["pass"] == "index")
     return dict(sorted(out.items()))
 
 

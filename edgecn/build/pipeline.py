@@ -243,8 +243,10 @@ def _lower(model, target, backend, cfg: BuildConfig, example, say):
         measure = lambda m: backend.measure(m, example)  # noqa: E731
     choices = _cost_table_choices(model, target, backend.name, lowering, example, say) if lowering.cost_table else None
     lowered, report = rewrite(model, lowering, example, measure=measure, choices=choices)
+    kept = _counts(report.kept)
     say(f"[build] {backend.name}: {len(report)} rewrite(s) "
-        f"({', '.join(sorted({r['pass'] + ':' + str(r['choice']) for r in report})) or 'none needed'})")
+        f"({', '.join(sorted({r['pass'] + ':' + str(r['choice']) for r in report})) or 'none needed'})"
+        + (f"; kept as they were: {', '.join(f'{n} {k}' for k, n in kept.items())}" if kept else ""))
     return lowered, report
 
 
@@ -353,8 +355,16 @@ def _entry(art, result, float_top1, ds, rewrites, stage: Path) -> dict:
         "top1": result["top1"], "float_top1": round(float_top1, 3), "sqnr_db": result["sqnr_db"],
         "ops": art.ops, "delegated_share": art.delegated_share,
         "float_layers": extra.pop("float_layers", []), "notes": art.notes,
-        "rewrites": sorted({f"{r['pass']}:{r['choice']}" for r in rewrites}), **extra,
+        "rewrites": sorted({f"{r['pass']}:{r['choice']}" for r in rewrites}),
+        "kept": _counts(getattr(rewrites, "kept", [])), **extra,
     }
+
+
+def _counts(entries) -> dict[str, int]:
+    """``{"pass:choice": sites}`` of report entries, e.g. the gathers a lowering kept."""
+    import collections
+
+    return dict(sorted(collections.Counter(f"{r['pass']}:{r['choice']}" for r in entries).items()))
 
 
 def _tools(target) -> dict:

@@ -89,7 +89,7 @@ def collect(model: nn.Module, base: LoweringConfig, example: torch.Tensor,
         if [p.end for p in pieces][:-1] != ends[:-1]:  # the output node may be a new one
             raise EdgecnError(f"lowering variant {name} cuts the model differently from the others",
                               "report this model: its rewrites move the points where layers join")
-        chosen = _choices(report, where, len(parts), original)
+        chosen = _choices(report, where, len(parts))
         for i, piece in enumerate(pieces):
             key, what = seg.describe(gm, piece)
             if key not in forms[i]:
@@ -107,20 +107,12 @@ def _site_segments(original: fx.GraphModule, parts: list[seg.Segment]) -> dict[s
     return {n.target: index[n.name] for n in original.graph.nodes if n.op == "call_module" and n.name in index}
 
 
-def _choices(report: list[dict], where: dict[str, int], count: int, original: fx.GraphModule) -> list[dict[str, str]]:
-    """Per segment, the form each tuned site took in this variant (kept sites named too)."""
-    from edgecn.passes.base import PASSES, find
-
+def _choices(report, where: dict[str, int], count: int) -> list[dict[str, str]]:
+    """Per segment, the form each tuned site took in this variant (kept sites included)."""
     out: list[dict[str, str]] = [{} for _ in range(count)]
-    for r in report:
+    for r in report.decisions():
         if r["pass"] in TUNED_PASSES and r["site"] in where:
             out[where[r["site"]]][f"{r['pass']}:{r['site']}"] = _concrete(r)
-    for name in TUNED_PASSES:  # a site of the model before lowering that the report does not name was kept
-        step = PASSES.get(name)()
-        for node_name in step.sites(original):
-            site = find(original, node_name).target
-            if site in where:
-                out[where[site]].setdefault(f"{name}:{site}", step.keep)
     return out
 
 

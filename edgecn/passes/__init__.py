@@ -5,7 +5,7 @@
 
 from edgecn.passes.base import PASSES, Pass, register_pass
 from edgecn.lowering import LoweringConfig
-from edgecn.passes.pipeline import ORDER, RewriteMismatch, check_exact, rewrite  # noqa: E402
+from edgecn.passes.pipeline import ORDER, RewriteMismatch, RewriteReport, check_exact, rewrite  # noqa: E402
 
-__all__ = ["ORDER", "PASSES", "LoweringConfig", "Pass", "RewriteMismatch", "check_exact",
+__all__ = ["ORDER", "PASSES", "LoweringConfig", "Pass", "RewriteMismatch", "RewriteReport", "check_exact",
            "register_pass", "rewrite"]

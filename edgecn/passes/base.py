@@ -13,7 +13,7 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp
+from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from edgecn.errors import EdgecnError
 from edgecn.layers.index import ChannelGather
@@ -153,23 +153,21 @@ class Pass:
         raise NotImplementedError
 
     def run(self, gm: fx.GraphModule, cfg, example: torch.Tensor, measure=None,
-            choices: dict[str, str] | None = None) -> list[dict]:
-        """Rewrite every site of ``gm`` in place; returns one report entry per rewritten site.
+            choices: dict[str, str] | None = None) -> tuple[list[dict], list[dict]]:
+        """Rewrite every site of ``gm`` in place; returns ``(rewritten, kept)``: one entry per
+        site, with the choice and the reason for it, kept sites included.
 
         ``choices`` maps ``"pass:site"`` to the form a cost table chose there (``edgecn.cost``);
         a site it names takes that form when it is legal, every other site follows ``cfg``.
         """
         choices = choices or {}
-        report, fresh = [], False
+        report, kept = [], []
+        finish(gm)
+        propagate(gm, example)
         for name in self.sites(gm):
             node = find(gm, name)
             if node is None:
                 continue
-            if not fresh or not _has_meta(node):
-                # Shapes are re-recorded only when a rewrite touched this neighbourhood.
-                finish(gm)
-                propagate(gm, example)
-                fresh = True
             legal = self.legal(gm, node, cfg)
             site = node.target if node.op == "call_module" else node.name
             chosen = choices.get(f"{self.name}:{site}")
@@ -181,13 +179,21 @@ class Pass:
             else:
                 choice, reason = self.decide(gm, node, cfg, legal)
             if choice == self.keep:
+                kept.append({"pass": self.name, "site": site, "choice": choice, "reason": reason})
                 continue
+            signatures = {n: _signature(n) for n in gm.graph.nodes}
             before, after = self.apply(gm, node, choice)
             gm.graph.lint()
+            # Every decision reads recorded shapes: record those of the nodes this rewrite made or
+            # changed, and of the nodes downstream whose shape that changes.
+            touched = [n for n in gm.graph.nodes if signatures.get(n) != _signature(n)]
+            if not record_shapes(gm, touched):
+                finish(gm)
+                propagate(gm, example)
             report.append({"pass": self.name, "site": site, "choice": choice, "reason": reason,
                            "macs_before": before, "macs_after": after})
         finish(gm)
-        return report
+        return report, kept
 
     def _time(self, gm, name: str, legal: dict[str, str], measure) -> tuple[str, str]:
         times = {}
@@ -202,12 +208,82 @@ class Pass:
         return best, f"fastest when measured ({listing})"
 
 
+def _signature(node: fx.Node) -> tuple:
+    """What decides a node's output: op, target and inputs. A module path names one module for
+    the node's life: rewrites register new modules under fresh paths (``add_module``)."""
+    return node.op, node.target, node.args, tuple(node.kwargs.items())
 
 
-def _has_meta(node: fx.Node, depth: int = 4) -> bool:
-    """Whether ``node``, its inputs and its users ``depth`` levels down all have shapes recorded."""
-    if node.op != "output" and "tensor_meta" not in node.meta:
-        return False
-    if any("tensor_meta" not in n.meta for n in node.all_input_nodes):
-        return False
-    return depth == 0 or all(_has_meta(u, depth - 1) for u in node.users if u.op != "output")
+def record_shapes(gm: fx.GraphModule, nodes) -> bool:
+    """Record the output shapes of ``nodes`` and of every node downstream whose input shape they
+    change, by running just those nodes on zeros of their inputs' recorded shapes.
+
+    Returns False (nothing changed) when an input has no recorded shape; the caller then
+    records every shape with ``propagate``.
+    """
+    from torch.fx.node import map_aggregate, map_arg
+    from torch.fx.passes.shape_prop import _extract_tensor_metadata
+
+    todo, values = set(nodes), {}
+
+    def value(arg: fx.Node):
+        if arg in values:
+            return values[arg]
+        if arg.op == "get_attr":
+            return _attr(gm, arg.target)
+        meta = arg.meta.get("tensor_meta")
+        if meta is None:
+            raise LookupError(arg.name)
+        return _zeros(meta)
+
+    updates = {}
+    with torch.no_grad():
+        for n in gm.graph.nodes:
+            if n not in todo or n.op in ("placeholder", "output"):
+                continue
+            try:
+                args, kwargs = map_arg(n.args, value), map_arg(n.kwargs, value)
+            except LookupError:
+                return False
+            if n.op == "call_module":
+                out = gm.get_submodule(n.target)(*args, **kwargs)
+            elif n.op == "call_function":
+                out = n.target(*args, **kwargs)
+            elif n.op == "call_method":
+                out = getattr(args[0], n.target)(*args[1:], **kwargs)
+            else:  # get_attr
+                out = _attr(gm, n.target)
+            values[n] = out
+            meta = map_aggregate(out, lambda v: _extract_tensor_metadata(v) if isinstance(v, torch.Tensor) else v)
+            if _shapes(n.meta.get("tensor_meta")) != _shapes(meta):
+                todo.update(n.users)
+            updates[n] = (meta, type(out))
+    for n, (meta, kind) in updates.items():
+        n.meta["tensor_meta"], n.meta["type"] = meta, kind
+    return True
+
+
+def _zeros(meta):
+    """Zeros shaped like recorded metadata (a TensorMetadata, or a tuple/list of them)."""
+    if isinstance(meta, TensorMetadata):
+        return torch.zeros(meta.shape, dtype=meta.dtype)
+    if isinstance(meta, (tuple, list)):
+        return type(meta)(_zeros(m) for m in meta)
+    return meta
+
+
+def _attr(gm: fx.GraphModule, target: str):
+    obj = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _shapes(meta) -> object:
+    if meta is None:
+        return None
+    if isinstance(meta, TensorMetadata):
+        return tuple(meta.shape), meta.dtype
+    if isinstance(meta, (tuple, list)):
+        return tuple(_shapes(m) for m in meta)
+    return meta

@@ -25,6 +25,19 @@ class RewriteMismatch(RuntimeError):
     """A rewrite changed what the model computes: a bug in that pass, not a user error."""
 
 
+class RewriteReport(list):
+    """The rewritten sites (a list of entries) and, in ``kept``, the sites a pass left alone
+    with the reason: every decision of a lowering is on record."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.kept: list[dict] = []
+
+    def decisions(self) -> list[dict]:
+        """Every site's entry, rewritten and kept, in the order the passes decided them."""
+        return list(self) + list(self.kept)
+
+
 def rewrite(model: nn.Module, cfg: LoweringConfig, example_input: torch.Tensor,
             measure: Callable[[nn.Module], float] | None = None,
             passes: Sequence[str] | None = None,
@@ -43,8 +56,9 @@ def rewrite(model: nn.Module, cfg: LoweringConfig, example_input: torch.Tensor,
             named sites take that form where it is legal, the others follow ``cfg``.
 
     Returns:
-        ``(model2, report)``, each report entry ``{"pass", "site", "choice", "reason",
-        "macs_before", "macs_after"}``.
+        ``(model2, report)``: a ``RewriteReport``, one entry per rewritten site
+        ``{"pass", "site", "choice", "reason", "macs_before", "macs_after"}``, and in
+        ``report.kept`` one ``{"pass", "site", "choice", "reason"}`` per site left as it was.
 
     Raises:
         RewriteMismatch: a pass changed the outputs by more than ``cfg.tolerance``.
@@ -53,13 +67,15 @@ def rewrite(model: nn.Module, cfg: LoweringConfig, example_input: torch.Tensor,
     gm = trace(model)
     with torch.no_grad():
         reference = model(example_input)
-    report: list[dict] = []
+    report = RewriteReport()
     for name in sorted(names, key=ORDER.index):
         step = PASSES.get(name)()
         if not step.enabled(cfg):
             continue
         with torch.no_grad():
-            report += step.run(gm, cfg, example_input, measure, choices)
+            rewritten, kept = step.run(gm, cfg, example_input, measure, choices)
+            report += rewritten
+            report.kept += kept
             check_exact(reference, gm(example_input), cfg.tolerance, name)
     if hasattr(model, "edgecn_config"):
         gm.edgecn_config = dict(model.edgecn_config)
