@@ -19,9 +19,9 @@ from edgecn.errors import EdgecnError
 from edgecn.registry import Registry
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class CompileContext:
-    """Everything a backend needs besides the model.
+    """Everything a backend needs besides the model (a retry is a ``dataclasses.replace`` of it).
 
     Attributes:
         out_dir: folder the artifact is written into (the build's staging folder).
@@ -46,7 +46,12 @@ class CompileContext:
 
 @dataclasses.dataclass
 class Artifact:
-    """One compiled file and what the manifest says about it (see edgecn.runner.manifest)."""
+    """One compiled file and what the manifest says about it (see edgecn.runner.manifest).
+
+    ``notes`` are remarks for people; ``device_steps`` what to run on the device before the
+    artifact is used (both printed in the report as they are); ``extra`` holds a backend's
+    own manifest keys, for machines (e.g. ``trtexec``).
+    """
 
     path: Path
     backend: str
@@ -56,6 +61,7 @@ class Artifact:
     ops: dict[str, int] = dataclasses.field(default_factory=dict)
     delegated_share: float | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    device_steps: list[str] = dataclasses.field(default_factory=list)
     extra: dict = dataclasses.field(default_factory=dict)
 
 

@@ -64,6 +64,10 @@ def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
             path.write_bytes(fp32.read_bytes())
     art = describe(path, precision, example)
     art.extra.update(engine_or_command(path, precision, opts))
+    commands = art.extra.get("trtexec") or {}
+    if commands:
+        art.device_steps.append("build the engine on the device with "
+                                + "; ".join(f"TensorRT {v}: `{c}`" for v, c in commands.items()))
     return art
 
 

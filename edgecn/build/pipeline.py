@@ -37,6 +37,28 @@ METHOD_ORDER = ("minmax", "percentile", "entropy")
 
 
 @dataclasses.dataclass(frozen=True)
+class Calibration:
+    """The int8 calibration of a build: images (None without an int8 artifact), recipe, method."""
+
+    images: torch.Tensor | None
+    recipe: object
+    method: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Built:
+    """One artifact that passed its checks, and how it was made."""
+
+    artifact: object
+    result: dict                      # compare(): top-1 and SQNR in the artifact's runtime
+    drop: float                       # float top-1 minus the artifact's, in points
+    method: str | None                # calibration method (int8 only)
+    float_layers: tuple[str, ...]     # layers kept in float (int8 only)
+    spec: str                         # "embedded", or the sidecar file carrying the spec
+
+
+
+@dataclasses.dataclass(frozen=True)
 class Heldout:
     """What every artifact is scored against: the held-out images (normalised NCHW) and labels,
     the float model's logits and top-1, and the spec fields each artifact carries."""
@@ -97,7 +119,7 @@ def build(cfg: BuildConfig) -> BuildResult:
     warnings = learned_nothing(float_logits, y_held.numpy(), ds.labels)
     for w in warnings:  # loud, and in the manifest: a useless model otherwise reads as "drop +0.00"
         print(f"edgecn build: WARNING: the float model: {w}", file=sys.stderr)
-    calib, recipe, method = _calibration(cfg, target, ds, model)
+    calibration = _calibration(cfg, target, ds, model)
     name = f"{model.edgecn_config['name']}-{target.name}"
     entries: list[dict] = []
     failed: list[dict] = []
@@ -111,18 +133,20 @@ def build(cfg: BuildConfig) -> BuildResult:
             precisions = _precisions(cfg, target, backend_name)
             with _artifact_failures(failed, backend_name, precisions, say):
                 lowered, rewrites = _lower(model, target, backend, cfg, example, say)
-                ctx = CompileContext(stage, model.edgecn_config["name"], target.options(backend_name), calib, method,
-                                     recipe.percentile, use_cache=cfg.use_cache)
+                ctx = CompileContext(stage, model.edgecn_config["name"], target.options(backend_name),
+                                     calibration.images, calibration.method, calibration.recipe.percentile,
+                                     use_cache=cfg.use_cache)
                 for precision in precisions:
                     with _artifact_failures(failed, backend_name, (precision,), say):
-                        art, result = _compile_validated(backend, lowered, example, precision, ctx, held, cfg, say)
-                        entries.append(_entry(art, result, float_top1, ds, rewrites, stage))
+                        built = _compile_validated(backend, lowered, example, precision, ctx, held, cfg, say)
+                        entries.append(_entry(built, held, ds, rewrites, stage))
         if failed and not entries:
             # Nothing passed: fail as a whole, so the previous good build folder stays.
             raise failed[0]["exception"]
         failures = [{k: v for k, v in f.items() if k != "exception"} for f in failed]
         manifest = manifest_dict(held.spec["model"], held.spec["data"], target, ds, float_top1, entries, _tools(target),
-                                 {"method": method, "recipe": recipe.name, "size": 0 if calib is None else int(len(calib)),
+                                 {"method": calibration.method, "recipe": calibration.recipe.name,
+                                  "size": 0 if calibration.images is None else int(len(calibration.images)),
                                   "source": cfg.calibration_images or f"{ds.name} (training split, class-stratified)"},
                                  failures, warnings)
         report = markdown_report(manifest)
@@ -214,18 +238,18 @@ def _train_default(cfg: BuildConfig, say):
     return load_checkpoint(result.checkpoint)[0]
 
 
-def _calibration(cfg: BuildConfig, target, ds, model):
+def _calibration(cfg: BuildConfig, target, ds, model) -> Calibration:
     from edgecn.quantize.calibration import from_dataset, from_folder, load_recipe
 
     recipe = load_recipe(cfg.calibration or target.calibration)
     method = cfg.method or recipe.method
     if not any(p == "int8" for p in (cfg.precisions or target.precisions)):
-        return None, recipe, method
+        return Calibration(None, recipe, method)
     if cfg.calibration_images:
         conf = model.edgecn_config
         calib = from_folder(cfg.calibration_images, ds.input_size, conf.get("in_channels", 3), ds.normalize, recipe.min_size)
-        return calib, recipe, method
-    return from_dataset(ds.train, recipe, cfg.calibration_size), recipe, method
+        return Calibration(calib, recipe, method)
+    return Calibration(from_dataset(ds.train, recipe, cfg.calibration_size), recipe, method)
 
 
 def _precisions(cfg: BuildConfig, target, backend: str) -> tuple[str, ...]:
@@ -274,7 +298,7 @@ def _cost_table_choices(model, target, backend: str, lowering, example, say) -> 
     return choices
 
 
-def _compile_validated(backend, model, example, precision, ctx, held, cfg: BuildConfig, say):
+def _compile_validated(backend, model, example, precision, ctx, held, cfg: BuildConfig, say) -> Built:
     """Compile, check and validate; for int8, search until ``max_drop`` holds.
 
     An int8 artifact that loses more than ``max_drop`` is rebuilt with the other calibration
@@ -283,80 +307,74 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
     percentile 97.49%, entropy 96.38%, float 98.61%), and it costs no speed. Then the most
     sensitive layers are kept in float, one at a time, with the best method.
     """
-    x, y, float_logits, float_top1 = held.x, held.y, held.float_logits, held.float_top1
+    first_method = ctx.method
 
-    def attempt(method: str, floats: list[str]):
-        ctx.method, ctx.float_layers = method, tuple(floats)
+    def attempt(method: str, floats: tuple[str, ...]) -> Built:
         extra = [f"calibration {method}"] if precision == "int8" and method != first_method else []
         extra += [f"float: {', '.join(floats)}"] if floats else []
         say(f"[build] {backend.name} {precision}: compiling" + (f" ({'; '.join(extra)})" if extra else ""))
-        art = backend.compile(model, example, precision, ctx)
+        art = backend.compile(model, example, precision, dataclasses.replace(ctx, method=method, float_layers=floats))
         sidecar = embed_spec(art.path, artifact_spec(held.spec["model"], held.spec["data"], held.spec["labels"], art,
                                                       held.spec["normalize"]))
-        art.extra["spec"] = sidecar.name if sidecar else "embedded"
         if backend.check is not None:
             backend.check(art, ctx)
-        result = compare(art, x, y, float_logits)
+        result = compare(art, held.x, held.y, held.float_logits)
         sqnr = "identical logits" if result["sqnr_db"] is None else f"SQNR {result['sqnr_db']:.1f} dB"
-        say(f"[build] {backend.name} {precision}: top-1 {result['top1']:.2f}% (float {float_top1:.2f}%), {sqnr}")
-        art.extra.update(float_layers=list(floats), **({"calibration_method": method} if precision == "int8" else {}))
-        return art, result, float_top1 - result["top1"]
+        say(f"[build] {backend.name} {precision}: top-1 {result['top1']:.2f}% (float {held.float_top1:.2f}%), {sqnr}")
+        return Built(art, result, held.float_top1 - result["top1"], method if precision == "int8" else None, floats,
+                     sidecar.name if sidecar else "embedded")
 
-    first_method = ctx.method
-    try:
-        art, result, drop = attempt(first_method, [])
-        if precision != "int8" or drop <= cfg.max_drop:
-            return art, result
-        best = (drop, first_method)
-        for method in (m for m in METHOD_ORDER if cfg.method is None and m != first_method):
-            art.path.unlink(missing_ok=True)
-            art, result, drop = attempt(method, [])
-            if drop <= cfg.max_drop:
-                return art, result
-            best = min(best, (drop, method))
-        return _keep_layers_float(attempt, art, best, model, ctx, cfg, backend.name)
-    finally:
-        ctx.method, ctx.float_layers = first_method, ()
+    built = attempt(first_method, ())
+    if precision != "int8" or built.drop <= cfg.max_drop:
+        return built
+    best = built
+    for method in (m for m in METHOD_ORDER if cfg.method is None and m != first_method):
+        built.artifact.path.unlink(missing_ok=True)
+        built = attempt(method, ())
+        if built.drop <= cfg.max_drop:
+            return built
+        best = min(best, built, key=lambda b: b.drop)
+    return _keep_layers_float(attempt, built, best, model, ctx.calib, cfg, backend.name)
 
 
-def _keep_layers_float(attempt, art, best, model, ctx, cfg: BuildConfig, backend: str):
+def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: BuildConfig, backend: str) -> Built:
     """Keep the most int8-sensitive layers in float, one more each try, with the best method."""
     from edgecn.quantize.sensitivity import rank_layers
 
-    drop, method = best
-    ranking = rank_layers(model, ctx.calib)
+    ranking = rank_layers(model, calib)
     floats: list[str] = []
     while len(floats) < min(MAX_FLOAT_LAYERS, len(ranking)):
         floats.append(ranking[len(floats)])
-        art.path.unlink(missing_ok=True)
+        last.artifact.path.unlink(missing_ok=True)
         try:
-            art, result, drop = attempt(method, floats)
+            last = attempt(best.method, tuple(floats))
         except EdgecnError as e:
-            raise EdgecnError(f"{backend} int8 loses {best[0]:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
+            raise EdgecnError(f"{backend} int8 loses {best.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
                               f"with every calibration method, and keeping layers in float failed: {e.what}",
                               e.fix) from e
-        if drop <= cfg.max_drop:
-            return art, result
-    art.path.unlink(missing_ok=True)
+        if last.drop <= cfg.max_drop:
+            return last
+    last.artifact.path.unlink(missing_ok=True)
     raise EdgecnError(
-        f"{backend} int8 loses {drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
+        f"{backend} int8 loses {last.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
         f"even with {len(floats)} layer(s) kept in float ({', '.join(floats)})",
         "raise --max-drop, try a larger --calibration-size or --calibration-images closer to the deployment "
         "data, or build fp32/fp16 only with --precision")
 
 
-def _entry(art, result, float_top1, ds, rewrites, stage: Path) -> dict:
-    extra = dict(art.extra)
+def _entry(built: Built, held: Heldout, ds, rewrites, stage: Path) -> dict:
+    art, result = built.artifact, built.result
     return {
         "path": art.path.relative_to(stage).as_posix(), "sha256": sha256_file(art.path),
         "backend": art.backend, "precision": art.precision, "size_bytes": art.path.stat().st_size,
         "size_zip_bytes": deflated_size(art.path),
         "input": {**art.input, "normalize": ds.normalize}, "output": art.output, "labels": list(ds.labels),
-        "top1": result["top1"], "float_top1": round(float_top1, 3), "sqnr_db": result["sqnr_db"],
+        "top1": result["top1"], "float_top1": round(held.float_top1, 3), "sqnr_db": result["sqnr_db"],
         "ops": art.ops, "delegated_share": art.delegated_share,
-        "float_layers": extra.pop("float_layers", []), "notes": art.notes,
+        "float_layers": list(built.float_layers), "notes": art.notes, "device_steps": art.device_steps,
         "rewrites": sorted({f"{r['pass']}:{r['choice']}" for r in rewrites}),
-        "kept": _counts(getattr(rewrites, "kept", [])), **extra,
+        "kept": _counts(getattr(rewrites, "kept", [])),
+        **({"calibration_method": built.method} if built.method else {}), "spec": built.spec, **art.extra,
     }
 
 

@@ -61,10 +61,6 @@ def markdown_report(manifest: dict) -> str:
         lines += [f"- {f['backend']} {f['precision']}: {f['reason']}" for f in failed]
         lines.append("")
     for a in manifest["artifacts"]:
-        for note in a.get("notes", []):
-            lines.append(f"- {a['path']}: {note}")
-        commands = a.get("trtexec") or {}
-        if commands:
-            lines.append(f"- {a['path']}: build the engine on the device with "
-                         + "; ".join(f"TensorRT {v}: `{c}`" for v, c in commands.items()))
+        for line in [*a.get("notes", []), *a.get("device_steps", [])]:
+            lines.append(f"- {a['path']}: {line}")
     return "\n".join(lines).rstrip() + "\n"

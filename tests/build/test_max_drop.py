@@ -11,12 +11,16 @@ def _tracking(monkeypatch, fail_until, good_method=None):
     """Judge top-1 by a stand-in: float 50 %, int8 5 points lower while fewer than
     ``fail_until`` layers are float and the calibration method is not ``good_method``
     (a random-weight model is at chance level)."""
-    real_cv, real_compare = pipeline._compile_validated, pipeline.compare
+    import dataclasses
+
+    from edgecn.backends import BACKENDS
+
+    real_compare, backend = pipeline.compare, BACKENDS.get("tensorrt")
     state = {}
 
-    def compile_validated(backend, model, example, precision, ctx, held, cfg, say):
+    def compile(model, example, precision, ctx):  # each attempt's own context: what it was asked to build
         state.update(precision=precision, ctx=ctx)
-        return real_cv(backend, model, example, precision, ctx, held, cfg, say)
+        return backend.compile(model, example, precision, ctx)
 
     def compare(predict, x, y, float_logits):
         out = real_compare(predict, x, y, float_logits)
@@ -24,7 +28,7 @@ def _tracking(monkeypatch, fail_until, good_method=None):
                  and state["ctx"].method != good_method)
         return {**out, "top1": 45.0 if lossy else 50.0}
 
-    monkeypatch.setattr(pipeline, "_compile_validated", compile_validated)
+    monkeypatch.setitem(BACKENDS._entries, "tensorrt", dataclasses.replace(backend, compile=compile))
     monkeypatch.setattr(pipeline, "compare", compare)
     monkeypatch.setattr(pipeline, "top1", lambda logits, labels: 50.0)
 
