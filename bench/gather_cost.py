@@ -17,14 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import timing  # noqa: E402
+import timing
 
 GROUPS = 4
 
@@ -80,30 +76,38 @@ def main(argv=None) -> int:
     p.add_argument("--backends", default="executorch,tflite")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     a = p.parse_args(argv)
-    backends = a.backends.split(",")
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = build(Path(tmp), a.channels, a.out_channels, a.size, backends)
-        rounds = timing.interleaved(paths, a.threads, a.rounds, 0.5, 20, say=lambda *_: None)
-    pixels = a.size * a.size
-    gathered_values = a.channels // GROUPS * GROUPS
-    bought = a.out_channels * a.channels * (1 - 1 / GROUPS) * pixels
-    result = {"channels": a.channels, "out_channels": a.out_channels, "size": a.size, "threads": a.threads,
-              "rounds": a.rounds, "backends": {}}
-    for b in backends:
-        per_round = []
-        for grouped, gathered, dense in zip(*(rounds[f"{b}/{f}"] for f in ("grouped", "gathered", "dense"))):
-            seconds_per_mac = (dense - grouped) / 1e3 / bought
-            per_round.append((gathered - grouped) / 1e3 / (gathered_values * pixels) / seconds_per_mac)
-        med = {f: statistics.median(rounds[f"{b}/{f}"]) for f in ("grouped", "gathered", "dense")}
-        result["backends"][b] = {"gather_cost": statistics.median(per_round), "min": min(per_round),
-                                 "max": max(per_round), "median_ms": med}
-        if not a.json:
-            print(f"{b:10s} grouped {med['grouped']:.3f} ms  gathered {med['gathered']:.3f} ms  "
-                  f"dense {med['dense']:.3f} ms  ->  gather_cost {statistics.median(per_round):.1f} "
-                  f"MACs per gathered value [{min(per_round):.1f}-{max(per_round):.1f}]")
+    result = measure(a.channels, a.out_channels, a.size, a.threads, a.rounds, a.backends.split(","))
     if a.json:
         print(json.dumps(result, indent=1))
+        return 0
+    for b, r in result["backends"].items():
+        med = r["median_ms"]
+        print(f"{b:10s} grouped {med['grouped']:.3f} ms  gathered {med['gathered']:.3f} ms  "
+              f"dense {med['dense']:.3f} ms  ->  gather_cost {r['gather_cost']:.1f} "
+              f"MACs per gathered value [{r['min']:.1f}-{r['max']:.1f}]")
     return 0
+
+
+def measure(channels: int = 256, out: int = 128, size: int = 28, threads: int = 1, rounds: int = 7,
+            backends=("executorch", "tflite")) -> dict:
+    """Build the three forms per backend, time them interleaved; the gather cost per backend."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = build(Path(tmp), channels, out, size, backends)
+        times = timing.interleaved(paths, threads, rounds, 0.5, 20, say=lambda *_: None)
+    pixels = size * size
+    gathered_values = channels // GROUPS * GROUPS
+    bought = out * channels * (1 - 1 / GROUPS) * pixels
+    result = {"channels": channels, "out_channels": out, "size": size, "threads": threads, "rounds": rounds,
+              "backends": {}, "command": "python bench/gather_cost.py"}
+    for b in backends:
+        per_round = []
+        for grouped, gathered, dense in zip(*(times[f"{b}/{f}"] for f in ("grouped", "gathered", "dense"))):
+            seconds_per_mac = (dense - grouped) / 1e3 / bought
+            per_round.append((gathered - grouped) / 1e3 / (gathered_values * pixels) / seconds_per_mac)
+        med = {f: statistics.median(times[f"{b}/{f}"]) for f in ("grouped", "gathered", "dense")}
+        result["backends"][b] = {"gather_cost": statistics.median(per_round), "min": min(per_round),
+                                 "max": max(per_round), "median_ms": med}
+    return result
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def summary_table(doc: dict, t: str) -> list[str]:
                     continue
                 r = summary(ratios(other["rounds_ms"][t], ref["rounds_ms"][t]))
                 cells.append(f"{r['median']:.2f}x" + ("" if r["median"] > 1.0 else " **not faster**"))
-            kept = (ref.get("rewrites") or {}).get("index:gather", 0)
+            kept = (ref.get("kept") or {}).get("index:gather", 0) if "kept" in ref else \
+                (ref.get("rewrites") or {}).get("index:gather", 0)  # results written before "kept" existed
             top1 = _top1(ref, doc)
             rows.append(f"| {name} | {backend} | {ref['latency_ms'][t]['median']:.2f} | {top1} | {kept} | "
                         + " | ".join(cells) + " |")
@@ -218,7 +219,8 @@ def update_readme(readme: Path, md: str, results: str, png: str) -> None:
     text = readme.read_text()
     head = text.split("\n" + README_HEADING + "\n")[0].rstrip("\n")
     body = md.replace(f"]({Path(png).name})", f"]({png})")
-    section = (f"\n\n{README_HEADING}\n\n`make bench` (`python bench/run_all.py`) measures edgecn's artifacts against what a "
+    section = (f"\n\n{README_HEADING}\n\n`make bench` (`python bench/run_all.py`) measures edgecn's artifacts (made by "
+               "`edgecn.build`, exactly what `edgecn build --target rpi5` gives a user) against what a "
                "user would export instead. It builds what bench/.cache/ lacks first (the training of CondenseNet-86 and "
                "some 60 exports: about an hour here with two builds in parallel, for three of the four models; "
                "`python bench/run_all.py --build-only` does only that), "

@@ -15,17 +15,15 @@ import datetime
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import report
+import timing
+import variants
 
-import report  # noqa: E402
-import timing  # noqa: E402
-import variants  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 CACHE = HERE / ".cache"
 RESULTS = HERE / "results"
@@ -39,8 +37,6 @@ GROUPS = (
     ("condensenet-74-c4",),
 )
 DENSENET_224 = "densenet-121"
-BUILT: dict[str, list] = {}
-"""Artifacts built in this run, per model (accuracy runs on exactly these)."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -89,16 +85,17 @@ def main(argv=None) -> int:
                                        backends=tuple(args.backends.split(",")), failed=doc["failed"])
         print(f"[bench] built into {CACHE} in {time.time() - start:.0f} s")
         return 0
+    built: dict[str, list] = {}  # per model, the artifacts of this run: accuracy is scored on exactly these
     for group in _groups(args):
         if time.time() - start > args.budget_min * 60:
             doc["skipped"] += list(group)
             print(f"[bench] over the {args.budget_min:g} min budget: skipping {', '.join(group)}")
             continue
-        run_group(group, trained, peak if group[0] == args.trained else [], threads, args, doc,
-                  deadline=0.0 if args.cached_only else start + args.budget_min * 60)
+        built.update(run_group(group, trained, peak if group[0] == args.trained else [], threads, args, doc,
+                               deadline=0.0 if args.cached_only else start + args.budget_min * 60))
     doc["peak"] = peak_figures(doc)
-    doc["accuracy"] = accuracies(trained, held, doc)
-    doc["runner_overhead"] = runner_overhead(_built_path(args.trained, "edgecn", "int8", "tflite"))
+    doc["accuracy"] = accuracies(trained, held, built.get(trained.name, []), doc)
+    doc["runner_overhead"] = runner_overhead(_built_path(built, args.trained, "edgecn", "int8", "tflite"))
     doc["gather_cost"] = gather_cost()
     doc["load_avg_end"], doc["seconds"] = os.getloadavg(), round(time.time() - start, 1)
     write(doc)
@@ -117,7 +114,6 @@ def _groups(args) -> list[tuple[str, ...]]:
 
 def train_reference(name: str, epochs: int):
     """The trained Subject (trained once, cached) and its held-out images: (x, y) numpy and torch."""
-    from edgecn.checkpoint import load_checkpoint
     from edgecn.train import TrainConfig, train
     from edgecn.train.data import load_dataset
 
@@ -127,35 +123,33 @@ def train_reference(name: str, epochs: int):
         print(f"[bench] training {name} on digits at {size}x{size} for {epochs} epochs (cached afterwards)")
         train(TrainConfig(model=name, data="digits", input_size=size, epochs=epochs, out_dir=str(out),
                           overwrite=True), progress=False)
-    model, _ = load_checkpoint(out / "final.pt")
     ds = load_dataset("digits", input_size=size)
-    from edgecn.fileio import sha256_file
     from edgecn.quantize.calibration import from_dataset, load_recipe
 
     calib = from_dataset(ds.train, load_recipe("default"))
-    s = variants.subject(name, model, calib, sha256_file(out / "final.pt")[:16])
+    s = variants.subject(name, out / "final.pt", calib, trained=True)
     x, y = ds.heldout.tensors
     return s, (x.numpy(), y.numpy(), x, y)
 
 
 def subject_for(name: str, trained):
-    return trained if name == trained.name else variants.untrained(name)
+    return trained if name == trained.name else variants.untrained(name, CACHE)
 
 
-def run_group(group, trained, peak, threads, args, doc, deadline: float) -> None:
-    """Build every model of ``group``, then time all their artifacts together."""
+def run_group(group, trained, peak, threads, args, doc, deadline: float) -> dict[str, list]:
+    """Build every model of ``group``, then time all their artifacts together; the artifacts per model."""
     subjects = {n: subject_for(n, trained) for n in group}
-    arts = []
+    arts, by_model = [], {}
     for name, s in subjects.items():
         forms = ("naive",) if name != group[0] else None  # baselines: what a user gets exporting them
         built = variants.build_subject(s, CACHE, forms=forms, backends=tuple(args.backends.split(",")),
                                        deadline=deadline, skipped=doc["skipped"], failed=doc["failed"])
         arts += built
-        BUILT[name] = built
+        by_model[name] = built
         doc["models"][name] = {"baseline_for": None if name == group[0] else group[0], "variants": {
             v.key: {"form": v.form, "backend": v.backend, "precision": v.precision, "macs": v.macs,
                     "size_bytes": v.path.stat().st_size, "ops": v.meta.get("ops"),
-                    "delegation": _delegation(v), "rewrites": v.meta.get("rewrites"),
+                    "delegation": _delegation(v), "rewrites": v.meta.get("rewrites"), "kept": v.meta.get("kept"),
                     "latency_ms": {}, "rounds_ms": {}} for v in built}}
     arts += peak
     if peak:
@@ -169,6 +163,7 @@ def run_group(group, trained, peak, threads, args, doc, deadline: float) -> None
             entry = doc["models"][v.model]["variants"][v.key]
             entry["rounds_ms"][str(t)] = rounds[v.key]
             entry["latency_ms"][str(t)] = timing.summary(rounds[v.key])
+    return by_model
 
 
 def _delegation(v) -> dict:
@@ -196,14 +191,14 @@ def peak_figures(doc) -> dict:
     return out
 
 
-def accuracies(trained, held, doc) -> dict:
+def accuracies(trained, held, built: list, doc) -> dict:
     """Held-out top-1 of the trained model: eager forms and every built artifact of it."""
     import accuracy
 
     x, y, xt, yt = held
     out = {"eager/train-fp32": accuracy.eager_top1(trained.train_form, xt, yt),
            "eager/condensed-fp32": accuracy.eager_top1(trained.condensed, xt, yt)}
-    for v in BUILT.get(trained.name, []):
+    for v in built:
         out[v.key], n = accuracy.artifact_top1(v, x, y)
         entry = doc["models"][v.model]["variants"][v.key]
         entry["top1"], entry["top1_images"] = out[v.key], n
@@ -211,36 +206,30 @@ def accuracies(trained, held, doc) -> dict:
     return out
 
 
-def _built_path(model: str, form: str, precision: str, backend: str) -> Path:
-    for v in BUILT.get(model, []):
+def _built_path(built: dict[str, list], model: str, form: str, precision: str, backend: str) -> Path:
+    for v in built.get(model, []):
         if (v.form, v.precision, v.backend) == (form, precision, backend):
             return v.path
-    return CACHE / "models" / model / f"{form}-{precision}.{'pte' if backend == 'executorch' else backend}"
+    return Path(f"{model}/{form}-{precision}-{backend} (not built in this run)")
 
 
 def gather_cost() -> dict:
     """bench/gather_cost.py: what a kept gather costs here, the figure the targets' [lowering] uses."""
-    argv = [sys.executable, str(HERE / "gather_cost.py"), "--json"]
+    import gather_cost as measure_gather
+
     print("[bench] measuring what a kept channel gather costs (bench/gather_cost.py)")
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    try:
-        return {**json.loads(proc.stdout[proc.stdout.index("{"):]), "command": "python bench/gather_cost.py"}
-    except ValueError:
-        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    return measure_gather.measure()
 
 
 def runner_overhead(artifact: Path) -> dict:
     """bench/runner_overhead.py on a real built artifact: the runner against a bare invoke loop."""
+    import runner_overhead as overhead
+
     if not artifact.exists():
         return {"skipped": f"{artifact} was not built"}
-    argv = [sys.executable, str(HERE / "runner_overhead.py"), str(artifact), "--runs", "300", "--rounds", "5"]
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
-    ratio = float(lines[-1].split("rounds:")[1].split()[0])
-    return {"artifact": str(artifact.relative_to(HERE.parent)), "median_ratio": ratio, "rounds": lines[:-1],
-            "command": " ".join(["python", "bench/runner_overhead.py", *argv[2:]]).replace(str(HERE.parent) + "/", "")}
+    result = overhead.measure(artifact, runs=300, rounds=5, say=lambda *_: None)
+    return {**result, "artifact": os.path.relpath(artifact, HERE.parent),
+            "command": result["command"].replace(str(HERE.parent) + "/", "")}
 
 
 def machine() -> dict:

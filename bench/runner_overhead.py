@@ -37,6 +37,24 @@ def runner_loop(r, x: np.ndarray, runs: int) -> float:
     return statistics.median(times)
 
 
+def measure(artifact, runs: int = 2000, rounds: int = 7, threads: int = 1, say=print) -> dict:
+    """Median ratio of the runner's per-inference time to the bare loop's, over interleaved rounds."""
+    with open_runner(artifact, threads=threads) as r:
+        x = np.random.default_rng(0).random(r.inputs[0].shape, dtype=np.float32).astype(r.inputs[0].dtype)
+        it = r._it  # the same interpreter the runner drives
+        ii, oi = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+        bare(it, ii, oi, x, runs)  # warm both paths
+        ratios, lines = [], []
+        for k in range(rounds):
+            b, w = (bare(it, ii, oi, x, runs), runner_loop(r, x, runs)) if k % 2 == 0 else \
+                   tuple(reversed((runner_loop(r, x, runs), bare(it, ii, oi, x, runs))))
+            ratios.append(w / b)
+            lines.append(f"round {k}: bare {b * 1e6:.2f} us  runner {w * 1e6:.2f} us  ratio {w / b:.3f}")
+            say(lines[-1])
+    return {"artifact": str(artifact), "median_ratio": statistics.median(ratios), "rounds": lines,
+            "command": f"python bench/runner_overhead.py {artifact} --runs {runs} --rounds {rounds}"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("artifact")
@@ -44,19 +62,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
-    with open_runner(a.artifact, threads=a.threads) as r:
-        x = np.random.default_rng(0).random(r.inputs[0].shape, dtype=np.float32).astype(r.inputs[0].dtype)
-        it = r._it  # the same interpreter the runner drives
-        ii, oi = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-        bare(it, ii, oi, x, a.runs)  # warm both paths
-        ratios = []
-        for k in range(a.rounds):
-            b, w = (bare(it, ii, oi, x, a.runs), runner_loop(r, x, a.runs)) if k % 2 == 0 else \
-                   tuple(reversed((runner_loop(r, x, a.runs), bare(it, ii, oi, x, a.runs))))
-            ratios.append(w / b)
-            print(f"round {k}: bare {b * 1e6:.2f} us  runner {w * 1e6:.2f} us  ratio {w / b:.3f}")
-    print(f"median ratio runner/bare over {a.rounds} rounds: {statistics.median(ratios):.3f} "
-          f"(overhead {100 * (statistics.median(ratios) - 1):+.1f}%)")
+    result = measure(a.artifact, a.runs, a.rounds, a.threads)
+    ratio = result["median_ratio"]
+    print(f"median ratio runner/bare over {a.rounds} rounds: {ratio:.3f} (overhead {100 * (ratio - 1):+.1f}%)")
 
 
 if __name__ == "__main__":

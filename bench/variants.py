@@ -1,16 +1,19 @@
 """The artifacts compared: edgecn's build against what a user would export instead.
 
 Per model and backend (.pte, .tflite):
-    edgecn      condensed, rewritten for the target (edgecn.passes), fp32 and int8
+    edgecn      what `edgecn build --target rpi5` makes (``edgecn.build``: condensed, rewritten
+                for the target, quantized, checked), fp32 and int8
     train       the training form exported as it is (masked dense 1x1 convs), fp32 and int8
     naive       the condensed model exported as it is (gather and shuffle left in), fp32 and int8
 plus ``ort``: the float ONNX of the condensed model in onnxruntime. Models that do not
 condense (SqueezeNet, DenseNet) have no ``train`` row: their ``naive`` export is the
-training form.
+training form. The alternatives go through the same backends' ``compile`` a build uses;
+only which model is exported differs.
 
-Artifacts are cached under bench/.cache/models/<model>/, keyed by the weights and the
-edgecn version, and each is written to a temporary folder first, so an interrupted run
-never leaves a half-written artifact that a rerun would take for a good one.
+Everything is cached under bench/.cache/models/<model>/, keyed by the weights and the edgecn
+sources that decide the bytes; each artifact is written into a staging folder that replaces
+its cache folder only when complete (``edgecn.fileio.atomic_dir``), so an interrupted run never
+leaves a half-written artifact that a rerun would take for a good one.
 """
 
 from __future__ import annotations
@@ -19,9 +22,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,9 +30,11 @@ import torch
 BACKEND_FORMS = ("edgecn", "train", "naive")
 PRECISIONS = ("fp32", "int8")
 TARGET = "raspberry-pi-5"
-"""The target whose lowering and backend options are used: it names both .pte and .tflite."""
+"""The target whose build is benchmarked: it names both .pte and .tflite."""
 CALIB_RANDOM = 8
-"""Random calibration images for models without trained weights (ranges only affect accuracy)."""
+"""Random calibration images for the alternatives of models without trained weights (ranges only affect accuracy)."""
+DATA = "digits"
+"""What edgecn's builds validate and calibrate on (untrained models get its 10 classes)."""
 
 
 @dataclasses.dataclass
@@ -51,43 +53,52 @@ class Variant:
 
 @dataclasses.dataclass
 class Subject:
-    """A model to benchmark: its forms in eager PyTorch and its example input."""
+    """A model to benchmark: its checkpoint, its forms in eager PyTorch and its example input."""
 
     name: str
+    checkpoint: Path
     train_form: torch.nn.Module
     condensed: torch.nn.Module
     example: torch.Tensor
     calib: torch.Tensor
     weights_key: str
     condensable: bool
+    trained: bool
 
 
-def subject(name: str, model: torch.nn.Module, calib: torch.Tensor | None, weights_key: str) -> Subject:
-    """A Subject from a training-form model (condensed here when it can be)."""
+def subject(name: str, checkpoint: Path, calib: torch.Tensor | None, trained: bool) -> Subject:
+    """A Subject from a training-form checkpoint (condensed here when it can be)."""
+    from edgecn.checkpoint import load_checkpoint
     from edgecn.condense import condense_model, is_condensable
+    from edgecn.fileio import sha256_file
 
-    model = model.eval()
+    model = load_checkpoint(checkpoint)[0].eval()
     size, chans = model.edgecn_config["input_size"], model.edgecn_config.get("in_channels", 3)
-    example = torch.zeros(1, chans, size, size)
     if calib is None:
         calib = torch.randn(CALIB_RANDOM, chans, size, size, generator=torch.Generator().manual_seed(0))
     condensable = is_condensable(model)
     condensed = condense_model(model) if condensable else model
     # A real input for the example: zeros would let the rewrite exactness checks pass trivially.
     example = calib[:1].clone()
-    return Subject(name, model, condensed.eval(), example, calib, weights_key, condensable)
+    return Subject(name, Path(checkpoint), model, condensed.eval(), example, calib, sha256_file(checkpoint)[:16],
+                   condensable, trained)
 
 
-def untrained(name: str, seed: int = 0) -> Subject:
-    """A registered model with seeded initial weights (speed only)."""
+def untrained(name: str, cache: Path, seed: int = 0) -> Subject:
+    """A registered model with seeded initial weights (speed only), saved as a checkpoint in ``cache``."""
+    from edgecn.checkpoint import save_checkpoint
     from edgecn.condense import is_condensable, set_progress
     from edgecn.models import create_model
 
-    torch.manual_seed(seed)
-    model = create_model(name)
-    if is_condensable(model):
-        set_progress(model, 1.0)  # the masks training would end with, drawn from the initial weights
-    return subject(name, model, None, f"init-seed{seed}")
+    path = cache / "weights" / f"{name}-init-seed{seed}.pt"
+    if not path.exists():
+        torch.manual_seed(seed)
+        model = create_model(name, num_classes=10)
+        if is_condensable(model):
+            set_progress(model, 1.0)  # the masks training would end with, drawn from the initial weights
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(path, model, extra={"dataset": DATA})
+    return subject(name, path, None, trained=False)
 
 
 def build_subject(s: Subject, cache: Path, forms: tuple[str, ...] | None = None,
@@ -103,123 +114,125 @@ def build_subject(s: Subject, cache: Path, forms: tuple[str, ...] | None = None,
         failed: filled with ``{artifact: error}`` for the alternatives their toolchain
             cannot export (a finding, not a crash: the user would hit the same wall).
     """
-    from edgecn.passes import LoweringConfig, rewrite
-    from edgecn.targets import get_target
-
     folder = _model_dir(cache, s)
-    target = get_target(TARGET)
-    out = []
     failed = {} if failed is None else failed
+    skipped = [] if skipped is None else skipped
     forms = forms or (BACKEND_FORMS if s.condensable else ("edgecn", "naive"))
+    late = deadline is not None and time.time() > deadline
+    out = []
+    if "edgecn" in forms:
+        out += edgecn_build(s, folder, backends, late, skipped, failed, say)
     for backend in backends:
-        lowered = None
-        for form in forms:
+        for form in (f for f in forms if f != "edgecn"):
+            model = {"train": s.train_form, "naive": s.condensed}[form]
             for precision in PRECISIONS:
-                suffix = "pte" if backend == "executorch" else "tflite"
-                path, label = folder / _artifact_name(form, precision, suffix), f"{s.name}/{form}-{precision}.{suffix}"
-                failure = path.with_name(path.name + ".failed")
-                if not path.exists() and not failure.exists() and deadline is not None and time.time() > deadline:
-                    (skipped if skipped is not None else []).append(label)
-                    continue
-                if not path.exists() and not failure.exists():
-                    if form == "edgecn" and lowered is None:
-                        lowered, report = rewrite(s.condensed, LoweringConfig.from_dict(target.lowering, backend),
-                                                  s.example)
-                        lowered.edgecn_rewrites = _choices(report)
-                    model = {"edgecn": lowered, "train": s.train_form, "naive": s.condensed}[form]
-                    _try_compile(model, s, backend, precision, target.options(backend), path, failure, form, say)
-                if failure.exists():
-                    failed[label] = failure.read_text()
-                else:
-                    out.append(_variant(s, form, backend, precision, path))
-    onnx = folder / "naive-fp32.onnx"
-    if forms != ("naive",) and not onnx.exists() and (deadline is None or time.time() <= deadline):
-        from edgecn.backends.tensorrt import export_onnx
-
-        say(f"[bench] {s.name}: exporting float ONNX")
-        with _staged(onnx) as tmp:
-            export_onnx(s.condensed, s.example, tmp, opset=17)
-            (tmp.parent / "meta.json").write_text(json.dumps({"macs": _macs(s.condensed, s)}))
-    if onnx.exists():
-        out.append(_variant(s, "ort", "onnxruntime", "fp32", onnx))
+                out += _alternative(s, folder, form, model, backend, precision,
+                                    deadline is not None and time.time() > deadline, skipped, failed, say)
+    if forms != ("naive",):
+        out += _onnx(s, folder, deadline is not None and time.time() > deadline, skipped, say)
     return out
 
 
-def _compile(model, s: Subject, backend: str, precision: str, options, path: Path, say) -> None:
+def edgecn_build(s: Subject, folder: Path, backends, late: bool, skipped: list, failed: dict, say) -> list[Variant]:
+    """edgecn's own artifacts: ``edgecn.build`` for the target, exactly what a user gets."""
+    from edgecn.build import BuildConfig, build
+    from edgecn.targets import get_target
+
+    out_dir = folder / f"edgecn-{_lowering_rev()}"
+    build_dir = out_dir / f"{s.train_form.edgecn_config['name']}-{get_target(TARGET).name}"
+    manifest = build_dir / "manifest.json"
+    if not manifest.exists():
+        if late:
+            skipped.append(f"{s.name}/edgecn")
+            return []
+        start = time.perf_counter()
+        # An untrained model scores at chance: its int8 drop says nothing, so no accuracy bar holds it.
+        result = build(BuildConfig(target=TARGET, checkpoint=str(s.checkpoint), data=DATA, out_dir=str(out_dir),
+                                   max_drop=1.0 if s.trained else 100.0, backends=tuple(backends), progress=False))
+        for f in result.failed:
+            failed[f"{s.name}/edgecn-{f['precision']}.{f['backend']}"] = f["reason"]
+        say(f"[bench] {s.name}: edgecn build for {TARGET} in {time.perf_counter() - start:.0f} s")
+    doc = json.loads(manifest.read_text())
+    out = []
+    for a in doc["artifacts"]:
+        if a["backend"] in backends:
+            path = build_dir / a["path"]
+            meta = {"ops": a.get("ops"), "delegated_share": a.get("delegated_share"), "macs": a["macs"],
+                    "extra": {k: a[k] for k in ("partitions", "non_delegated", "xnnpack_partitions") if k in a},
+                    "rewrites": a.get("rewrites", []), "kept": a.get("kept", {}),
+                    "input": a["input"], "output": a["output"], "top1_build": a.get("top1")}
+            out.append(Variant(f"{s.name}/edgecn-{a['precision']}{path.suffix}", s.name, "edgecn", a["backend"],
+                               a["precision"], path, int(a["macs"]), meta))
+    return out
+
+
+def _alternative(s: Subject, folder: Path, form: str, model, backend: str, precision: str, late: bool,
+                 skipped: list, failed: dict, say) -> list[Variant]:
+    """An export a user would make instead, through the same backend; a toolchain error is the
+    measured outcome (kept, so reruns skip it)."""
     from edgecn.backends import BACKENDS, CompileContext
+    from edgecn.fileio import atomic_dir, atomic_write_text
 
-    start = time.perf_counter()
-    with _staged(path) as tmp:
-        ctx = CompileContext(tmp.parent, "a", options, s.calib, "minmax" if s.weights_key.startswith("init") else "percentile",
-                             use_cache=True)
-        art = BACKENDS.get(backend).compile(model, s.example, precision, ctx)
-        os.replace(art.path, tmp)
-        meta = {"input": art.input, "output": art.output, "ops": art.ops, "delegated_share": art.delegated_share,
-                "extra": art.extra, "macs": _macs(model, s), "rewrites": getattr(model, "edgecn_rewrites", None)}
-        (tmp.parent / "meta.json").write_text(json.dumps(meta, default=str))
-    say(f"[bench] {s.name}: built {path.name} in {time.perf_counter() - start:.0f} s")
-
-
-def _try_compile(model, s: Subject, backend, precision, options, path: Path, failure: Path, form: str, say) -> None:
-    """Compile an alternative; a toolchain error is recorded (and kept, so reruns skip it)."""
-    if form == "edgecn":  # edgecn's own artifact must build: let its error surface
-        return _compile(model, s, backend, precision, options, path, say)
-    try:
-        _compile(model, s, backend, precision, options, path, say)
-    except Exception as e:  # noqa: BLE001 -- any exporter failure is the measured outcome
-        message = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:300]
-        failure.write_text(message)
-        say(f"[bench] {s.name}: {path.name} cannot be exported: {message}")
-
-
-class _staged:
-    """Write ``<tmp>/file`` and ``<tmp>/meta.json``; both move into place only on success."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> Path:
-        self._dir = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=".stage-"))
-        return self._dir / self.path.name
-
-    def __exit__(self, kind, *exc) -> None:
+    b = BACKENDS.get(backend)
+    label = f"{s.name}/{form}-{precision}{b.suffix}"
+    where = folder / f"{form}-{precision}-{backend}"
+    failure = folder / f"{form}-{precision}-{backend}.failed"
+    if failure.exists():
+        failed[label] = failure.read_text()
+        return []
+    if not (where / "meta.json").exists():
+        if late:
+            skipped.append(label)
+            return []
+        start = time.perf_counter()
         try:
-            if kind is None:
-                os.replace(self._dir / "meta.json", _meta_path(self.path))
-                os.replace(self._dir / self.path.name, self.path)  # last: its presence means "done"
-        finally:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            with atomic_dir(where) as stage:
+                method = "percentile" if s.trained else "minmax"
+                art = b.compile(model, s.example, precision, CompileContext(stage, "a", None, s.calib, method))
+                meta = {"file": art.path.name, "input": art.input, "output": art.output, "ops": art.ops,
+                        "delegated_share": art.delegated_share, "extra": art.extra, "macs": _macs(model, s)}
+                atomic_write_text(stage / "meta.json", json.dumps(meta, default=str))
+        except Exception as e:  # noqa: BLE001 -- any exporter failure is the measured outcome
+            message = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:300]
+            atomic_write_text(failure, message)
+            failed[label] = message
+            say(f"[bench] {label} cannot be exported: {message}")
+            return []
+        say(f"[bench] {s.name}: built {label} in {time.perf_counter() - start:.0f} s")
+    meta = json.loads((where / "meta.json").read_text())
+    return [Variant(label, s.name, form, backend, precision, where / meta["file"], int(meta["macs"]), meta)]
 
 
-def _choices(report) -> dict:
-    """``{"pass:choice": count}`` of a lowering's rewritten sites and of the gathers it kept."""
-    from collections import Counter
+def _onnx(s: Subject, folder: Path, late: bool, skipped: list, say) -> list[Variant]:
+    """The float ONNX of the condensed model, for onnxruntime."""
+    from edgecn.backends.tensorrt import export_onnx
+    from edgecn.fileio import atomic_dir, atomic_write_text
 
-    out = Counter(f"{r['pass']}:{r['choice']}" for r in report)
-    out.update(f"{r['pass']}:{r['choice']}" for r in report.kept if r["pass"] == "index")
-    return dict(sorted(out.items()))
-
-
-def _meta_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
+    where = folder / "naive-fp32-onnx"
+    if not (where / "meta.json").exists():
+        if late:
+            skipped.append(f"{s.name}/ort-fp32.onnx")
+            return []
+        say(f"[bench] {s.name}: exporting float ONNX")
+        with atomic_dir(where) as stage:
+            export_onnx(s.condensed, s.example, stage / "model.onnx", opset=17)
+            atomic_write_text(stage / "meta.json", json.dumps({"file": "model.onnx", "macs": _macs(s.condensed, s)}))
+    meta = json.loads((where / "meta.json").read_text())
+    return [Variant(f"{s.name}/ort-fp32.onnx", s.name, "ort", "onnxruntime", "fp32", where / meta["file"],
+                    int(meta["macs"]), meta)]
 
 
 def _macs(model, s: Subject) -> int:
-    """Multiply-adds of the graph that was exported (a rewrite may add some, e.g. a dense 1x1 conv)."""
+    """Multiply-adds of the graph that was exported."""
     from edgecn.models.stats import count
 
     return count(model, int(s.example.shape[-1]), int(s.example.shape[1]))["macs"]
 
 
-def _variant(s: Subject, form: str, backend: str, precision: str, path: Path) -> Variant:
-    meta = json.loads(_meta_path(path).read_text())
-    key = f"{s.name}/{form}-{precision}.{path.suffix[1:]}"  # the file name may carry a cache tag
-    return Variant(key, s.name, form, backend, precision, path, int(meta["macs"]), meta)
-
-
 def _model_dir(cache: Path, s: Subject) -> Path:
-    """``cache/models/<name>``, emptied when the weights, edgecn's compile code or the target's
-    backend options changed."""
+    """``cache/models/<name>``, emptied when the weights or edgecn's compile code changed."""
+    import shutil
+
     import edgecn
 
     key = hashlib.sha256(f"{s.name}|{s.weights_key}|{edgecn.__version__}|{_tree_rev()}".encode()).hexdigest()[:16]
@@ -232,14 +245,6 @@ def _model_dir(cache: Path, s: Subject) -> Path:
     return folder
 
 
-def _artifact_name(form: str, precision: str, suffix: str) -> str:
-    """File name in the model's cache folder; edgecn's own artifacts also carry the hash of
-    the rewrite passes and the target's [lowering] table, so changing how edgecn lowers
-    rebuilds only them (the exported-as-is alternatives do not depend on it)."""
-    tag = f"-{_lowering_rev()}" if form == "edgecn" else ""
-    return f"{form}{tag}-{precision}.{suffix}"
-
-
 def _sources(*subs: str) -> bytes:
     root = Path(__file__).resolve().parents[1] / "edgecn"
     return b"".join(p.read_bytes() for sub in subs for p in sorted((root / sub).glob("*.py")))
@@ -248,21 +253,21 @@ def _sources(*subs: str) -> bytes:
 @functools.lru_cache(maxsize=None)
 def _tree_rev() -> str:
     """Hash of what decides an exported artifact's bytes besides the weights: edgecn's
-    backend, quantization and model sources and the target's backend options.
+    backend, quantization, build and model sources and the target's backend options.
 
     Taken once per run: a source edited while the benchmark runs must not empty the
     folder of artifacts that this run already built and is about to use.
     """
     from edgecn.targets import get_target
 
-    h = hashlib.sha256(_sources("backends", "quantize", "layers", "condense", "models"))
+    h = hashlib.sha256(_sources("backends", "quantize", "layers", "condense", "models", "build"))
     h.update(repr(sorted(get_target(TARGET).backend_options.items())).encode())
     return h.hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=None)
 def _lowering_rev() -> str:
-    """Hash of the rewrite passes and the target's [lowering] table (edgecn's own artifacts)."""
+    """Hash of the rewrite passes and the target's [lowering] table (edgecn's own build)."""
     from edgecn.targets import get_target
 
     h = hashlib.sha256(_sources("passes"))
@@ -272,16 +277,24 @@ def _lowering_rev() -> str:
 
 def peak_conv(cache: Path, say=print) -> list[Variant]:
     """A single 3x3 conv 256->256 at 56x56, int8 on both backends: the runtime's best case here."""
+    from edgecn.backends import BACKENDS, CompileContext
+    from edgecn.fileio import atomic_dir, atomic_write_text
+
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(256, 256, 3, padding=1), torch.nn.ReLU()).eval()
-    model.edgecn_config = {"name": "conv3x3-256", "num_classes": 256, "input_size": 56, "in_channels": 256}
-    s = Subject("conv3x3-256", model, model, torch.randn(1, 256, 56, 56), torch.randn(4, 256, 56, 56),
-                "init-seed0", False)
-    folder = _model_dir(cache, s)
+    example, calib = torch.randn(1, 256, 56, 56), torch.randn(4, 256, 56, 56)
+    macs = 256 * 256 * 9 * 56 * 56
+    folder = cache / "models" / "conv3x3-256" / _tree_rev()
     out = []
-    for backend, suffix in (("executorch", "pte"), ("tflite", "tflite")):
-        path = folder / f"peak-int8.{suffix}"
-        if not path.exists():
-            _compile(model, s, backend, "int8", None, path, say)
-        out.append(_variant(s, "peak", backend, "int8", path))
+    for backend in ("executorch", "tflite"):
+        b = BACKENDS.get(backend)
+        where = folder / f"peak-int8-{backend}"
+        if not (where / "meta.json").exists():
+            with atomic_dir(where) as stage:
+                art = b.compile(model, example, "int8", CompileContext(stage, "a", None, calib, "minmax"))
+                atomic_write_text(stage / "meta.json", json.dumps({"file": art.path.name, "macs": macs}))
+            say(f"[bench] built the peak conv for {backend}")
+        meta = json.loads((where / "meta.json").read_text())
+        out.append(Variant(f"conv3x3-256/peak-int8{b.suffix}", "conv3x3-256", "peak", backend, "int8",
+                           where / meta["file"], macs, meta))
     return out

@@ -8,8 +8,8 @@ Usage (driven by bench/timing.py, one line per request on stdin):
 Each runtime sizes its thread pool once per process, and two runtimes in one process fight
 over cores (eager torch timed beside ExecuTorch once ran 100x slower), so every (artifact, threads) pair gets a process of its own. The
 process stays up between requests so that rounds can be interleaved across artifacts
-without paying the runtime's import and load time again. Torch-free except for .pte files
-(ExecuTorch's Python binding exchanges torch tensors).
+without paying the runtime's import and load time again. Torch-free: it runs artifacts
+through edgecn's runner (.pte in the native runner).
 """
 
 from __future__ import annotations

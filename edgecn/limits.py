@@ -127,3 +127,21 @@ def read_file(path, what: str, max_bytes: int) -> bytes:
     except OSError as e:
         raise EdgecnError(f"{what} {str(p)!r} cannot be read ({e.strerror})", "check the path and its permissions") from e
 
+
+
+def read_toml(path, what: str, fix_syntax: str = "fix the syntax on that line") -> dict:
+    """A small TOML file (a target, a calibration recipe, a compression config) as a dict.
+
+    Every TOML edgecn reads goes through here, so each kind of bad file gets the same clear
+    error: missing, not a regular file, too large (``read_file``), not UTF-8, not TOML.
+    """
+    import tomllib
+
+    from edgecn.errors import EdgecnError
+
+    try:
+        return tomllib.loads(read_file(path, what, MiB).decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise EdgecnError(f"{what} {str(path)!r} is not UTF-8 text ({e.reason})", "save it as UTF-8") from e
+    except tomllib.TOMLDecodeError as e:
+        raise EdgecnError(f"{what} {str(path)!r} is not valid TOML ({e})", fix_syntax) from e

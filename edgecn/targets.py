@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -87,15 +86,10 @@ def targets_dir() -> Path:
 
 def load_target_file(path: str | os.PathLike) -> Target:
     """Read and validate one target file; EdgecnError names the file, the field and the fix."""
-    from edgecn.limits import MiB, read_file
+    from edgecn.limits import read_toml
 
     path = Path(path)
-    try:
-        table = tomllib.loads(read_file(path, "target file", MiB).decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise EdgecnError(f"target file {str(path)!r} is not UTF-8 text ({e.reason})", "save it as UTF-8") from e
-    except tomllib.TOMLDecodeError as e:
-        raise EdgecnError(f"target file {str(path)!r} is not valid TOML ({e})", "fix the syntax on that line") from e
+    table = read_toml(path, "target file")
     where = f"target file {path.name!r}"
     table = dict(table)
     from edgecn.backends import BACKENDS

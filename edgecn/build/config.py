@@ -31,6 +31,7 @@ class BuildConfig:
         lowering: ``target`` (the target's [lowering] table), ``auto`` (every choice timed
             on the backend's runtime) or ``none`` (no rewrites).
         precisions: only these precisions (default: the target's).
+        backends: only these of the target's backends (default: all of them).
         use_cache: reuse cached calibration results.
         progress: print progress lines.
         tool_logs: leave the converters' and runtimes' own output on the terminal; by default
@@ -51,6 +52,7 @@ class BuildConfig:
     max_drop: float = 1.0
     lowering: str = "target"
     precisions: tuple[str, ...] | None = None
+    backends: tuple[str, ...] | None = None
     use_cache: bool = True
     progress: bool = True
     tool_logs: bool = False

@@ -26,6 +26,7 @@ from edgecn.build.validate import compare, top1
 from edgecn.errors import EdgecnError
 from edgecn.fileio import atomic_dir, atomic_write_text, sha256_file
 from edgecn.logs import native_output_to
+from edgecn.models.stats import count
 from edgecn.runner.evaluate import learned_nothing
 from edgecn.targets import get_target
 
@@ -108,7 +109,8 @@ def build(cfg: BuildConfig) -> BuildResult:
     terminal = _terminal()
     say = (lambda text: print(text, file=terminal, flush=True)) if cfg.progress else (lambda *a, **k: None)
     target = get_target(cfg.target)
-    say(f"[build] target {target.name}: backends {', '.join(target.backends)}, precisions {', '.join(target.precisions)}")
+    backends = _backends(cfg, target)
+    say(f"[build] target {target.name}: backends {', '.join(backends)}, precisions {', '.join(target.precisions)}")
     model, ds = _model_and_data(cfg, say)
     x_held, y_held = ds.heldout.tensors
     example = x_held[:1].clone()
@@ -128,18 +130,19 @@ def build(cfg: BuildConfig) -> BuildResult:
                     "normalize": ds.normalize})
     with atomic_dir(Path(cfg.out_dir) / name, owned=lambda p: (p / "manifest.json").is_file()) as stage, \
             (contextlib.nullcontext() if cfg.tool_logs else native_output_to(stage / LOG_NAME)):
-        for backend_name in target.backends:
+        for backend_name in backends:
             backend = BACKENDS.get(backend_name)
             precisions = _precisions(cfg, target, backend_name)
             with _artifact_failures(failed, backend_name, precisions, say):
                 lowered, rewrites = _lower(model, target, backend, cfg, example, say)
+                macs = count(lowered, int(example.shape[-1]), int(example.shape[1]))["macs"]
                 ctx = CompileContext(stage, model.edgecn_config["name"], target.options(backend_name),
                                      calibration.images, calibration.method, calibration.recipe.percentile,
                                      use_cache=cfg.use_cache)
                 for precision in precisions:
                     with _artifact_failures(failed, backend_name, (precision,), say):
                         built = _compile_validated(backend, lowered, example, precision, ctx, held, cfg, say)
-                        entries.append(_entry(built, held, ds, rewrites, stage))
+                        entries.append(_entry(built, held, ds, rewrites, macs, stage))
         if failed and not entries:
             # Nothing passed: fail as a whole, so the previous good build folder stays.
             raise failed[0]["exception"]
@@ -252,6 +255,14 @@ def _calibration(cfg: BuildConfig, target, ds, model) -> Calibration:
     return Calibration(from_dataset(ds.train, recipe, cfg.calibration_size), recipe, method)
 
 
+def _backends(cfg: BuildConfig, target) -> tuple[str, ...]:
+    unknown = [b for b in cfg.backends or () if b not in target.backends]
+    if unknown:
+        raise EdgecnError(f"target {target.name} has no backend {unknown[0]!r}",
+                          f"pass --backend as one of {', '.join(target.backends)} (`edgecn targets` lists each target's)")
+    return tuple(b for b in target.backends if cfg.backends is None or b in cfg.backends)
+
+
 def _precisions(cfg: BuildConfig, target, backend: str) -> tuple[str, ...]:
     wanted = target.precisions_for(backend)
     return tuple(p for p in wanted if cfg.precisions is None or p in cfg.precisions)
@@ -362,7 +373,7 @@ def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: Bui
         "data, or build fp32/fp16 only with --precision")
 
 
-def _entry(built: Built, held: Heldout, ds, rewrites, stage: Path) -> dict:
+def _entry(built: Built, held: Heldout, ds, rewrites, macs: int, stage: Path) -> dict:
     art, result = built.artifact, built.result
     return {
         "path": art.path.relative_to(stage).as_posix(), "sha256": sha256_file(art.path),
@@ -370,7 +381,7 @@ def _entry(built: Built, held: Heldout, ds, rewrites, stage: Path) -> dict:
         "size_zip_bytes": deflated_size(art.path),
         "input": {**art.input, "normalize": ds.normalize}, "output": art.output, "labels": list(ds.labels),
         "top1": result["top1"], "float_top1": round(held.float_top1, 3), "sqnr_db": result["sqnr_db"],
-        "ops": art.ops, "delegated_share": art.delegated_share,
+        "ops": art.ops, "delegated_share": art.delegated_share, "macs": macs,
         "float_layers": list(built.float_layers), "notes": art.notes, "device_steps": art.device_steps,
         "rewrites": sorted({f"{r['pass']}:{r['choice']}" for r in rewrites}),
         "kept": _counts(getattr(rewrites, "kept", [])),

@@ -28,6 +28,8 @@ def configure(p):
     p.add_argument("--lowering", default="target", choices=["target", "auto", "none"],
                    help="rewrites: the target's choices, timed per backend (auto), or none")
     p.add_argument("--precision", action="append", default=None, help="only this precision (repeatable)")
+    p.add_argument("--backend", action="append", default=None,
+                   help="only this of the target's backends, e.g. tflite (repeatable; default: all of them)")
     p.add_argument("--no-cache", action="store_true", help="recalibrate instead of reusing cached ranges")
     p.add_argument("--quiet", action="store_true", help="print only the report")
     p.add_argument("--verbose", action="store_true",
@@ -45,6 +47,7 @@ def run(args):
                       epochs=args.epochs, input_size=args.input_size, calibration=args.calibration, calibration_images=args.calibration_images,
                       calibration_size=args.calibration_size, method=args.calibration_method, max_drop=args.max_drop,
                       lowering=args.lowering, precisions=tuple(args.precision) if args.precision else None,
+                      backends=tuple(args.backend) if args.backend else None,
                       use_cache=not args.no_cache, progress=not args.quiet, tool_logs=args.verbose)
     result = build(cfg)
     if args.quiet:

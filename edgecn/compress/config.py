@@ -115,13 +115,9 @@ class DeepCompressionConfig:
     @classmethod
     def from_toml(cls, path: str | Path, table: str = "deep_compression") -> "DeepCompressionConfig":
         """Load the ``[deep_compression]`` table (or the whole file when it has none)."""
-        import tomllib  # Python 3.11+; only this path needs it
+        from edgecn.limits import read_toml
 
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise EdgecnError(f"cannot read deep compression config {str(path)!r}: {e}",
-                              "check the path and the TOML syntax") from e
+        data = read_toml(path, "deep compression config")
         return cls.from_dict(data.get(table, data))
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -74,14 +73,9 @@ def load_recipe(name_or_path: str) -> CalibrationRecipe:
         known = sorted(p.stem for p in recipes_dir().glob("*.toml"))
         raise EdgecnError(f"calibration recipe {name_or_path!r} not found",
                           f"use one of {', '.join(known) or '(none)'} or pass a .toml path")
-    from edgecn.limits import MiB, read_file
+    from edgecn.limits import read_toml
 
-    try:
-        table = tomllib.loads(read_file(path, "calibration recipe", MiB).decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise EdgecnError(f"calibration recipe {str(path)!r} is not UTF-8 text ({e.reason})", "save it as UTF-8") from e
-    except tomllib.TOMLDecodeError as e:
-        raise EdgecnError(f"calibration recipe {str(path)!r} is not valid TOML ({e})", "fix the syntax") from e
+    table = read_toml(path, "calibration recipe", "fix the syntax")
     fields = {f.name: f.type for f in dataclasses.fields(CalibrationRecipe)}
     for key, value in table.items():
         if key not in fields or key == "name":

@@ -34,8 +34,9 @@ def test_manifest_describes_every_artifact(first_build):
         assert sha256_file(a.path) == a.sha256
         assert a.raw["size_bytes"] == a.path.stat().st_size
         assert a.input.normalize and a.input.shape == (1, 3, 16, 16)
-        for key in ("top1", "float_top1", "sqnr_db", "ops", "trtexec", "labels"):
+        for key in ("top1", "float_top1", "sqnr_db", "ops", "trtexec", "labels", "macs", "kept", "device_steps"):
             assert a.get(key) is not None, key
+        assert a.get("macs") > 0 and "trtexec" in a.get("device_steps")[0]
         assert a.get("sqnr_db") > 20
     assert (result.folder / "report.md").read_text().startswith("# condensenet-light for jetson-orin-nano")
 
@@ -92,6 +93,7 @@ def test_interrupted_build_leaves_the_previous_one(first_build, checkpoint, monk
     ({"target": "jetsn"}, "unknown target"),
     ({"calibration_size": 4}, "fewer than the 16"),
     ({"method": "median"}, "unknown calibration method"),
+    ({"backends": ("tflite",)}, "has no backend 'tflite'"),
 ])
 def test_bad_input_fails_clearly_and_writes_nothing(checkpoint, tmp_path, kw, message):
     with pytest.raises(EdgecnError, match=message):
@@ -123,3 +125,12 @@ def test_bad_target_file_via_cli(tmp_path, capsys, checkpoint):
                    'precisions = ["fp32"]\n[tensorrt]\nopset = "seventeen"\n')
     assert main(["build", "--target", str(bad), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o")]) == 2
     assert "field 'opset' must be a int" in capsys.readouterr().err
+
+
+def test_backend_option_builds_only_that_backend(checkpoint, tmp_path):
+    from edgecn.cli import main
+
+    assert main(["build", "--target", "rpi5", "--checkpoint", str(checkpoint), "--backend", "tflite",
+                 "--precision", "fp32", "--out", str(tmp_path), "--max-drop", "100", "--quiet"]) == 0
+    (folder,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert {(a.backend, a.precision) for a in Manifest.load(folder).artifacts} == {("tflite", "fp32")}

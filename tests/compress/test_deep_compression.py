@@ -69,6 +69,12 @@ def test_config_from_toml(tmp_path):
     assert (config.sparsity, config.conv_bits, config.layer_sparsity) == (0.6, 6, {"features.0": 0.3})
     with pytest.raises(EdgecnError, match="unknown deep compression option"):
         DeepCompressionConfig.from_dict({"sparsityy": 0.5})
+    # Bad files get the same errors as a bad target file (one TOML reader for all of them).
+    (tmp_path / "bad.toml").write_text("sparsity = = 1\n")
+    for bad, match in ((tmp_path / "missing.toml", "does not exist"), (tmp_path, "is a folder"),
+                       (tmp_path / "bad.toml", "not valid TOML")):
+        with pytest.raises(EdgecnError, match=match):
+            DeepCompressionConfig.from_toml(bad)
 
 
 def test_layer_plan_gives_the_classifier_fc_bits():
