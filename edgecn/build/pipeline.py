@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -35,6 +36,12 @@ MAX_FLOAT_LAYERS = 6
 
 METHOD_ORDER = ("minmax", "percentile", "entropy")
 """Calibration methods an int8 artifact that loses too much is retried with, in this order."""
+
+MIN_SQNR_DB = 20.0
+"""Logit SQNR below which an int8 artifact is retried with the other calibration methods even
+when its top-1 holds: a few hundred held-out images hide an error that a harder data set shows
+(a trained CondenseNet-86 in .tflite: 18.5 dB with percentile ranges, 29.8 dB with min-max,
+the same top-1 within one image)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,13 +317,15 @@ def _cost_table_choices(model, target, backend: str, lowering, example, say) -> 
 
 
 def _compile_validated(backend, model, example, precision, ctx, held, cfg: BuildConfig, say) -> Built:
-    """Compile, check and validate; for int8, search until ``max_drop`` holds.
+    """Compile, check and validate; for int8, search until ``max_drop`` and ``MIN_SQNR_DB`` hold.
 
-    An int8 artifact that loses more than ``max_drop`` is rebuilt with the other calibration
-    methods first (unless ``--calibration-method`` fixed one): which method keeps a model
-    accurate depends on the model (a trained CondenseNet-86 in .tflite: min-max 98.05%,
-    percentile 97.49%, entropy 96.38%, float 98.61%), and it costs no speed. Then the most
-    sensitive layers are kept in float, one at a time, with the best method.
+    An int8 artifact that loses more than ``max_drop`` top-1 points, or whose logits are less
+    than ``MIN_SQNR_DB`` from float's, is rebuilt with the other calibration methods (unless
+    ``--calibration-method`` fixed one): which method keeps a model accurate depends on the
+    model (a trained CondenseNet-86 in .tflite: min-max 29.8 dB, percentile 18.5 dB), and it
+    costs no speed. Of the methods within ``max_drop``, the one with the best SQNR ships. When
+    none is within ``max_drop``, the most sensitive layers are kept in float, one at a time,
+    with the method that lost least.
     """
     first_method = ctx.method
 
@@ -336,16 +345,32 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
                      sidecar.name if sidecar else "embedded")
 
     built = attempt(first_method, ())
-    if precision != "int8" or built.drop <= cfg.max_drop:
+    if precision != "int8" or _good(built, cfg):
         return built
-    best = built
+    tried = [built]
     for method in (m for m in METHOD_ORDER if cfg.method is None and m != first_method):
-        built.artifact.path.unlink(missing_ok=True)
         built = attempt(method, ())
-        if built.drop <= cfg.max_drop:
-            return built
-        best = min(best, built, key=lambda b: b.drop)
+        tried.append(built)
+        if _good(built, cfg):
+            break
+    within = [b for b in tried if b.drop <= cfg.max_drop]
+    if within:  # top-1 holds: ship the most faithful logits
+        keep = max(within, key=lambda b: math.inf if b.result["sqnr_db"] is None else b.result["sqnr_db"])
+        if keep is not built:  # every attempt writes the same file: make the chosen one again (deterministic)
+            keep = attempt(keep.method, ())
+        if not _good(keep, cfg):
+            keep.artifact.notes.append(f"int8 logit SQNR {keep.result['sqnr_db']:.1f} dB is below {MIN_SQNR_DB:g} dB "
+                                       "with every calibration method (top-1 holds)")
+        say(f"[build] {backend.name} int8: kept calibration {keep.method}")
+        return keep
+    best = min(tried, key=lambda b: b.drop)
     return _keep_layers_float(attempt, built, best, model, ctx.calib, cfg, backend.name)
+
+
+def _good(built: Built, cfg: BuildConfig) -> bool:
+    """Within ``--max-drop`` of float top-1, and logits at least ``MIN_SQNR_DB`` from float's."""
+    sqnr = built.result["sqnr_db"]
+    return built.drop <= cfg.max_drop and (sqnr is None or sqnr >= MIN_SQNR_DB)
 
 
 def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: BuildConfig, backend: str) -> Built:

@@ -14,6 +14,7 @@ import torch
 from edgecn.errors import EdgecnError
 from edgecn.quantize.calibration import RangeCache, cache_key
 from edgecn.quantize.observer import RangeObserver
+from edgecn.quantize import equalize
 from edgecn.quantize.prepare import explicit_batchnorms
 
 GUARD_TOLERANCE = 1e-3
@@ -157,6 +158,7 @@ def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Te
     if ctx.calib is None:
         raise EdgecnError("an int8 artifact needs a calibration set", "pass calibration data (training data or --calibration-images)")
     model = explicit_batchnorms(model)
+    model, _ = equalize.equalize_concat_channels(model, ctx.calib)
     quantizer = make_quantizer()
     quantizer.set_global(with_range_observer(config, ctx.method, ctx.percentile))
     if ctx.float_layers:

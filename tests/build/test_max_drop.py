@@ -75,3 +75,37 @@ def test_a_fixed_calibration_method_is_not_replaced(checkpoint, tmp_path, monkey
     cfg = BuildConfig(**{**_cfg(checkpoint, tmp_path).__dict__, "method": "minmax"})
     (art,) = build(cfg).artifacts
     assert art["calibration_method"] == "minmax" and len(art["float_layers"]) == 1
+
+
+def _sqnr_by_method(monkeypatch, sqnr: dict):
+    """Top-1 always holds; each calibration method gets the logit SQNR ``sqnr`` says."""
+    import dataclasses
+
+    from edgecn.backends import BACKENDS
+
+    real_compare, backend = pipeline.compare, BACKENDS.get("tensorrt")
+    state = {}
+
+    def compile(model, example, precision, ctx):
+        state["method"] = ctx.method
+        return backend.compile(model, example, precision, ctx)
+
+    def compare(art, x, y, float_logits):
+        return {**real_compare(art, x, y, float_logits), "top1": 50.0, "sqnr_db": sqnr[state["method"]]}
+
+    monkeypatch.setitem(BACKENDS._entries, "tensorrt", dataclasses.replace(backend, compile=compile))
+    monkeypatch.setattr(pipeline, "compare", compare)
+    monkeypatch.setattr(pipeline, "top1", lambda logits, labels: 50.0)
+
+
+def test_low_sqnr_tries_the_other_methods_and_ships_the_most_faithful(checkpoint, tmp_path, monkeypatch):
+    """Top-1 within --max-drop is not enough: below 20 dB of logit SQNR the other methods are
+    tried, and of those within --max-drop the best SQNR ships (rebuilt when it was not the last)."""
+    _sqnr_by_method(monkeypatch, {"percentile": 15.0, "minmax": 18.0, "entropy": 17.0})
+    cfg = BuildConfig(**{**_cfg(checkpoint, tmp_path).__dict__, "calibration": "default"})
+    (art,) = build(cfg).artifacts
+    assert art["calibration_method"] == "minmax" and art["sqnr_db"] == 18.0 and art["float_layers"] == []
+    assert any("below 20 dB with every calibration method" in n for n in art["notes"])
+    _sqnr_by_method(monkeypatch, {"percentile": 15.0, "minmax": 29.0, "entropy": 17.0})
+    (art,) = build(cfg).artifacts
+    assert art["calibration_method"] == "minmax" and not art["notes"]
