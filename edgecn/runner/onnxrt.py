@@ -38,16 +38,17 @@ class OnnxRunner(Runner):
         super().__init__(path, threads)
         self._profile = profile
 
-    def _session(self, profile: bool):
+    def _session(self, profile_dir: str | None):
+        """A session; with ``profile_dir``, onnxruntime's profiler writes its trace there."""
         ort = _ort()
         opts = ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        if profile:
+        if profile_dir:
             opts.enable_profiling = True
-            opts.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="edgecn-ort-"), "ort")
+            opts.profile_file_prefix = os.path.join(profile_dir, "ort")
         try:
             return ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for invalid graphs
@@ -58,7 +59,9 @@ class OnnxRunner(Runner):
         _ort()
 
     def _load(self):
-        self._sess = self._session(self._profile)
+        # The profiler's trace folder lives as long as the session and is removed with it.
+        self._trace_dir = tempfile.TemporaryDirectory(prefix="edgecn-ort-") if self._profile else None
+        self._sess = self._session(self._trace_dir.name if self._trace_dir else None)
         self._names = [i.name for i in self._sess.get_inputs()]
         self._out = [self._sess.get_outputs()[0].name]
 
@@ -70,19 +73,24 @@ class OnnxRunner(Runner):
 
     def _unload(self):
         self._sess = None
+        if getattr(self, "_trace_dir", None) is not None:
+            self._trace_dir.cleanup()
+            self._trace_dir = None
 
     def versions(self):
         return {"onnxruntime": _ort().__version__}
 
     def op_profile(self, feed, runs):
         """onnxruntime's own profiler in a second session: mean microseconds per node kind."""
-        sess = self._session(True)
-        feed_dict = dict(zip(self._names, self._arrange(feed)))
-        for _ in range(runs):
-            sess.run(self._out, feed_dict)
-        trace = sess.end_profiling()
-        with open(trace, encoding="utf-8") as f:
-            events = json.load(f)
+        with tempfile.TemporaryDirectory(prefix="edgecn-ort-") as tmp:
+            sess = self._session(tmp)
+            feed_dict = dict(zip(self._names, self._arrange(feed)))
+            for _ in range(runs):
+                sess.run(self._out, feed_dict)
+            trace = sess.end_profiling()
+            with open(trace, encoding="utf-8") as f:
+                events = json.load(f)
+            del sess
         per_op: dict[str, list[float]] = {}
         for ev in events:
             if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time"):

@@ -42,6 +42,20 @@ def test_onnx_op_profile_and_duration(artifacts):
     assert {"Conv", "Gemm"} <= ops
 
 
+def test_onnx_op_profile_leaves_no_trace_folder(artifacts, tmp_path, monkeypatch):
+    import tempfile
+
+    import numpy as np
+
+    from edgecn.runner import open_runner
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with open_runner(artifacts / "model.onnx", threads=1) as r:
+        feed = np.zeros(r.inputs[0].shape, dtype=r.inputs[0].dtype)
+        assert r.op_profile(feed, 3)["ops"]
+    assert not list(tmp_path.glob("edgecn-ort-*")), "onnxruntime's profiler folder is removed"
+
+
 def test_thread_sweep_and_comparison_table(artifacts, tmp_path):
     png = tmp_path / "lat.png"
     proc = subprocess.run([sys.executable, "-m", "edgecn", "profile", str(artifacts / "model.tflite"),
