@@ -26,6 +26,7 @@ def main(argv=None) -> int:
     from edgecn.backends import BACKENDS, CompileContext, run
     from edgecn.checkpoint import load_checkpoint
     from edgecn.condense import deployable
+    from edgecn.logs import native_output_to
     from edgecn.metrics import sqnr_db, top1
     from edgecn.passes import LoweringConfig, rewrite
     from edgecn.quantize import equalize
@@ -54,7 +55,9 @@ def main(argv=None) -> int:
                     equalize.equalize_concat_channels = real if on else (lambda m, c, batch=16: (m, 0))
                     with tempfile.TemporaryDirectory() as tmp:
                         ctx = CompileContext(Path(tmp), "m", target.options(backend), calib, method, use_cache=False)
-                        got = run(b.compile(lowered, x[:1], "int8", ctx), x.numpy())
+                        with native_output_to(Path(tmp) / "tools.log"):  # the converters' own output
+                            art = b.compile(lowered, x[:1], "int8", ctx)
+                        got = run(art, x.numpy())
                     print(f"{backend:10s} {method:10s} equalization {'on ' if on else 'off'}: "
                           f"SQNR {sqnr_db(ref, got):6.2f} dB  top-1 {top1(got, y.numpy()):.2f}%", flush=True)
     finally:
