@@ -47,7 +47,9 @@ def markdown_report(manifest: dict) -> str:
                      f"{drop:+.2f}", "identical" if a["sqnr_db"] is None else f"{a['sqnr_db']:.1f}", a.get("calibration_method") or "-",
                      ", ".join(a["float_layers"]) or "-"])
     calib = manifest["calibration"]
-    calibration = (f"Calibration: {calib['method']} on {calib['size']} images ({calib['source']})." if calib["size"]
+    used = sorted({a["calibration_method"] for a in manifest["artifacts"] if a.get("calibration_method")})
+    methods = ", ".join(used) if used else calib["method"]  # what the int8 artifacts shipped with
+    calibration = (f"Calibration: {methods} on {calib['size']} images ({calib['source']})." if calib["size"]
                    else "No calibration (no int8 artifact).")
     lines = [f"# {manifest['model']['name']} for {manifest['target']}", "",
              f"Float top-1 on the held-out split: {manifest['float_top1']:.2f}%. {calibration}", "",

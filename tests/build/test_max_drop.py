@@ -106,6 +106,8 @@ def test_low_sqnr_tries_the_other_methods_and_ships_the_most_faithful(checkpoint
     (art,) = build(cfg).artifacts
     assert art["calibration_method"] == "minmax" and art["sqnr_db"] == 18.0 and art["float_layers"] == []
     assert any("below 20 dB with every calibration method" in n for n in art["notes"])
+    report = (tmp_path / "condensenet-light-jetson-orin-nano" / "report.md").read_text()
+    assert "Calibration: minmax on" in report, "the report names the method the artifact shipped with"
     _sqnr_by_method(monkeypatch, {"percentile": 15.0, "minmax": 29.0, "entropy": 17.0})
     (art,) = build(cfg).artifacts
     assert art["calibration_method"] == "minmax" and not art["notes"]
