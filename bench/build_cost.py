@@ -61,7 +61,7 @@ def _untrained(name: str, path: Path) -> Path:
     from edgecn.models import create_model
 
     torch.manual_seed(0)
-    model = create_model(name)
+    model = create_model(name, num_classes=10)  # the build validates on the embedded digits (10 classes)
     if is_condensable(model):
         set_progress(model, 1.0)  # the masks training ends with, drawn from the initial weights
     return save_checkpoint(path, model)

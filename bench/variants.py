@@ -158,7 +158,7 @@ def edgecn_build(s: Subject, folder: Path, backends, late: bool, skipped: list, 
         if a["backend"] in backends:
             path = build_dir / a["path"]
             meta = {"ops": a.get("ops"), "delegated_share": a.get("delegated_share"), "macs": a["macs"],
-                    "extra": {k: a[k] for k in ("partitions", "non_delegated", "xnnpack_partitions") if k in a},
+                    "extra": a,  # the manifest entry: run_all picks the delegation figures from it
                     "rewrites": a.get("rewrites", []), "kept": a.get("kept", {}),
                     "input": a["input"], "output": a["output"], "top1_build": a.get("top1")}
             out.append(Variant(f"{s.name}/edgecn-{a['precision']}{path.suffix}", s.name, "edgecn", a["backend"],

@@ -161,13 +161,15 @@ class Pass:
         a site it names takes that form when it is legal, every other site follows ``cfg``.
         """
         choices = choices or {}
-        report, kept = [], []
-        finish(gm)
-        propagate(gm, example)
+        report, kept, recorded = [], [], False
         for name in self.sites(gm):
             node = find(gm, name)
             if node is None:
                 continue
+            if not recorded:  # once per pass; after that each rewrite records what it changed
+                finish(gm)
+                propagate(gm, example)
+                recorded = True
             legal = self.legal(gm, node, cfg)
             site = node.target if node.op == "call_module" else node.name
             chosen = choices.get(f"{self.name}:{site}")
@@ -224,13 +226,13 @@ def record_shapes(gm: fx.GraphModule, nodes) -> bool:
     from torch.fx.node import map_aggregate, map_arg
     from torch.fx.passes.shape_prop import _extract_tensor_metadata
 
-    todo, values = set(nodes), {}
+    todo, values, run = set(nodes), {}, fx.Interpreter(gm, garbage_collect_values=False)
 
     def value(arg: fx.Node):
         if arg in values:
             return values[arg]
         if arg.op == "get_attr":
-            return _attr(gm, arg.target)
+            return run.fetch_attr(arg.target)
         meta = arg.meta.get("tensor_meta")
         if meta is None:
             raise LookupError(arg.name)
@@ -245,15 +247,7 @@ def record_shapes(gm: fx.GraphModule, nodes) -> bool:
                 args, kwargs = map_arg(n.args, value), map_arg(n.kwargs, value)
             except LookupError:
                 return False
-            if n.op == "call_module":
-                out = gm.get_submodule(n.target)(*args, **kwargs)
-            elif n.op == "call_function":
-                out = n.target(*args, **kwargs)
-            elif n.op == "call_method":
-                out = getattr(args[0], n.target)(*args[1:], **kwargs)
-            else:  # get_attr
-                out = _attr(gm, n.target)
-            values[n] = out
+            out = values[n] = getattr(run, n.op)(n.target, args, kwargs)  # the Interpreter's own dispatch
             meta = map_aggregate(out, lambda v: _extract_tensor_metadata(v) if isinstance(v, torch.Tensor) else v)
             if _shapes(n.meta.get("tensor_meta")) != _shapes(meta):
                 todo.update(n.users)
@@ -270,13 +264,6 @@ def _zeros(meta):
     if isinstance(meta, (tuple, list)):
         return type(meta)(_zeros(m) for m in meta)
     return meta
-
-
-def _attr(gm: fx.GraphModule, target: str):
-    obj = gm
-    for part in target.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _shapes(meta) -> object:
