@@ -54,10 +54,14 @@ def _int8_graph(model, example, ctx: CompileContext):
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
 
+    from edgecn.quantize.gather import SharedGathers, fold_gather_qdq
     from edgecn.quantize.pt2e import quantize_for_backend
 
     config = get_symmetric_quantization_config(is_per_channel=True)
-    return quantize_for_backend("executorch", model, example, XNNPACKQuantizer, config, ctx)
+    # A kept gather (XNNPACK has none) runs on int8 between partitions instead of in float.
+    gm = quantize_for_backend("executorch", model, example, lambda: SharedGathers(XNNPACKQuantizer()), config, ctx)
+    fold_gather_qdq(gm)
+    return gm
 
 
 def delegation(graph_module) -> tuple[dict[str, int], int, dict[str, int]]:

@@ -1,0 +1,96 @@
+"""An int8 channel gather for ExecuTorch: the kept ``index_select`` runs on int8 between partitions.
+
+XNNPACK has no gather, so a gather the lowering keeps runs on ExecuTorch's portable kernels
+between two XNNPACK partitions. Left to the XNNPACKQuantizer, which does not annotate
+``index_select``, the gather runs in float: the partition before it dequantizes its output
+and the one after quantizes the gathered tensor with a scale of its own, so every kept gather
+costs a dequantize and a quantize on portable kernels and moves four times the bytes.
+
+A gather only picks values, so it can share its input's quantization exactly, as a concat or a
+max-pool does: ``SharedGathers`` annotates every ``index_select`` whose input is quantized with
+its input's range (the conv reading the gather then takes that range too), and
+``fold_gather_qdq`` rewrites the converted ``quantize(index_select(dequantize(x)))`` into
+``index_select(x)`` on int8 when both sides carry the same parameters. The result computes the
+same integers as the quantized reference graph; only the conv after the gather sees the
+gathered channels on their source's scale instead of one fitted to the subset.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import fx
+
+_GATHER = torch.ops.aten.index_select.default
+
+
+class SharedGathers:
+    """A PT2E quantizer whose ``index_select`` outputs share their input's quantization."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def transform_for_annotation(self, model):
+        return self.inner.transform_for_annotation(model)
+
+    def annotate(self, model):
+        from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
+
+        model = self.inner.annotate(model) or model
+        key = "quantization_annotation"
+        for node in model.graph.nodes:
+            if node.op != "call_function" or node.target != _GATHER or not isinstance(node.args[0], fx.Node):
+                continue
+            source = node.args[0]
+            note = source.meta.get(key)
+            if note is None or note.output_qspec is None or key in node.meta:
+                continue
+            shared = SharedQuantizationSpec(source)
+            node.meta[key] = QuantizationAnnotation(input_qspec_map={source: shared}, output_qspec=shared,
+                                                    _annotated=True)
+        return model
+
+    def validate(self, model):
+        return self.inner.validate(model)
+
+    def prepare_obs_or_fq_callback(self, model, edge_or_node_to_obs_or_fq):
+        return self.inner.prepare_obs_or_fq_callback(model, edge_or_node_to_obs_or_fq)
+
+    def set_global(self, config):
+        self.inner.set_global(config)
+        return self
+
+    def set_module_name(self, name, config):
+        self.inner.set_module_name(name, config)
+        return self
+
+
+def fold_gather_qdq(gm: fx.GraphModule) -> int:
+    """Run each gather on the quantized tensor where its dequantize and quantize cancel, in place.
+
+    Returns:
+        How many quantize nodes were replaced by an int8 gather.
+    """
+    qd = torch.ops.quantized_decomposed
+    quant, dequant = qd.quantize_per_tensor.default, qd.dequantize_per_tensor.default
+    folded = 0
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target != _GATHER:
+            continue
+        dq = node.args[0]
+        if not (isinstance(dq, fx.Node) and dq.target == dequant):
+            continue
+        for q in [u for u in node.users if u.target == quant and tuple(u.args[1:]) == tuple(dq.args[1:])]:
+            with gm.graph.inserting_before(q):
+                gathered = gm.graph.call_function(_GATHER, (dq.args[0],) + tuple(node.args[1:]))
+            gathered.meta = dict(node.meta)
+            q.replace_all_uses_with(gathered)
+            gm.graph.erase_node(q)
+            folded += 1
+        if not node.users:
+            gm.graph.erase_node(node)
+            if not dq.users:
+                gm.graph.erase_node(dq)
+    if folded:
+        gm.graph.lint()
+        gm.recompile()
+    return folded
