@@ -66,12 +66,13 @@ class Candidates:
 
 
 def collect(model: nn.Module, base: LoweringConfig, example: torch.Tensor,
-            say: Callable[[str], None] = lambda s: None) -> Candidates:
-    """Lower ``model`` with every variant and gather the distinct forms of each segment."""
+            say: Callable[[str], None] = lambda s: None, only_target: bool = False) -> Candidates:
+    """Lower ``model`` with every variant (``only_target``: the target's own rules alone) and
+    gather the distinct forms of each segment."""
     from edgecn.passes import rewrite
 
     lowered = {}
-    for name, cfg in variants(base).items():
+    for name, cfg in (variants(base) if not only_target else {"target": base}).items():
         gm, report = rewrite(model, cfg, example)
         lowered[name] = (seg.shaped(gm, example), report)
     original = seg.shaped(trace(model), example)
@@ -202,8 +203,8 @@ def boundary_model() -> nn.Module:
     return nn.Sequential(nn.ReLU()).eval()
 
 
-__all__ = ["Candidates", "Choice", "Form", "Prediction", "boundary_key", "choose", "collect", "pending", "predict",
-           "variants"]
+__all__ = ["Candidates", "Choice", "Form", "Prediction", "boundary_key", "choose", "collect", "fill", "pending",
+           "predict", "price", "variants"]
 
 
 @dataclasses.dataclass
@@ -247,6 +248,35 @@ def tune(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: C
     from edgecn.passes import rewrite
 
     cands = collect(model, base, example, say)
+    failed = fill(table, cands, timer, say)
+    choices, rows = choose(cands, table)
+    tuned, report = rewrite(model, base, example, choices=choices)
+    target = cands.target
+    result = TuneResult(table, choices, rows, predict(tuned, example, table, cands.ends).total_ms,
+                        predict(target, example, table, cands.ends).total_ms, failed=failed, report=report,
+                        ends=cands.ends)
+    if check_whole:
+        whole = {"whole-tuned": (tuned, tuple(example.shape)), "whole-target": (target, tuple(example.shape))}
+        times, failed_whole, _ = measure(whole, timer, say)
+        result.failed.update(failed_whole)
+        result.measured_ms, result.measured_target_ms = times.get("whole-tuned"), times.get("whole-target")
+    return result
+
+
+def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: CostTable, timer,
+          say: Callable[[str], None] = print) -> Prediction:
+    """The table's whole-model latency of ``model`` lowered by the target's own rules, measuring
+    only that lowering's segments where ``table`` lacks them (what the benchmark compares with
+    the measured artifact)."""
+    cands = collect(model, base, example, say, only_target=True)
+    fill(table, cands, timer, say)
+    return predict(cands.target, example, table, cands.ends)
+
+
+def fill(table: CostTable, cands: Candidates, timer, say: Callable[[str], None] = print) -> dict[str, str]:
+    """Time every form and cut shape of ``cands`` that ``table`` lacks, into ``table``; the forms that failed."""
+    from edgecn.cost.measure import measure
+
     failed: dict[str, str] = {}
     for _ in range(2):  # a second round only when the first found the table from another machine
         todo, shapes = pending(cands, table)
@@ -263,18 +293,7 @@ def tune(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: C
         _record(table, cands, shapes, times, where.get("io") or {})
         if not dropped:
             break
-    choices, rows = choose(cands, table)
-    tuned, report = rewrite(model, base, example, choices=choices)
-    target = cands.target
-    result = TuneResult(table, choices, rows, predict(tuned, example, table, cands.ends).total_ms,
-                        predict(target, example, table, cands.ends).total_ms, failed=failed, report=report,
-                        ends=cands.ends)
-    if check_whole:
-        whole = {"whole-tuned": (tuned, tuple(example.shape)), "whole-target": (target, tuple(example.shape))}
-        times, failed_whole, _ = measure(whole, timer, say)
-        result.failed.update(failed_whole)
-        result.measured_ms, result.measured_target_ms = times.get("whole-tuned"), times.get("whole-target")
-    return result
+    return failed
 
 
 def _record(table: CostTable, cands: Candidates, shapes: list, times: dict[str, float], io: dict) -> None:

@@ -6,7 +6,7 @@ import torch
 from edgecn.cost.measure import Timer
 from edgecn.cost.report import render
 from edgecn.cost.table import CostTable, load_table
-from edgecn.cost.tune import collect, tune
+from edgecn.cost.tune import collect, price, tune
 from edgecn.lowering import LoweringConfig
 
 pytest.importorskip("litert_torch")
@@ -42,3 +42,19 @@ def test_tune_measures_chooses_and_reuses_its_table(branchy, tmp_path):
                   check_whole=False)
     assert not any("to measure" in line for line in lines)  # everything came from the table
     assert second.choices == result.choices
+    # the benchmark's prediction: the target's own lowering, from the same table, nothing new to time
+    lines.clear()
+    priced = price(model, LoweringConfig(group_conv="merge"), x, again, Timer("tflite", threads=1, runs=20), say=lines.append)
+    assert not any("to measure" in line for line in lines)
+    assert priced.total_ms == pytest.approx(result.predicted_target_ms) and not priced.missing
+
+
+def test_price_times_only_the_target_lowering(branchy):
+    model, x = branchy
+    cfg = LoweringConfig(group_conv="merge")
+    table = CostTable("tflite", 1)
+    priced = price(model, cfg, x, table, Timer("tflite", threads=1, runs=10, warmup=2), say=lambda s: None)
+    only = collect(model, cfg, x, only_target=True)
+    assert set(table.segments) == set(only.models)  # one form per segment, no alternatives
+    assert len(only.models) < len(collect(model, cfg, x).models)
+    assert priced.total_ms is not None and priced.total_ms > 0
