@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PREVIOUS_GATHER_COST = {"tflite": 12, "executorch": 24}
+from variants import PREVIOUS_GATHER_COST
 
 
 def main(argv=None) -> int:

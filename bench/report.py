@@ -11,7 +11,8 @@ FORM_LABELS = {
     "edgecn": "edgecn (condensed, rewritten)",
     "train": "training form exported as is",
     "naive": "condensed, exported as is",
-    "ort": "float ONNX in onnxruntime",
+    "previous": "previous rpi5 lowering (native groups)",
+    "ort": "ONNX of the condensed model in onnxruntime",
     "peak": "one 3x3 conv 256->256 at 56x56",
 }
 
@@ -37,15 +38,21 @@ def _cell(v: dict, ref: dict | None, t: str) -> str:
 
 SUMMARY = (("train", "fp32", "training form fp32"), ("train", "int8", "training form int8"),
            ("naive", "fp32", "condensed as is fp32"), ("naive", "int8", "condensed as is int8"),
+           ("previous", "int8", "previous rpi5 lowering int8"),
            ("edgecn", "fp32", "edgecn fp32"), ("baseline", "fp32", "DenseNet-BC fp32"),
-           ("baseline", "int8", "DenseNet-BC int8"), ("ort", "fp32", "onnxruntime fp32"))
+           ("baseline", "int8", "DenseNet-BC int8"), ("ort", "fp32", "onnxruntime fp32"),
+           ("ort", "int8", "onnxruntime int8"))
+GOALS = {"condensenet-74-c8": (("ort", "fp32", 2.5), ("previous", "int8", 1.8), ("peak", None, 0.10))}
+"""The speed goals, at 1 thread: edgecn int8 this many times faster than a form, or this share of the int8 peak."""
+PREDICTION_TOLERANCE = 0.10
 
 
 def summary_table(doc: dict, t: str) -> list[str]:
-    """One row per model and backend: edgecn int8's latency and how many times faster it is than each alternative."""
-    head = (f"| model | backend | edgecn int8 ms ({t}T) | top-1 % | gathers in its graph | "
-            + " | ".join(label for *_, label in SUMMARY) + " |")
-    rows = [head, "|" + "---|" * (5 + len(SUMMARY))]
+    """One row per model and backend: edgecn int8's latency, its share of the runtime's int8 peak,
+    the cost table's prediction, and how many times faster it is than each alternative."""
+    head = (f"| model | backend | edgecn int8 ms ({t}T) | % of int8 peak | cost table predicts (error) | top-1 % | "
+            "gathers in its graph | " + " | ".join(label for *_, label in SUMMARY) + " |")
+    rows = [head, "|" + "---|" * (7 + len(SUMMARY))]
     for name, m in doc["models"].items():
         if m.get("baseline_for") or name == "conv3x3-256":
             continue
@@ -69,9 +76,53 @@ def summary_table(doc: dict, t: str) -> list[str]:
             kept = (ref.get("kept") or {}).get("index:gather", 0) if "kept" in ref else \
                 (ref.get("rewrites") or {}).get("index:gather", 0)  # results written before "kept" existed
             top1 = _top1(ref, doc)
-            rows.append(f"| {name} | {backend} | {ref['latency_ms'][t]['median']:.2f} | {top1} | {kept} | "
-                        + " | ".join(cells) + " |")
+            rows.append(f"| {name} | {backend} | {ref['latency_ms'][t]['median']:.2f} | {_peak_share(doc, name, backend, t)} "
+                        f"| {_prediction(m, ref, backend, t)} | {top1} | {kept} | " + " | ".join(cells) + " |")
     return rows
+
+
+def _peak_share(doc: dict, name: str, backend: str, t: str) -> str:
+    share = doc.get("peak", {}).get(f"{backend}/{t}", {}).get("models", {}).get(name, {}).get("share")
+    return "-" if share is None else f"{100 * share:.1f}%"
+
+
+def _prediction(m: dict, ref: dict, backend: str, t: str) -> str:
+    p = (m.get("predicted_ms") or {}).get(backend)
+    if t != "1" or not p:
+        return "-"
+    if p.get("ms") is None:
+        return f"incomplete ({len(p.get('missing') or [])} segments not timed)"
+    err = (p["ms"] - ref["latency_ms"][t]["median"]) / ref["latency_ms"][t]["median"]
+    flag = "" if abs(err) <= PREDICTION_TOLERANCE else " **off by more than 10%**"
+    return f"{p['ms']:.2f} ({100 * err:+.1f}%){flag}"
+
+
+def goal_lines(doc: dict) -> list[str]:
+    """Each speed goal at 1 thread, met or not, from this run's paired rounds."""
+    out = []
+    for name, goals in GOALS.items():
+        m = doc["models"].get(name)
+        if not m:
+            out.append(f"- {name}: not in this run, so its goals were not checked.")
+            continue
+        for backend in ("tflite", "executorch"):
+            ref = _reference(m, backend)
+            if ref is None or "1" not in ref.get("rounds_ms", {}):
+                continue
+            for form, precision, want in goals:
+                if form == "peak":
+                    share = doc.get("peak", {}).get(f"{backend}/1", {}).get("models", {}).get(name, {}).get("share")
+                    got, what = share, f"share of the int8 peak (goal {100 * want:.0f}%)"
+                    text = "not measured" if share is None else f"{100 * share:.1f}%"
+                else:
+                    other = next((v for v in m["variants"].values() if v["form"] == form and v["precision"] == precision
+                                  and v["backend"] in (backend, "onnxruntime") and "1" in v.get("rounds_ms", {})), None)
+                    got = None if other is None else summary(ratios(other["rounds_ms"]["1"], ref["rounds_ms"]["1"]))["median"]
+                    what = f"vs {FORM_LABELS[form]} {precision} (goal {want:.1f}x)"
+                    text = "not measured" if got is None else f"{got:.2f}x"
+                verdict = "met" if got is not None and got >= want else "**NOT MET**"
+                out.append(f"- {name} {backend} int8, 1 thread, {what}: {text}, {verdict}")
+    return (["Speed goals (condensenet-74-c8 at 224x224, 1 thread):", *out, ""] if out else [])
 
 
 def _top1(v: dict, doc: dict) -> str:
@@ -129,7 +180,7 @@ def markdown(doc: dict, png: str, planned: tuple[str, ...] = ()) -> str:
         "All artifacts:", "",
         *table(doc, threads), "",
     ]
-    lines += _trained_lines(doc) + _peak_lines(doc) + _gather_lines(doc) + _overhead_lines(doc)
+    lines += goal_lines(doc) + _trained_lines(doc) + _peak_lines(doc) + _gather_lines(doc) + _overhead_lines(doc)
     for key, why in doc.get("failed", {}).items():
         lines.append(f"- `{key}` could not be built: {why}")
     if doc.get("failed"):

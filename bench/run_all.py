@@ -81,8 +81,11 @@ def main(argv=None) -> int:
     if args.build_only:
         for group in _groups(args):
             for name in group:
-                variants.build_subject(subject_for(name, trained), CACHE, forms=None if name == group[0] else ("naive",),
+                s = subject_for(name, trained)
+                variants.build_subject(s, CACHE, forms=None if name == group[0] else ("naive",),
                                        backends=tuple(args.backends.split(",")), failed=doc["failed"])
+                if name == group[0]:
+                    predictions(s, tuple(args.backends.split(",")))
         print(f"[bench] built into {CACHE} in {time.time() - start:.0f} s")
         return 0
     built: dict[str, list] = {}  # per model, the artifacts of this run: accuracy is scored on exactly these
@@ -146,7 +149,9 @@ def run_group(group, trained, peak, threads, args, doc, deadline: float) -> dict
                                        deadline=deadline, skipped=doc["skipped"], failed=doc["failed"])
         arts += built
         by_model[name] = built
-        doc["models"][name] = {"baseline_for": None if name == group[0] else group[0], "variants": {
+        doc["models"][name] = {"baseline_for": None if name == group[0] else group[0], "real_macs": variants.real_macs(s),
+                               "predicted_ms": predictions(s, tuple(args.backends.split(","))) if name == group[0] else {},
+                               "variants": {
             v.key: {"form": v.form, "backend": v.backend, "precision": v.precision, "macs": v.macs,
                     "size_bytes": v.path.stat().st_size, "ops": v.meta.get("ops"),
                     "delegation": _delegation(v), "rewrites": v.meta.get("rewrites"), "kept": v.meta.get("kept"),
@@ -164,6 +169,36 @@ def run_group(group, trained, peak, threads, args, doc, deadline: float) -> dict
             entry["rounds_ms"][str(t)] = rounds[v.key]
             entry["latency_ms"][str(t)] = timing.summary(rounds[v.key])
     return by_model
+
+
+def predictions(s, backends: tuple[str, ...]) -> dict:
+    """Per backend, the cost table's whole-model latency of edgecn's lowering of ``s`` at 1 thread.
+
+    The table (bench/.cache/costs/, one per backend and edgecn source revision) gets the
+    segments it lacks measured here by ``edgecn.cost`` (what ``edgecn tune`` does), so a first
+    run pays a few minutes per model and backend and later runs only look them up.
+    """
+    from edgecn.cost.measure import Timer
+    from edgecn.cost.table import CostTable, load_table
+    from edgecn.cost.tune import price
+    from edgecn.lowering import LoweringConfig
+    from edgecn.targets import get_target
+
+    target = get_target(variants.TARGET)
+    out = {}
+    for backend in backends:
+        path = CACHE / "costs" / f"{backend}-1t-{variants._tree_rev()}-{variants._lowering_rev()}.json"
+        table = load_table(path) if path.exists() else CostTable(backend, 1)
+        timer = Timer(backend, target.options(backend), threads=1, runs=50)
+        start = time.time()
+        p = price(s.condensed, LoweringConfig.from_dict(target.lowering, backend), s.example, table, timer,
+                  say=lambda m: print(m, flush=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.save(path)
+        out[backend] = {"ms": p.total_ms, "segments_ms": p.segments_ms, "boundaries_ms": p.boundaries_ms,
+                        "missing": list(p.missing), "table": os.path.relpath(path, HERE.parent)}
+        print(f"[bench] {s.name} {backend}: cost table predicts {p.total_ms} ms ({time.time() - start:.0f} s)")
+    return out
 
 
 def _delegation(v) -> dict:
@@ -186,7 +221,8 @@ def peak_figures(doc) -> dict:
                 for v in m["variants"].values():
                     if v["form"] == "edgecn" and v["precision"] == "int8" and v["backend"] == pv["backend"] \
                             and t in v["latency_ms"]:
-                        rate = v["macs"] / (v["latency_ms"][t]["median"] / 1e3)
+                        # the model's own multiply-adds, not those its lowering adds (merged groups, folded gathers)
+                        rate = m.get("real_macs", v["macs"]) / (v["latency_ms"][t]["median"] / 1e3)
                         out[f"{pv['backend']}/{t}"]["models"][name] = {"macs_per_s": rate, "share": rate / peak_rate}
     return out
 

@@ -5,7 +5,11 @@ Per model and backend (.pte, .tflite):
                 for the target, quantized, checked), fp32 and int8
     train       the training form exported as it is (masked dense 1x1 convs), fp32 and int8
     naive       the condensed model exported as it is (gather and shuffle left in), fp32 and int8
-plus ``ort``: the float ONNX of the condensed model in onnxruntime. Models that do not
+    previous    the condensed model in the rpi5 lowering edgecn had before groups were merged
+                (native grouped convs, average pools kept, gather_cost 12 / 24), int8
+plus ``ort``: the ONNX of the condensed model in onnxruntime, float and int8 (onnxruntime's
+``quantize_static``: Q/DQ, per-channel int8 weights, int8 activations, min-max ranges, the
+settings its documentation suggests for CPU, from the same calibration images). Models that do not
 condense (SqueezeNet, DenseNet) have no ``train`` row: their ``naive`` export is the
 training form. The alternatives go through the same backends' ``compile`` a build uses;
 only which model is exported differs.
@@ -28,6 +32,8 @@ from pathlib import Path
 import torch
 
 BACKEND_FORMS = ("edgecn", "train", "naive")
+PREVIOUS_GATHER_COST = {"tflite": 12, "executorch": 24}
+"""The gather prices the ARM targets carried before they were measured on the CPU they describe."""
 PRECISIONS = ("fp32", "int8")
 TARGET = "raspberry-pi-5"
 """The target whose build is benchmarked: it names both .pte and .tflite."""
@@ -128,9 +134,25 @@ def build_subject(s: Subject, cache: Path, forms: tuple[str, ...] | None = None,
             for precision in PRECISIONS:
                 out += _alternative(s, folder, form, model, backend, precision,
                                     deadline is not None and time.time() > deadline, skipped, failed, say)
+        if "edgecn" in forms and s.condensable:
+            out += _alternative(s, folder, "previous", lambda b=backend: previous_lowering(s, b), backend, "int8",
+                                deadline is not None and time.time() > deadline, skipped, failed, say)
     if forms != ("naive",):
         out += _onnx(s, folder, deadline is not None and time.time() > deadline, skipped, say)
+        out += _onnx_int8(s, folder, deadline is not None and time.time() > deadline, skipped, failed, say)
     return out
+
+
+def previous_lowering(s: Subject, backend: str):
+    """``s.condensed`` in the rpi5 lowering before merged groups: what the speed goals are measured against."""
+    import dataclasses as dc
+
+    from edgecn.passes import LoweringConfig, rewrite
+    from edgecn.targets import get_target
+
+    base = LoweringConfig.from_dict(get_target(TARGET).lowering, backend)
+    cfg = dc.replace(base, group_conv="native", avg_pool="keep", gather_cost=PREVIOUS_GATHER_COST[backend])
+    return rewrite(s.condensed, cfg, s.example)[0]
 
 
 def edgecn_build(s: Subject, folder: Path, backends, late: bool, skipped: list, failed: dict, say) -> list[Variant]:
@@ -187,6 +209,7 @@ def _alternative(s: Subject, folder: Path, form: str, model, backend: str, preci
         start = time.perf_counter()
         try:
             with atomic_dir(where) as stage:
+                model = model() if callable(model) and not isinstance(model, torch.nn.Module) else model
                 method = "percentile" if s.trained else "minmax"
                 art = b.compile(model, s.example, precision, CompileContext(stage, "a", None, s.calib, method))
                 meta = {"file": art.path.name, "input": art.input, "output": art.output, "ops": art.ops,
@@ -220,6 +243,57 @@ def _onnx(s: Subject, folder: Path, late: bool, skipped: list, say) -> list[Vari
     meta = json.loads((where / "meta.json").read_text())
     return [Variant(f"{s.name}/ort-fp32.onnx", s.name, "ort", "onnxruntime", "fp32", where / meta["file"],
                     int(meta["macs"]), meta)]
+
+
+def _onnx_int8(s: Subject, folder: Path, late: bool, skipped: list, failed: dict, say) -> list[Variant]:
+    """onnxruntime's static int8 of the float ONNX (what its documentation suggests for CPU)."""
+    from edgecn.fileio import atomic_dir, atomic_write_text
+
+    label = f"{s.name}/ort-int8.onnx"
+    source = folder / "naive-fp32-onnx" / "model.onnx"
+    where, failure = folder / "naive-int8-onnx", folder / "naive-int8-onnx.failed"
+    if failure.exists():
+        failed[label] = failure.read_text()
+        return []
+    if not (where / "meta.json").exists():
+        if late or not source.exists():
+            skipped.append(label)
+            return []
+        say(f"[bench] {s.name}: onnxruntime static int8 of the float ONNX")
+        try:
+            with atomic_dir(where) as stage:
+                ort_quantize_static(source, stage / "model.onnx", s.calib.numpy())
+                atomic_write_text(stage / "meta.json", json.dumps({"file": "model.onnx", "macs": _macs(s.condensed, s)}))
+        except Exception as e:  # noqa: BLE001 -- the quantizer refusing the model is the measured outcome
+            message = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:300]
+            atomic_write_text(failure, message)
+            failed[label] = message
+            return []
+    meta = json.loads((where / "meta.json").read_text())
+    return [Variant(label, s.name, "ort", "onnxruntime", "int8", where / meta["file"], int(meta["macs"]), meta)]
+
+
+def ort_quantize_static(source: Path, out: Path, calib) -> None:
+    """``onnxruntime.quantization.quantize_static``: Q/DQ, per-channel int8 weights, int8 activations, min-max."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    name = onnx.load(str(source), load_external_data=False).graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter({name: calib[i:i + 1].astype("float32")} for i in range(len(calib)))
+
+        def get_next(self):
+            return next(self._it, None)
+
+    quantize_static(str(source), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+
+
+def real_macs(s: Subject) -> int:
+    """The condensed model's multiply-adds: what the model needs, before any lowering adds zeros."""
+    return _macs(s.condensed, s)
 
 
 def _macs(model, s: Subject) -> int:
