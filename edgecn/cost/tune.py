@@ -63,6 +63,7 @@ class Candidates:
     models: dict[str, tuple[fx.GraphModule, tuple[int, ...]]]
     cut_shapes: list[tuple[int, ...]]    # shapes of the cuts inside the model (between segments)
     target: fx.GraphModule | None = None  # the model as the target's own rules lower it
+    pairs: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> text of neighbour pairs to time
 
 
 def collect(model: nn.Module, base: LoweringConfig, example: torch.Tensor,
@@ -164,8 +165,14 @@ class Prediction:
 
 
 def predict(gm: fx.GraphModule, example: torch.Tensor, table: CostTable, ends: list[str]) -> Prediction:
-    """Whole-model latency from the table: the segments' times, less one runtime call and the
-    end conversions per cut inside the model (each segment alone paid them, the model pays once)."""
+    """Whole-model latency from the table: the segments' times, less what each cut inside the
+    model costs twice when its two segments run alone.
+
+    Where the table has the two neighbours timed together (``price`` measures them), a cut's
+    share is measured: ``t(a) + t(b) - t(a+b)``, which holds whatever the cut costs in context
+    (a kept gather between two ExecuTorch partitions pays layout changes and a delegate call
+    that neither segment alone shows). Elsewhere it is estimated: one runtime call and the end
+    conversions of a ReLU of the cut's shape alone."""
     seg.shaped(gm, example)
     pieces = seg.segments(gm, keep=set(ends))
     missing, total = [], 0.0
@@ -180,6 +187,11 @@ def predict(gm: fx.GraphModule, example: torch.Tensor, table: CostTable, ends: l
     keys = [seg.describe(gm, p)[0] for p in pieces]
     edge = 0.0
     for i, p in enumerate(pieces[:-1]):
+        both = table.segment_ms(seg.describe(gm, pair_of(p, pieces[i + 1]))[0])
+        a, b = table.segment_ms(keys[i]), table.segment_ms(keys[i + 1])
+        if both is not None and a is not None and b is not None:
+            edge += a + b - both
+            continue
         converts = table.converts(keys[i], 1) or table.converts(keys[i + 1], 0)
         ms = table.boundary_ms(tuple(nodes[p.end].meta["tensor_meta"].shape), converts)
         if ms is None:
@@ -188,6 +200,11 @@ def predict(gm: fx.GraphModule, example: torch.Tensor, table: CostTable, ends: l
             edge += ms
     ok = not missing
     return Prediction(total - edge if ok else None, total, edge, tuple(missing))
+
+
+def pair_of(a: seg.Segment, b: seg.Segment) -> seg.Segment:
+    """Two neighbouring segments as one."""
+    return seg.Segment(a.start, b.end, a.nodes + b.nodes)
 
 
 def pending(cands: Candidates, table: CostTable) -> tuple[dict[str, tuple[fx.GraphModule, tuple[int, ...]]], list]:
@@ -203,8 +220,8 @@ def boundary_model() -> nn.Module:
     return nn.Sequential(nn.ReLU()).eval()
 
 
-__all__ = ["Candidates", "Choice", "Form", "Prediction", "boundary_key", "choose", "collect", "fill", "pending",
-           "predict", "price", "variants"]
+__all__ = ["Candidates", "Choice", "Form", "Prediction", "boundary_key", "choose", "collect", "fill", "pair_of",
+           "pending", "predict", "price", "variants"]
 
 
 @dataclasses.dataclass
@@ -269,8 +286,16 @@ def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: 
     only that lowering's segments where ``table`` lacks them (what the benchmark compares with
     the measured artifact)."""
     cands = collect(model, base, example, say, only_target=True)
+    gm = cands.target
+    pieces = seg.segments(gm, keep=set(cands.ends))
+    for a, b in zip(pieces, pieces[1:]):  # each cut priced in context: its two neighbours timed together
+        both = pair_of(a, b)
+        key, what = seg.describe(gm, both)
+        cands.models.setdefault(key, (seg.micro_model(gm, both), seg.input_shape(gm, both)))
+        cands.pairs[key] = f"{seg.describe(gm, a)[1]} | {seg.describe(gm, b)[1]}"
+    cands.cut_shapes = []  # the pairs price every cut
     fill(table, cands, timer, say)
-    return predict(cands.target, example, table, cands.ends)
+    return predict(gm, example, table, cands.ends)
 
 
 def fill(table: CostTable, cands: Candidates, timer, say: Callable[[str], None] = print) -> dict[str, str]:
@@ -298,6 +323,7 @@ def fill(table: CostTable, cands: Candidates, timer, say: Callable[[str], None] 
 
 def _record(table: CostTable, cands: Candidates, shapes: list, times: dict[str, float], io: dict) -> None:
     what = {f.key: f.what for forms in cands.forms for f in forms.values()}
+    what.update(cands.pairs)
     by_cut = {f"cut-{boundary_key(s)}": s for s in shapes}
     for name, ms in times.items():
         if name in by_cut:

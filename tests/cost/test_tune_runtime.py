@@ -42,19 +42,31 @@ def test_tune_measures_chooses_and_reuses_its_table(branchy, tmp_path):
                   check_whole=False)
     assert not any("to measure" in line for line in lines)  # everything came from the table
     assert second.choices == result.choices
-    # the benchmark's prediction: the target's own lowering, from the same table, nothing new to time
+    # the benchmark's prediction: the target's own lowering, from the same table; only the
+    # neighbour pairs that price each cut in context are new
+    singles = dict(again.segments)
     lines.clear()
     priced = price(model, LoweringConfig(group_conv="merge"), x, again, Timer("tflite", threads=1, runs=20), say=lines.append)
-    assert not any("to measure" in line for line in lines)
-    assert priced.total_ms == pytest.approx(result.predicted_target_ms) and not priced.missing
+    assert all(again.segments[k] == v for k, v in singles.items())  # nothing timed twice
+    assert priced.total_ms is not None and priced.total_ms > 0 and not priced.missing
 
 
-def test_price_times_only_the_target_lowering(branchy):
+def test_price_times_the_target_lowering_and_its_neighbour_pairs(branchy):
+    """The prediction telescopes: every segment once, each cut priced by its pair, so it is the
+    pairs' times less the segments they share."""
+    from edgecn.cost import segments as seg
+    from edgecn.cost.tune import pair_of
+
     model, x = branchy
     cfg = LoweringConfig(group_conv="merge")
     table = CostTable("tflite", 1)
     priced = price(model, cfg, x, table, Timer("tflite", threads=1, runs=10, warmup=2), say=lambda s: None)
     only = collect(model, cfg, x, only_target=True)
-    assert set(table.segments) == set(only.models)  # one form per segment, no alternatives
+    gm = only.target
+    pieces = seg.segments(gm, keep=set(only.ends))
+    singles = [seg.describe(gm, p)[0] for p in pieces]
+    pairs = [seg.describe(gm, pair_of(a, b))[0] for a, b in zip(pieces, pieces[1:])]
+    assert len(pieces) >= 3 and set(table.segments) == set(singles) | set(pairs)  # no alternative forms
     assert len(only.models) < len(collect(model, cfg, x).models)
-    assert priced.total_ms is not None and priced.total_ms > 0
+    want = sum(table.segment_ms(k) for k in pairs) - sum(table.segment_ms(k) for k in singles[1:-1])
+    assert priced.total_ms == pytest.approx(want) and not priced.missing
