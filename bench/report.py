@@ -7,6 +7,8 @@ from pathlib import Path
 from timing import ratios, summary
 
 README_HEADING = "## Benchmarks"
+GENERATED = "`make bench` (`python bench/run_all.py`)"
+"""Where the generated part of README's Benchmarks section starts."""
 FORM_LABELS = {
     "edgecn": "edgecn (condensed, rewritten)",
     "train": "training form exported as is",
@@ -268,9 +270,12 @@ def update_readme(readme: Path, md: str, results: str, png: str) -> None:
     from edgecn.fileio import atomic_write_text
 
     text = readme.read_text()
-    head = text.split("\n" + README_HEADING + "\n")[0].rstrip("\n")
+    head, _, rest = text.partition("\n" + README_HEADING + "\n")
+    head = head.rstrip("\n")
+    # Paragraphs written by hand between the heading and the generated part stay.
+    notes = rest.split(GENERATED)[0].strip("\n") if GENERATED in rest else ""
     body = md.replace(f"]({Path(png).name})", f"]({png})")
-    section = (f"\n\n{README_HEADING}\n\n`make bench` (`python bench/run_all.py`) measures edgecn's artifacts (made by "
+    section = (f"\n\n{README_HEADING}\n\n" + (notes + "\n\n" if notes else "") + f"{GENERATED} measures edgecn's artifacts (made by "
                "`edgecn.build`, exactly what `edgecn build --target rpi5` gives a user) against what a "
                "user would export instead. It builds what bench/.cache/ lacks first (the training of CondenseNet-86 and "
                "some 60 exports: about an hour here with two builds in parallel, for three of the four models; "
