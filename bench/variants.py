@@ -9,7 +9,8 @@ Per model and backend (.pte, .tflite):
                 (native grouped convs, average pools kept, gather_cost 12 / 24), int8
 plus ``ort``: the ONNX of the condensed model in onnxruntime, float and int8 (onnxruntime's
 ``quantize_static``: Q/DQ, per-channel int8 weights, int8 activations, min-max ranges, the
-settings its documentation suggests for CPU, from the same calibration images). Models that do not
+settings its documentation suggests for CPU, after its ``quant_pre_process``, from the same
+calibration images). Models that do not
 condense (SqueezeNet, DenseNet) have no ``train`` row: their ``naive`` export is the
 training form. The alternatives go through the same backends' ``compile`` a build uses;
 only which model is exported differs.
@@ -274,7 +275,8 @@ def _onnx_int8(s: Subject, folder: Path, late: bool, skipped: list, failed: dict
 
 
 def ort_quantize_static(source: Path, out: Path, calib) -> None:
-    """``onnxruntime.quantization.quantize_static``: Q/DQ, per-channel int8 weights, int8 activations, min-max."""
+    """``onnxruntime.quantization``: ``quant_pre_process``, then ``quantize_static`` with Q/DQ,
+    per-channel int8 weights, int8 activations, min-max ranges."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -287,8 +289,13 @@ def ort_quantize_static(source: Path, out: Path, calib) -> None:
         def get_next(self):
             return next(self._it, None)
 
-    quantize_static(str(source), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = out.with_name("preprocessed.onnx")  # the pre-processing its documentation asks for first
+    quant_pre_process(str(source), str(prepared))
+    quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    prepared.unlink()
 
 
 def real_macs(s: Subject) -> int:
