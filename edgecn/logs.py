@@ -30,12 +30,27 @@ def native_output_to(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
             yield path
     finally:
-        text.close()
         _flush_c_stdio()
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in (*saved, log):
             os.close(fd)
+        _repoint_logging(text)
+        text.close()
+
+
+def _repoint_logging(stream) -> None:
+    """Point logging handlers made while output was captured (a library's first log call sets
+    one up on the stderr of that moment) back at the real stderr: the capture file closes
+    here, and every later message would otherwise end in "I/O operation on closed file"."""
+    import logging
+
+    loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    for lg in loggers:
+        for handler in lg.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
+                handler.setStream(sys.stderr)
 
 
 def _flush_c_stdio() -> None:
