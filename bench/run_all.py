@@ -85,7 +85,7 @@ def main(argv=None) -> int:
                 variants.build_subject(s, CACHE, forms=None if name == group[0] else ("naive",),
                                        backends=tuple(args.backends.split(",")), failed=doc["failed"])
                 if name == group[0]:
-                    predictions(s, tuple(args.backends.split(",")))
+                    predictions(s, tuple(args.backends.split(",")), retime=False)
         print(f"[bench] built into {CACHE} in {time.time() - start:.0f} s")
         return 0
     built: dict[str, list] = {}  # per model, the artifacts of this run: accuracy is scored on exactly these
@@ -150,7 +150,7 @@ def run_group(group, trained, peak, threads, args, doc, deadline: float) -> dict
         arts += built
         by_model[name] = built
         doc["models"][name] = {"baseline_for": None if name == group[0] else group[0], "real_macs": variants.real_macs(s),
-                               "predicted_ms": predictions(s, tuple(args.backends.split(","))) if name == group[0] else {},
+                               "predicted_ms": predictions(s, tuple(args.backends.split(",")), retime=True) if name == group[0] else {},
                                "variants": {
             v.key: {"form": v.form, "backend": v.backend, "precision": v.precision, "macs": v.macs,
                     "size_bytes": v.path.stat().st_size, "ops": v.meta.get("ops"),
@@ -171,12 +171,14 @@ def run_group(group, trained, peak, threads, args, doc, deadline: float) -> dict
     return by_model
 
 
-def predictions(s, backends: tuple[str, ...]) -> dict:
+def predictions(s, backends: tuple[str, ...], retime: bool) -> dict:
     """Per backend, the cost table's whole-model latency of edgecn's lowering of ``s`` at 1 thread.
 
     The table (bench/.cache/costs/, one per backend and edgecn source revision) gets the
-    segments it lacks measured here by ``edgecn.cost`` (what ``edgecn tune`` does), so a first
-    run pays a few minutes per model and backend and later runs only look them up.
+    segments it lacks compiled and timed by ``edgecn.cost`` (what ``edgecn tune`` does); the
+    compiled segments stay beside it, and ``retime`` (the timed run) times them all again, so
+    that the prediction is taken on the same quiet machine as the measurement it is compared
+    with, not during the build.
     """
     from edgecn.cost.measure import Timer
     from edgecn.cost.table import CostTable, load_table
@@ -188,11 +190,12 @@ def predictions(s, backends: tuple[str, ...]) -> dict:
     out = {}
     for backend in backends:
         path = CACHE / "costs" / f"{backend}-1t-{variants._tree_rev()}-{variants._lowering_rev()}.json"
+        keep = path.with_suffix(".files")
         table = load_table(path) if path.exists() else CostTable(backend, 1)
         timer = Timer(backend, target.options(backend), threads=1, runs=50)
         start = time.time()
         p = price(s.condensed, LoweringConfig.from_dict(target.lowering, backend), s.example, table, timer,
-                  say=lambda m: print(m, flush=True))
+                  say=lambda m: print(m, flush=True), keep=keep, retime=retime)
         if path.exists():  # another benchmark process may have added entries since this one loaded
             on_disk = load_table(path)
             if on_disk.fingerprint() == table.fingerprint():

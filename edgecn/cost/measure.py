@@ -102,11 +102,15 @@ def time_files(files: dict[str, Path], timer: Timer) -> tuple[dict[str, float], 
 
 
 def measure(items: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], timer: Timer,
-            say: Callable[[str], None]) -> tuple[dict[str, float], dict[str, str], dict]:
-    """Compile and time ``items``; returns ``(ms by name, failures by name, where measured)``."""
+            say: Callable[[str], None], keep: Path | None = None) -> tuple[dict[str, float], dict[str, str], dict]:
+    """Compile and time ``items``; returns ``(ms by name, failures by name, where measured)``.
+
+    ``keep``: a folder the compiled files stay in (``kept_files`` finds them), so that they can
+    be timed again later without compiling, e.g. on a quiet machine after a busy build."""
     if not items:
         return {}, {}, {}
-    folder = Path(tempfile.mkdtemp(prefix="edgecn-tune-"))
+    folder = Path(tempfile.mkdtemp(prefix="edgecn-tune-")) if keep is None else Path(keep)
+    folder.mkdir(parents=True, exist_ok=True)
     try:
         files, failed, dtypes = compile_all(items, timer, folder, say)
         if not files:
@@ -116,4 +120,16 @@ def measure(items: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], timer: Ti
         times, where = time_files(files, timer)
         return times, failed, {**where, "io": dtypes}
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def kept_files(folder: Path, names) -> dict[str, Path]:
+    """The compiled files ``measure(..., keep=folder)`` left for ``names`` (those it has)."""
+    folder = Path(folder)
+    found = {}
+    for name in names:
+        hits = sorted(folder.glob(f"{name}-int8.*")) if folder.is_dir() else []
+        if hits:
+            found[name] = hits[0]
+    return found

@@ -281,10 +281,14 @@ def tune(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: C
 
 
 def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: CostTable, timer,
-          say: Callable[[str], None] = print) -> Prediction:
+          say: Callable[[str], None] = print, keep=None, retime: bool = False) -> Prediction:
     """The table's whole-model latency of ``model`` lowered by the target's own rules, measuring
     only that lowering's segments where ``table`` lacks them (what the benchmark compares with
-    the measured artifact)."""
+    the measured artifact).
+
+    ``keep``: folder where the compiled segments stay; ``retime``: time every segment of this
+    model again from those files (no compiling) before predicting, for a table filled while
+    the machine was busy."""
     cands = collect(model, base, example, say, only_target=True)
     gm = cands.target
     pieces = seg.segments(gm, keep=set(cands.ends))
@@ -294,12 +298,23 @@ def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: 
         cands.models.setdefault(key, (seg.micro_model(gm, both), seg.input_shape(gm, both)))
         cands.pairs[key] = f"{seg.describe(gm, a)[1]} | {seg.describe(gm, b)[1]}"
     cands.cut_shapes = []  # the pairs price every cut
-    fill(table, cands, timer, say)
+    fill(table, cands, timer, say, keep=keep)
+    if retime and keep is not None:
+        from edgecn.cost.measure import kept_files, time_files
+
+        files = kept_files(keep, cands.models)
+        if files:
+            say(f"[tune] timing {len(files)} kept segment file(s) again")
+            times, _ = time_files(files, timer)
+            for key, ms in times.items():
+                table.segments[key]["ms"] = round(ms, 5)
     return predict(gm, example, table, cands.ends)
 
 
-def fill(table: CostTable, cands: Candidates, timer, say: Callable[[str], None] = print) -> dict[str, str]:
-    """Time every form and cut shape of ``cands`` that ``table`` lacks, into ``table``; the forms that failed."""
+def fill(table: CostTable, cands: Candidates, timer, say: Callable[[str], None] = print,
+         keep=None) -> dict[str, str]:
+    """Time every form and cut shape of ``cands`` that ``table`` lacks, into ``table``; the forms
+    that failed. ``keep``: see ``measure``."""
     from edgecn.cost.measure import measure
 
     failed: dict[str, str] = {}
@@ -312,7 +327,7 @@ def fill(table: CostTable, cands: Candidates, timer, say: Callable[[str], None] 
         items.update({f"cut-{boundary_key(s)}": (boundary_model(), s) for s in shapes})
         say(f"[tune] {len(todo)} form(s) and {len(shapes)} cut shape(s) to measure "
             f"({len(cands.models) - len(todo)} already in the table)")
-        times, new_failures, where = measure(items, timer, say)
+        times, new_failures, where = measure(items, timer, say, keep=keep)
         failed.update(new_failures)
         dropped = _merge(table, where, say) if where else False
         _record(table, cands, shapes, times, where.get("io") or {})

@@ -51,7 +51,7 @@ def test_tune_measures_chooses_and_reuses_its_table(branchy, tmp_path):
     assert priced.total_ms is not None and priced.total_ms > 0 and not priced.missing
 
 
-def test_price_times_the_target_lowering_and_its_neighbour_pairs(branchy):
+def test_price_times_the_target_lowering_and_its_neighbour_pairs(branchy, tmp_path):
     """The prediction telescopes: every segment once, each cut priced by its pair, so it is the
     pairs' times less the segments they share."""
     from edgecn.cost import segments as seg
@@ -60,7 +60,8 @@ def test_price_times_the_target_lowering_and_its_neighbour_pairs(branchy):
     model, x = branchy
     cfg = LoweringConfig(group_conv="merge")
     table = CostTable("tflite", 1)
-    priced = price(model, cfg, x, table, Timer("tflite", threads=1, runs=10, warmup=2), say=lambda s: None)
+    priced = price(model, cfg, x, table, Timer("tflite", threads=1, runs=10, warmup=2), say=lambda s: None,
+                   keep=tmp_path / "files")
     only = collect(model, cfg, x, only_target=True)
     gm = only.target
     pieces = seg.segments(gm, keep=set(only.ends))
@@ -70,3 +71,13 @@ def test_price_times_the_target_lowering_and_its_neighbour_pairs(branchy):
     assert len(only.models) < len(collect(model, cfg, x).models)
     want = sum(table.segment_ms(k) for k in pairs) - sum(table.segment_ms(k) for k in singles[1:-1])
     assert priced.total_ms == pytest.approx(want) and not priced.missing
+    # the compiled segments stayed: timing them again (a quiet machine after a busy build) compiles nothing
+    from edgecn.cost.measure import kept_files
+
+    assert set(kept_files(tmp_path / "files", table.segments)) == set(table.segments)
+    lines: list[str] = []
+    table.segments[pairs[0]]["ms"] = 1e6  # a stale time: the retime replaces it
+    again = price(model, cfg, x, table, Timer("tflite", threads=1, runs=10, warmup=2), say=lines.append,
+                  keep=tmp_path / "files", retime=True)
+    assert not any("compiled" in line for line in lines) and any("again" in line for line in lines)
+    assert table.segments[pairs[0]]["ms"] < 1e3 and again.total_ms is not None
