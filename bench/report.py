@@ -47,13 +47,15 @@ SUMMARY = (("train", "fp32", "training form fp32"), ("train", "int8", "training 
 GOALS = {"condensenet-74-c8": (("ort", "fp32", 2.5), ("previous", "int8", 1.8), ("peak", None, 0.10))}
 """The speed goals, at 1 thread: edgecn int8 this many times faster than a form, or this share of the int8 peak."""
 PREDICTION_TOLERANCE = 0.10
+GATHER_OPS = ("GATHER", "GATHER_ND", "aten.index_select")
+"""A channel gather as each runtime names it (on .tflite, channel shuffles are gathers too)."""
 
 
 def summary_table(doc: dict, t: str) -> list[str]:
     """One row per model and backend: edgecn int8's latency, its share of the runtime's int8 peak,
     the cost table's prediction, and how many times faster it is than each alternative."""
     head = (f"| model | backend | edgecn int8 ms ({t}T) | % of int8 peak | cost table predicts (error) | top-1 % | "
-            "gathers in its graph | " + " | ".join(label for *_, label in SUMMARY) + " |")
+            "gather ops in it | " + " | ".join(label for *_, label in SUMMARY) + " |")
     rows = [head, "|" + "---|" * (7 + len(SUMMARY))]
     for name, m in doc["models"].items():
         if m.get("baseline_for") or name == "conv3x3-256":
@@ -75,8 +77,7 @@ def summary_table(doc: dict, t: str) -> list[str]:
                     continue
                 r = summary(ratios(other["rounds_ms"][t], ref["rounds_ms"][t]))
                 cells.append(f"{r['median']:.2f}x" + ("" if r["median"] > 1.0 else " **not faster**"))
-            kept = (ref.get("kept") or {}).get("index:gather", 0) if "kept" in ref else \
-                (ref.get("rewrites") or {}).get("index:gather", 0)  # results written before "kept" existed
+            kept = sum((ref.get("ops") or {}).get(op, 0) for op in GATHER_OPS)
             top1 = _top1(ref, doc)
             rows.append(f"| {name} | {backend} | {ref['latency_ms'][t]['median']:.2f} | {_peak_share(doc, name, backend, t)} "
                         f"| {_prediction(m, ref, backend, t)} | {top1} | {kept} | " + " | ".join(cells) + " |")
@@ -167,6 +168,7 @@ def markdown(doc: dict, png: str, planned: tuple[str, ...] = ()) -> str:
     s = doc["settings"]
     lines = [
         f"Measured {doc['started']} on `{mach['host']}`: {mach['cpu']}, {mach['cores']} cores, "
+        f"ISA {' '.join(mach.get('isa') or ['not recorded'])}, "
         f"load average {doc['load_avg_start'][0]:.1f} at start and {doc['load_avg_end'][0]:.1f} at the end "
         f"(the machine is shared: absolute times are pessimistic; ratios are paired within rounds).",
         "",
@@ -277,11 +279,11 @@ def update_readme(readme: Path, md: str, results: str, png: str) -> None:
     body = md.replace(f"]({Path(png).name})", f"]({png})")
     section = (f"\n\n{README_HEADING}\n\n" + (notes + "\n\n" if notes else "") + f"{GENERATED} measures edgecn's artifacts (made by "
                "`edgecn.build`, exactly what `edgecn build --target rpi5` gives a user) against what a "
-               "user would export instead. It builds what bench/.cache/ lacks first (the training of CondenseNet-86 and "
-               "some 60 exports: about an hour here with two builds in parallel, for three of the four models; "
-               "`python bench/run_all.py --build-only` does only that), "
-               "then times, scores and writes the results (16 minutes here for three of the four models, over the 15 "
-               "we aim for; `--rounds 3` or `--threads 1` shortens it). "
+               "user would export instead. It builds what bench/.cache/ lacks first (the training of CondenseNet-86, "
+               "some 80 exports and the cost tables of the four models: 93 minutes here on 2026-12-01, with three "
+               "build processes and the test suite sharing the two cores; `python bench/run_all.py --build-only` "
+               "does only that), then times, scores and writes the results (14 minutes here for all four models "
+               "at 1 and 2 threads, within the 20 we aim for; `--rounds 3` or `--threads 1` shortens it). "
                f"`python bench/gather_cost.py` alone measures the price of a kept gather. The latest run ({results}):"
                f"\n\n{body}")
     atomic_write_text(readme, head + section)

@@ -276,7 +276,7 @@ def runner_overhead(artifact: Path | None) -> dict:
 def machine() -> dict:
     from edgecn.runner import sysinfo
 
-    return {"host": socket.gethostname(), "cpu": sysinfo.cpu_model(), "cores": os.cpu_count(),
+    return {"host": socket.gethostname(), "cpu": sysinfo.cpu_model(), "isa": sysinfo.isa_flags(), "cores": os.cpu_count(),
             "python": sys.version.split()[0], "versions": _versions()}
 
 
