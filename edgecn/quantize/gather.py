@@ -20,22 +20,17 @@ from __future__ import annotations
 import torch
 from torch import fx
 
+from edgecn.quantize.pt2e import AnnotationPass
+
 _GATHER = torch.ops.aten.index_select.default
 
 
-class SharedGathers:
+class SharedGathers(AnnotationPass):
     """A PT2E quantizer whose ``index_select`` outputs share their input's quantization."""
 
-    def __init__(self, inner):
-        self.inner = inner
-
-    def transform_for_annotation(self, model):
-        return self.inner.transform_for_annotation(model)
-
-    def annotate(self, model):
+    def after_annotate(self, model) -> None:
         from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
 
-        model = self.inner.annotate(model) or model
         key = "quantization_annotation"
         for node in model.graph.nodes:
             if node.op != "call_function" or node.target != _GATHER or not isinstance(node.args[0], fx.Node):
@@ -47,21 +42,6 @@ class SharedGathers:
             shared = SharedQuantizationSpec(source)
             node.meta[key] = QuantizationAnnotation(input_qspec_map={source: shared}, output_qspec=shared,
                                                     _annotated=True)
-        return model
-
-    def validate(self, model):
-        return self.inner.validate(model)
-
-    def prepare_obs_or_fq_callback(self, model, edge_or_node_to_obs_or_fq):
-        return self.inner.prepare_obs_or_fq_callback(model, edge_or_node_to_obs_or_fq)
-
-    def set_global(self, config):
-        self.inner.set_global(config)
-        return self
-
-    def set_module_name(self, name, config):
-        self.inner.set_module_name(name, config)
-        return self
 
 
 def fold_gather_qdq(gm: fx.GraphModule) -> int:

@@ -66,7 +66,40 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, quantizer, cali
     return convert_pt2e(prepared, fold_quantize=fold_quantize)
 
 
-class FloatLayers:
+class AnnotationPass:
+    """A PT2E quantizer wrapping another one and editing its annotations after it annotated
+    (``after_annotate``); everything else is the inner quantizer's."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def transform_for_annotation(self, model):
+        return self.inner.transform_for_annotation(model)
+
+    def annotate(self, model):
+        model = self.inner.annotate(model) or model
+        self.after_annotate(model)
+        return model
+
+    def after_annotate(self, model) -> None:
+        raise NotImplementedError
+
+    def validate(self, model):
+        return self.inner.validate(model)
+
+    def prepare_obs_or_fq_callback(self, model, edge_or_node_to_obs_or_fq):
+        return self.inner.prepare_obs_or_fq_callback(model, edge_or_node_to_obs_or_fq)
+
+    def set_global(self, config):
+        self.inner.set_global(config)
+        return self
+
+    def set_module_name(self, name, config):
+        self.inner.set_module_name(name, config)
+        return self
+
+
+class FloatLayers(AnnotationPass):
     """A PT2E quantizer that leaves the named modules in float, for quantizers that cannot.
 
     litert-torch's quantizer asserts on ``set_module_name(name, None)``. Removing the
@@ -77,23 +110,13 @@ class FloatLayers:
     """
 
     def __init__(self, inner, names):
-        self.inner, self.names = inner, tuple(names)
+        super().__init__(inner)
+        self.names = tuple(names)
 
-    def transform_for_annotation(self, model):
-        return self.inner.transform_for_annotation(model)
-
-    def annotate(self, model):
-        model = self.inner.annotate(model) or model
+    def after_annotate(self, model) -> None:
         for node in model.graph.nodes:
             if _in_layers(node, self.names):
                 node.meta.pop("quantization_annotation", None)
-        return model
-
-    def validate(self, model):
-        return self.inner.validate(model)
-
-    def prepare_obs_or_fq_callback(self, model, edge_or_node_to_obs_or_fq):
-        return self.inner.prepare_obs_or_fq_callback(model, edge_or_node_to_obs_or_fq)
 
 
 def keep_float(quantizer, names):
