@@ -73,12 +73,18 @@ def _int8(graph, x, ctx: CompileContext):
     from litert_torch.quantize.quant_config import QuantConfig
 
     from edgecn.quantize.concat import share_concat_ranges
+    from edgecn.quantize.gather import SharedGathers
     from edgecn.quantize.pt2e import quantize_for_backend
 
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
-    qm = quantize_for_backend("tflite", graph, x, PT2EQuantizer, config, ctx, fold_quantize=False)
+    # A kept gather shares its input's range: TFLite's int8 GATHER_ND needs one scale on both
+    # sides, and the converter writes a requantize (QUANTIZE) after every gather whose output
+    # was calibrated on its own (44 of them in a CondenseNet-74-c8 calibrated by percentile).
+    qm = quantize_for_backend("tflite", graph, x, lambda: SharedGathers(PT2EQuantizer()), config, ctx,
+                              fold_quantize=False)
     # The converter forces each CONCATENATION onto one scale by picking an input's, which
-    # clips the others; giving each concat the union range first keeps dense nets accurate.
+    # clips the others; giving each concat (and the gathers sharing its range) the union range
+    # first keeps dense nets accurate.
     share_concat_ranges(qm)
     qm.training = False  # .eval() is not supported on converted PT2E modules
     quantizer = PT2EQuantizer().set_global(config)

@@ -17,6 +17,11 @@ in the .tflite against 28.6-33.1 dB in the PT2E graph it was converted from (30.
 transitively: a dense block's concats chain into one group) the union of their calibrated
 ranges before conversion, so the converter's constraint already holds and nothing is clipped.
 XNNPACK's own quantizer for ExecuTorch shares concat ranges the same way.
+
+A channel gather (``index_select``) joins the group of the tensor it reads: it only picks
+values, and TFLite's int8 GATHER_ND carries one scale on both sides, so a gather whose output
+kept its own parameters after its input's were widened costs a requantize in the .tflite
+(``SharedGathers`` makes them equal before calibration; this keeps them equal after).
 """
 
 from __future__ import annotations
@@ -30,8 +35,12 @@ def _ops():
     return qd.quantize_per_tensor.default, qd.dequantize_per_tensor.default
 
 
+_JOINS = (torch.ops.aten.cat.default, torch.ops.aten.index_select.default)
+
+
 def share_concat_ranges(gm: fx.GraphModule) -> int:
-    """Give every group of tensors joined by ``aten.cat`` one quantization range, in place.
+    """Give every group of tensors joined by ``aten.cat`` or a channel gather one quantization
+    range, in place.
 
     Args:
         gm: a converted PT2E graph with its quantize ops kept (``fold_quantize=False``), so
@@ -47,14 +56,21 @@ def share_concat_ranges(gm: fx.GraphModule) -> int:
             q = parent[q]
         return q
 
+    quant, _ = _ops()
     for node in gm.graph.nodes:
-        if node.op == "call_function" and node.target == torch.ops.aten.cat.default:
-            members = [q for a in node.args[0] for q in _quantize_nodes(a)] + _quantize_nodes(node)
-            for q in members[1:]:
-                parent[root(q)] = root(members[0])
+        if node.op != "call_function" or node.target not in _JOINS:
+            continue
+        inputs = node.args[0] if node.target == torch.ops.aten.cat.default else [node.args[0]]
+        # The node itself is a member too: a concat or gather left unobserved (litert-torch's
+        # quantizer does not observe a concat's output) links its readers to its inputs.
+        members = [node] + [m for a in inputs if isinstance(a, fx.Node) for m in _quantize_nodes(a) or [a]]
+        members += _quantize_nodes(node)
+        for m in members[1:]:
+            parent[root(m)] = root(members[0])
     groups: dict[fx.Node, list[fx.Node]] = {}
     for q in list(parent):
-        groups.setdefault(root(q), []).append(q)
+        if q.op == "call_function" and q.target == quant:
+            groups.setdefault(root(q), []).append(q)
     # A group whose members disagree on dtype or bounds is left alone (never seen: one config).
     changed = sum(_unify(qs) for qs in groups.values()
                   if len({_params(q) for q in qs}) > 1 and len({_params(q)[2:] for q in qs}) == 1)

@@ -163,6 +163,15 @@ def guard_prepared(model: torch.nn.Module, prepared: torch.nn.Module, example: t
                 "build this model with --precision fp32, and report the model (edgecn models) and torchao version")
 
 
+def _kind(quantizer) -> str:
+    """The quantizer and the passes wrapping it, outermost first: what it observes depends on them."""
+    names = []
+    while quantizer is not None:
+        names.append(type(quantizer).__name__)
+        quantizer = getattr(quantizer, "inner", None)
+    return "/".join(names)
+
+
 def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Tensor,
                          make_quantizer: Callable[[], object], config, ctx, *,
                          fold_quantize: bool = True) -> torch.fx.GraphModule:
@@ -188,6 +197,7 @@ def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Te
         quantizer = keep_float(quantizer, ctx.float_layers)
     cache = None
     if ctx.use_cache:
-        key = cache_key(model, ctx.calib, backend, ctx.method, ctx.percentile, sorted(ctx.float_layers), tuple(example.shape))
+        key = cache_key(model, ctx.calib, backend, _kind(quantizer), ctx.method, ctx.percentile,
+                        sorted(ctx.float_layers), tuple(example.shape))
         cache = RangeCache(key)
     return quantize_pt2e(model, example, quantizer, ctx.calib, cache=cache, fold_quantize=fold_quantize)

@@ -75,6 +75,31 @@ def test_every_concat_input_and_output_share_one_covering_range():
     assert gm(torch.randn(1, 3, 8, 8)).shape == (1, 12, 8, 8)
 
 
+class CatThenGather(TwoCats):
+    """The dense block, then a kept index gather of some of its channels (CondenseNet's index layer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("index", torch.tensor([0, 5, 9, 11, 2]))
+        self.h = nn.Conv2d(5, 4, 1)
+
+    def forward(self, x):
+        return self.h(torch.index_select(super().forward(x), 1, self.index))
+
+
+def test_a_gather_of_a_concat_joins_its_range():
+    """TFLite's GATHER_ND has one scale on both sides: a gather with its own range after the
+    concat costs a requantize. The concat's output is unobserved, so the link goes through it."""
+    calib = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    gm = _converted(CatThenGather(), calib)
+    (g,) = [n for n in gm.graph.nodes if n.target == torch.ops.aten.index_select.default]
+    (q,) = [u for u in g.users if "quantize_per_tensor" in str(u.target)]
+    assert share_concat_ranges(gm) > 0
+    shared = {p for ins, outs in _cat_params(gm) for p in ins + outs if p is not None}
+    assert shared == {tuple(q.args[1:3])}
+
+
 def test_dense_condensenet_int8_tflite_keeps_20db(tmp_path, randomize_bn):
     """condensenet-light lowered for rpi5, int8 .tflite: below 20 dB before concat ranges were shared."""
     from edgecn.condense import condense_model, set_progress

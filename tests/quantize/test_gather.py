@@ -92,3 +92,22 @@ def test_int8_pte_with_a_kept_gather_runs_close_to_the_float_model(tmp_path, mon
     with torch.no_grad():
         want = model(calib).numpy()
     assert sqnr_db(want, run(art, calib.numpy())) > 25
+
+
+@pytest.mark.slow
+def test_int8_tflite_gather_keeps_its_input_scale_without_a_requantize(tmp_path, monkeypatch):
+    """TFLite's int8 GATHER_ND has one scale on both sides: a gather calibrated on its own
+    (percentile ranges differ between a tensor and a subset of its channels) costs a QUANTIZE."""
+    from edgecn.backends import BACKENDS, run
+    from edgecn.metrics import sqnr_db
+
+    monkeypatch.setenv("EDGECN_CACHE_DIR", str(tmp_path / "cache"))
+    tfl = BACKENDS.get("tflite")
+    torch.manual_seed(0)
+    model, calib = GatherBetweenConvs().eval(), torch.randn(16, 3, 8, 8)
+    art = tfl.compile(model, calib[:1], "int8", CompileContext(tmp_path, "m", None, calib, "percentile", 99.0))
+    assert art.ops.get("GATHER_ND", 0) + art.ops.get("GATHER", 0) == 1
+    assert art.ops.get("QUANTIZE", 0) == 0, art.ops
+    with torch.no_grad():
+        want = model(calib).numpy()
+    assert sqnr_db(want, run(art, calib.numpy())) > 20
