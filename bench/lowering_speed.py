@@ -1,7 +1,7 @@
 """Whole-model int8 latency of the tuned lowering against the alternatives, side by side.
 
     python bench/lowering_speed.py [--model condensenet-74-c8] [--input-size 224] [--backend tflite]
-                                   [--threads 1] [--runs 50] [--json out.json]
+                                   [--threads 1] [--runs 50] [--rounds 1] [--no-tune] [--json out.json]
 
 For one model and backend it calls the library as a user would (``edgecn.cost.api`` to tune
 with the target's cost table, cached per runtime and CPU; ``edgecn.passes.rewrite``; the
@@ -16,7 +16,10 @@ artifact in its own process:
 - peak: one 256->256 3x3 int8 conv at 56x56 in the same runtime, the runtime's int8 rate here.
 
 Prints ratios, % of the peak rate on the model's real multiply-adds, and the cost table's
-predicted latency next to the measured one. Times do not carry over between machines: the
+predicted latency next to the measured one. ``--rounds N`` times every artifact in its own worker
+in N interleaved rounds (``timing.interleaved``) and takes each ratio as the median of per-round
+ratios, which a drifting shared machine needs for differences of a few percent; ``--no-tune``
+leaves out the tuned row (no cost table is measured). Times do not carry over between machines: the
 CPU's model and ISA flags are printed and written with every result.
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -43,6 +47,9 @@ def main(argv=None) -> int:
     p.add_argument("--backend", default="tflite", choices=["tflite", "executorch"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds, one worker per artifact (default 1: one pass)")
+    p.add_argument("--seconds", type=float, default=2.0, help="timing window per artifact and round, with --rounds")
+    p.add_argument("--no-tune", action="store_true", help="no tuned row: measure no cost table")
     p.add_argument("--table", default=None, help="cost table (default: edgecn tune's cache for the target)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -68,16 +75,17 @@ def main(argv=None) -> int:
     path = Path(args.table) if args.table else default_table_path(target, args.backend, args.threads, None)
     table = load_table(path) if path.exists() else CostTable(args.backend, args.threads)
     started = time.monotonic()
-    result = tune(net, base, example, table, timer, say, check_whole=False)
-    table.save(path)
+    result = None if args.no_tune else tune(net, base, example, table, timer, say, check_whole=False)
+    if result is not None:
+        table.save(path)
     tune_s = time.monotonic() - started
 
     previous = dataclasses.replace(base, group_conv="native", avg_pool="keep",
                                    gather_cost=PREVIOUS_GATHER_COST[args.backend])
-    models = {"tuned": rewrite(net, base, example, choices=result.choices)[0],
-              "target": rewrite(net, base, example)[0],
+    models = {"tuned": rewrite(net, base, example, choices=result.choices)[0]} if result else {}
+    models.update({"target": rewrite(net, base, example)[0],
               "previous": rewrite(net, previous, example)[0],
-              "as-is": net}
+              "as-is": net})
     shape = tuple(example.shape)
     items = {name: (m, shape) for name, m in models.items()}
     items["peak-conv"] = (nn.Sequential(nn.Conv2d(256, 256, 3, padding=1)).eval(), (1, 256, 56, 56))
@@ -89,25 +97,45 @@ def main(argv=None) -> int:
         with native_output_to(Path(tmp) / "onnx.log"):
             onnx = BACKENDS.get("tensorrt").compile(net, example, "fp32", CompileContext(Path(tmp), "ort"))
         files["onnxruntime-fp32"] = onnx.path
-        times, where = time_files(files, timer)
+        times, where = time_files(files, timer)  # also the machine and runtime versions
+        rounds = None
+        if args.rounds > 1:
+            from timing import interleaved
+
+            rounds = interleaved(files, args.threads, args.rounds, args.seconds, 10, say)
+            times = {k: statistics.median(v) for k, v in rounds.items()}
     timed_s = time.monotonic() - started
 
     macs = count(net, example.shape[-1], example.shape[1])["macs"]
-    peak_rate = 256 * 256 * 9 * 56 * 56 / (times["peak-conv"] * 1e-3) if "peak-conv" in times else None
+    peak_macs = 256 * 256 * 9 * 56 * 56
+    peak_rate = peak_macs / (times["peak-conv"] * 1e-3) if "peak-conv" in times else None
     predicted = {name: predict(models[name], example, table, result.ends).total_ms
-                 for name in ("tuned", "target")}
+                 for name in ("tuned", "target")} if result else {}
+
+    def ratio(base: str, name: str) -> float | None:
+        if name not in times or base not in times:
+            return None
+        if rounds is None:
+            return times[base] / times[name]
+        return statistics.median(b / e for b, e in zip(rounds[base], rounds[name]))
+
+    def share(name: str) -> float | None:
+        if name not in times or not peak_rate or name == "onnxruntime-fp32":
+            return None
+        if rounds is None:
+            return 100 * macs / (times[name] * 1e-3) / peak_rate
+        return statistics.median(100 * (macs / m) / (peak_macs / p) for m, p in zip(rounds[name], rounds["peak-conv"]))
+
     rows = []
-    for name in ("tuned", "target", "previous", "as-is", "onnxruntime-fp32"):
-        ms = times.get(name)
-        rate = macs / (ms * 1e-3) if ms else None
-        rows.append({"lowering": name, "ms": ms, "vs_previous": times.get("previous", 0) / ms if ms else None,
-                     "vs_onnxruntime_fp32": times.get("onnxruntime-fp32", 0) / ms if ms else None,
-                     "pct_of_peak": 100 * rate / peak_rate if rate and peak_rate and name != "onnxruntime-fp32" else None,
+    for name in [n for n in ("tuned", "target", "previous", "as-is") if n in models] + ["onnxruntime-fp32"]:
+        rows.append({"lowering": name, "ms": times.get(name), "vs_previous": ratio("previous", name),
+                     "vs_onnxruntime_fp32": ratio("onnxruntime-fp32", name), "pct_of_peak": share(name),
                      "predicted_ms": predicted.get(name), "failed": failed.get(name)})
     doc = {"model": args.model if not args.checkpoint else args.checkpoint, "input": list(shape),
            "backend": args.backend, "threads": args.threads, "real_macs": macs, "peak_gmacs": peak_rate and peak_rate / 1e9,
            "rows": rows, "environment": where["environment"], "versions": where["versions"],
-           "tune_s": round(tune_s, 1), "timed_s": round(timed_s, 1), "cost_table": str(path)}
+           "tune_s": round(tune_s, 1), "timed_s": round(timed_s, 1), "cost_table": str(path) if result else None,
+           "rounds": args.rounds, "rounds_ms": rounds}
     _print(doc)
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
@@ -129,7 +157,10 @@ def _print(doc: dict) -> None:
         pred = f"{r['predicted_ms']:10.3f}" if r["predicted_ms"] else f"{'-':>10}"
         print(f"{r['lowering']:18} {r['ms']:8.3f} {r['vs_previous'] or 0:11.2f}x {r['vs_onnxruntime_fp32'] or 0:11.2f}x "
               f"{peak} {pred} {err:>7}")
-    print(f"tuning {doc['tune_s']:.0f} s (cost table {doc['cost_table']}), timed run {doc['timed_s']:.0f} s")
+    how = (f"{doc['rounds']} interleaved rounds, ratios are medians of per-round ratios" if doc["rounds"] > 1
+           else "one pass per artifact")
+    tuned = f"tuning {doc['tune_s']:.0f} s (cost table {doc['cost_table']})" if doc["cost_table"] else "not tuned"
+    print(f"{tuned}, timed run {doc['timed_s']:.0f} s ({how})")
 
 
 if __name__ == "__main__":
