@@ -97,13 +97,19 @@ def main(argv=None) -> int:
         with native_output_to(Path(tmp) / "onnx.log"):
             onnx = BACKENDS.get("tensorrt").compile(net, example, "fp32", CompileContext(Path(tmp), "ort"))
         files["onnxruntime-fp32"] = onnx.path
-        times, where = time_files(files, timer)  # also the machine and runtime versions
         rounds = None
         if args.rounds > 1:
             from timing import interleaved
 
+            from edgecn.backends import package_versions
+            from edgecn.runner.sysinfo import environment
+
             rounds = interleaved(files, args.threads, args.rounds, args.seconds, 10, say)
             times = {k: statistics.median(v) for k, v in rounds.items()}
+            where = {"environment": environment(), "versions": {**BACKENDS.get(args.backend).tools(),
+                                                                **package_versions("onnxruntime")}}
+        else:
+            times, where = time_files(files, timer)
     timed_s = time.monotonic() - started
 
     macs = count(net, example.shape[-1], example.shape[1])["macs"]

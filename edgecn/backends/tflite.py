@@ -79,7 +79,7 @@ def _int8(graph, x, ctx: CompileContext):
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
     # A kept gather shares its input's range: TFLite's int8 GATHER_ND needs one scale on both
     # sides, and the converter writes a requantize (QUANTIZE) after every gather whose output
-    # was calibrated on its own (44 of them in a CondenseNet-74-c8 calibrated by percentile).
+    # was calibrated on its own (55 in a CondenseNet-74-c8 at 224 calibrated by percentile).
     qm = quantize_for_backend("tflite", graph, x, lambda: SharedGathers(PT2EQuantizer()), config, ctx,
                               fold_quantize=False)
     # The converter forces each CONCATENATION onto one scale by picking an input's, which

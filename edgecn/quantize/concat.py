@@ -20,8 +20,11 @@ XNNPACK's own quantizer for ExecuTorch shares concat ranges the same way.
 
 A channel gather (``index_select``) joins the group of the tensor it reads: it only picks
 values, and TFLite's int8 GATHER_ND carries one scale on both sides, so a gather whose output
-kept its own parameters after its input's were widened costs a requantize in the .tflite
-(``SharedGathers`` makes them equal before calibration; this keeps them equal after).
+has parameters of its own costs a requantize in the .tflite. ``SharedGathers`` already gives a
+gather of an observed tensor its input's observer at calibration (CondenseNet-74-c8: 28.3 dB
+against 27.6 dB when the two ranges are only unified here); a gather of a concat, whose output
+litert-torch leaves unobserved, can only be linked here, through the concat node, and every
+gather must follow when its input's group is widened.
 """
 
 from __future__ import annotations
