@@ -10,6 +10,7 @@ INDEX_CHOICES = ("auto", "gather", "selection_conv", "dense", "slices", "late_ga
 GROUP_CONV_CHOICES = ("auto", "native", "split", "dense", "merge")
 AVG_POOL_CHOICES = ("keep", "depthwise_conv")
 SHUFFLE_CHOICES = ("auto", "fold", "keep", "gather")
+KEPT_GATHER_CHOICES = ("late_gather", "gather")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,13 @@ class LoweringConfig:
             Unset: ``index = "auto"`` removes every gather. Set: ``auto`` keeps a gather
             where the exact forms that remove it would cost more (a dense fold costs C times
             the grouped conv's multiply-adds, which on large layers is far more than the copy).
+        kept_gather: the form ``index = "auto"`` gives a gather it keeps: ``"late_gather"``
+            (BN/ReLU moved in front, so the gather reads a tensor of its own: litert-torch's
+            int8 conversion cannot lay out a quantized concat read by a gather) or ``"gather"``
+            (left where it is, BN/ReLU after it). For ``.pte`` the plain gather is cheaper: a
+            kept gather splits the XNNPACK partitions, and with BN/ReLU in front the partition
+            before it must hand over two tensors as large as the concat (the concat and its
+            BN/ReLU output) instead of one.
         cost_table: a cost table written by ``edgecn tune`` (path relative to the target file,
             usually one per backend). A build then lowers each layer in the form the table
             measured fastest, and layers the table does not cover as the options above say.
@@ -66,12 +74,14 @@ class LoweringConfig:
     explicit_multi_consumer_bn: bool = True
     max_slices: int = 8
     gather_cost: float | None = None
+    kept_gather: str = "late_gather"
     cost_table: str | None = None
     tolerance: float = 1e-5
 
     def __post_init__(self):
         for field, choices in (("index", INDEX_CHOICES), ("group_conv", GROUP_CONV_CHOICES),
-                               ("shuffle", SHUFFLE_CHOICES), ("avg_pool", AVG_POOL_CHOICES)):
+                               ("shuffle", SHUFFLE_CHOICES), ("avg_pool", AVG_POOL_CHOICES),
+                               ("kept_gather", KEPT_GATHER_CHOICES)):
             value = getattr(self, field)
             if value not in choices:
                 raise EdgecnError(f"unknown {field} lowering {value!r}", f"use one of {', '.join(choices)}")

@@ -35,7 +35,7 @@ def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    graph = _int8_graph(model, example, ctx) if precision == "int8" else model.eval()
+    graph, int8_concats = _int8_graph(model, example, ctx) if precision == "int8" else (model.eval(), 0)
     ep = torch.export.export(graph, (example,))
     edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
     ops, partitions, portable = delegation(edge.exported_program().graph_module)
@@ -47,21 +47,22 @@ def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
                     output={"name": "logits", "shape": [int(example.shape[0]), _classes(model, example)], "dtype": "float32",
                             "quant": None},
                     ops=ops, delegated_share=(total - sum(portable.values())) / total if total else None,
-                    extra={"partitions": partitions, "non_delegated": portable})
+                    extra={"partitions": partitions, "non_delegated": portable, "gather_concats": int8_concats})
 
 
 def _int8_graph(model, example, ctx: CompileContext):
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
 
-    from edgecn.quantize.gather import SharedGathers, fold_gather_qdq
+    from edgecn.quantize.gather import SharedGathers, fold_concat_qdq, fold_gather_qdq
     from edgecn.quantize.pt2e import quantize_for_backend
 
     config = get_symmetric_quantization_config(is_per_channel=True)
-    # A kept gather (XNNPACK has none) runs on int8 between partitions instead of in float.
+    # A kept gather (XNNPACK has none) runs on int8 between partitions instead of in float,
+    # and so does the concat it reads, so that the concat does not cross a partition boundary.
     gm = quantize_for_backend("executorch", model, example, lambda: SharedGathers(XNNPACKQuantizer()), config, ctx)
     fold_gather_qdq(gm)
-    return gm
+    return gm, fold_concat_qdq(gm)
 
 
 def delegation(graph_module) -> tuple[dict[str, int], int, dict[str, int]]:
@@ -97,10 +98,16 @@ def _op_name(target) -> str:
 
 
 def check(artifact: Artifact, ctx: CompileContext) -> None:
-    """Nothing on portable kernels but the allowed ops (one partition if none), when the target asks."""
+    """Nothing on portable kernels but the allowed ops (one partition if none), when the target asks.
+
+    The int8 concats that kept gathers read run outside with them (``fold_concat_qdq``), so
+    they count as allowed wherever ``aten.index_select`` is.
+    """
     opts = ctx.options or Options()
-    parts, left = artifact.extra.get("partitions"), artifact.extra.get("non_delegated") or {}
-    left = {k: v for k, v in left.items() if k not in opts.allowed_outside}
+    parts, left = artifact.extra.get("partitions"), dict(artifact.extra.get("non_delegated") or {})
+    if "aten.index_select" in opts.allowed_outside and left.get("aten.cat"):
+        left["aten.cat"] -= min(left["aten.cat"], artifact.extra.get("gather_concats", 0))
+    left = {k: v for k, v in left.items() if k not in opts.allowed_outside and v}
     if opts.require_full_delegation and (left or (parts != 1 and not opts.allowed_outside)):
         raise EdgecnError(
             f"{artifact.path.name}: XNNPACK took {parts} partition(s) and left {sum(left.values())} op(s) outside "

@@ -43,7 +43,7 @@ class LowerIndex(Pass):
     shuffle and BN foldable). With ``cfg.gather_cost`` it prices each form in multiply-adds
     (a kept gather: the grouped conv plus ``gather_cost`` per gathered value) and takes the
     cheapest, so small layers fold dense and large ones keep the gather and the grouped conv
-    (as ``late_gather`` where BN/ReLU can move, else as it is).
+    (in the form ``cfg.kept_gather`` names: ``late_gather`` where BN/ReLU can move, else as it is).
     """
 
     keep = "gather"
@@ -96,7 +96,7 @@ class LowerIndex(Pass):
     def _cheapest(self, gm, node, cfg, legal):
         """The legal form of least priced cost (a kept gather: its conv plus the copied values)."""
         copied = cfg.gather_cost * len(module(gm, node).index) * math.prod(shape(node)[2:])
-        kept = "late_gather" if "late_gather" in legal else "gather"
+        kept = "late_gather" if cfg.kept_gather == "late_gather" and "late_gather" in legal else "gather"
         costs = {kept: self._conv_macs(gm, node) + copied}
         costs.update({c: self._macs_after(gm, node, c) for c in ("dense", "selection_conv") if c in legal})
         best = min(costs, key=lambda c: (costs[c], c != kept))

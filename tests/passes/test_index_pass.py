@@ -169,6 +169,26 @@ def test_gather_cost_keeps_the_gather_where_folding_costs_more(op_counts, assert
     assert_same(block, model, (2, 64, 8, 8))
 
 
+def test_kept_gather_plain_leaves_bn_relu_after_the_gather(op_counts, assert_same):
+    """``kept_gather = "gather"`` (the .pte's): the kept gather reads the block's input itself,
+    BN/ReLU stay behind it, so no tensor of the input's size is made just for the gather."""
+    block, x = _site(64, 128, 8)
+    model, report = rewrite(block, _index("auto", gather_cost=30.0, kept_gather="gather"), x, passes=["index"])
+    assert [r["choice"] for r in report.decisions()] == ["gather"] and op_counts(model, x)["index_select"] == 1
+    assert "gather_cost 30" in report.decisions()[0]["reason"]
+    gather = next(n for n in model.graph.nodes if n.op == "call_module" and isinstance(model.get_submodule(n.target), ChannelGather))
+    assert gather.args[0].op == "placeholder"  # reads the input, not a BN/ReLU of it
+    assert_same(block, model, (2, 64, 8, 8))
+
+
+@pytest.mark.parametrize("bad", ["dense", "late", None])
+def test_kept_gather_must_name_a_kept_form(bad):
+    from edgecn.errors import EdgecnError
+
+    with pytest.raises(EdgecnError, match="kept_gather"):
+        LoweringConfig(kept_gather=bad)
+
+
 def test_gather_cost_zero_keeps_every_conv_gather_and_unset_removes_all(condensed, x32, op_counts, assert_same):
     model, report = rewrite(condensed, _index("auto", gather_cost=0.0), x32, passes=["index"])
     # Only the classifier's flat gather folds (into its Linear); the 12 conv gathers stay.

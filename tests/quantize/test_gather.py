@@ -8,7 +8,7 @@ from torch import nn
 
 from edgecn.backends import CompileContext
 from edgecn.layers.index import ChannelGather
-from edgecn.quantize.gather import SharedGathers, fold_gather_qdq
+from edgecn.quantize.gather import SharedGathers, fold_concat_qdq, fold_gather_qdq
 
 QD = torch.ops.quantized_decomposed
 
@@ -66,6 +66,26 @@ def test_shared_gather_folds_to_an_int8_gather_with_the_same_integers(tmp_path):
         assert torch.equal(before(x[i:i + 1]), gm(x[i:i + 1]))
 
 
+def test_the_concat_a_gather_reads_runs_on_int8_with_the_same_integers():
+    """The concat moves out of XNNPACK with the gather, on int8: its dequantizes and quantize cancel."""
+    gm = _int8(SharedGathers)
+    assert fold_concat_qdq(gm) == 0  # the gather still reads a dequantize: no int8 gather to join
+    fold_gather_qdq(gm)
+    before = copy.deepcopy(gm)
+    cats = lambda g: [n for n in g.graph.nodes if n.target == torch.ops.aten.cat.default]
+    (cat,) = cats(gm)
+    assert all(p.target == QD.dequantize_per_tensor.default for p in cat.args[0])
+    quants = sum(n.target == QD.quantize_per_tensor.default for n in gm.graph.nodes)
+    assert fold_concat_qdq(gm) == 1
+    (cat,) = cats(gm)
+    assert all(p.target == QD.quantize_per_tensor.default for p in cat.args[0])  # joins int8 tensors
+    assert _gathers(gm)[0].args[0] is cat
+    assert sum(n.target == QD.quantize_per_tensor.default for n in gm.graph.nodes) == quants - 1
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    for i in range(len(x)):
+        assert torch.equal(before(x[i:i + 1]), gm(x[i:i + 1]))
+
+
 def test_a_gather_with_its_own_range_is_not_folded(tmp_path):
     """Without the shared annotation the gathered tensor gets its own scale: nothing cancels."""
     gm = _int8(lambda inner: inner)
@@ -78,7 +98,7 @@ def test_a_gather_with_its_own_range_is_not_folded(tmp_path):
 
 @pytest.mark.slow
 def test_int8_pte_with_a_kept_gather_runs_close_to_the_float_model(tmp_path, monkeypatch):
-    """The .pte: two XNNPACK partitions with the int8 gather between them."""
+    """The .pte: two XNNPACK partitions with the int8 concat and gather between them."""
     from edgecn.backends import BACKENDS, run
     from edgecn.metrics import sqnr_db
 
@@ -88,7 +108,9 @@ def test_int8_pte_with_a_kept_gather_runs_close_to_the_float_model(tmp_path, mon
     model, calib = GatherBetweenConvs().eval(), torch.randn(6, 3, 8, 8)
     ctx = CompileContext(tmp_path, "m", et.options_type(allowed_outside=("aten.index_select",)), calib, "minmax")
     art = et.compile(model, calib[:1], "int8", ctx)
-    assert art.extra["non_delegated"] == {"aten.index_select": 1} and art.extra["partitions"] == 2
+    assert art.extra["non_delegated"] == {"aten.cat": 1, "aten.index_select": 1} and art.extra["partitions"] == 2
+    assert art.extra["gather_concats"] == 1
+    et.check(art, ctx)  # the concat is allowed where the gather is
     with torch.no_grad():
         want = model(calib).numpy()
     assert sqnr_db(want, run(art, calib.numpy())) > 25
