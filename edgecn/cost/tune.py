@@ -24,7 +24,8 @@ from edgecn.lowering import LoweringConfig
 from edgecn.passes.base import trace
 
 TUNED_PASSES = ("index", "group_conv")
-INDEX_FORMS = ("dense", "late_gather")
+INDEX_FORMS = ("dense", "kept")
+"""Index forms: folded dense, or kept (as ``LoweringConfig.kept_gather`` says for the backend)."""
 GROUP_RULES = ("native", 4, 8, 16, 32, "dense")
 """Grouped-conv variants: native, merged to at least N outputs per group, dense. XNNPACK's int8
 grouped conv speeds up with outputs per group up to about 16-32; splitting into per-group convs
@@ -34,7 +35,8 @@ was 2-5x slower than native on every shape measured, so it is not a candidate.""
 def variants(base: LoweringConfig) -> dict[str, LoweringConfig]:
     """The lowerings whose segment forms are timed: the target's own, then each index form with each grouped-conv rule."""
     out = {"target": base}
-    for index in INDEX_FORMS:
+    for form in INDEX_FORMS:
+        index = base.kept_gather if form == "kept" else form
         for rule in GROUP_RULES:
             if rule in ("native", "dense"):
                 cfg = dataclasses.replace(base, index=index, group_conv=rule)

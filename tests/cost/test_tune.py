@@ -29,6 +29,9 @@ def test_variants_cover_index_forms_and_group_rules():
     names = variants(LoweringConfig(index="late_gather", group_conv="merge"))
     assert "target" in names and "dense/native" in names and "late_gather/16" in names and "dense/dense" in names
     assert names["late_gather/8"].min_group_outputs == 8 and names["late_gather/8"].group_conv == "merge"
+    # A backend that keeps gathers plain (.pte) times its kept forms plain.
+    names = variants(LoweringConfig(index="auto", group_conv="merge", kept_gather="gather"))
+    assert "gather/16" in names and "late_gather/16" not in names and names["gather/16"].index == "gather"
 
 
 @pytest.mark.parametrize("which", ["first", "last"])
