@@ -137,6 +137,7 @@ def _build(table: dict, tables: dict, path: Path, where: str) -> Target:
     lowering = dict(table.get("lowering", {}))
     _check_lowering(lowering, where)
     opts = _backend_tables(tables, backends, where)
+    _check_backend_lowering(lowering, opts, backends, where)
     rest = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()
             if k not in ("backends", "precisions", "lowering")}
     return Target(backends=backends, precisions=tuple(table["precisions"]), lowering=lowering,
@@ -152,6 +153,20 @@ def _check_lowering(lowering: dict, where: str) -> None:
         raise EdgecnError(f"{where}: [lowering]: {e.what}", e.fix) from e
     except TypeError as e:
         raise EdgecnError(f"{where}: [lowering] has a value of the wrong type ({e})", "fix the [lowering] table") from e
+
+
+def _check_backend_lowering(lowering: dict, opts: dict, backends: tuple[str, ...], where: str) -> None:
+    """A backend's options that cannot build what the lowering makes for it (e.g. a .pte that
+    must run all in XNNPACK, from a lowering that keeps gathers) are refused when the file loads,
+    not at the end of a build."""
+    from edgecn.backends import BACKENDS
+    from edgecn.lowering import LoweringConfig
+
+    for b in backends:
+        conflict = getattr(opts.get(b) or BACKENDS.get(b).options_type(), "lowering_conflict", None)
+        problem = conflict(LoweringConfig.from_dict(lowering, b)) if conflict else None
+        if problem:
+            raise EdgecnError(f"{where}: {problem[0]}", problem[1])
 
 
 def _backend_tables(tables: dict, backends: tuple[str, ...], where: str) -> dict:

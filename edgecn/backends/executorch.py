@@ -28,6 +28,17 @@ class Options:
     require_full_delegation: bool = True
     allowed_outside: tuple[str, ...] = ()
 
+    def lowering_conflict(self, cfg) -> tuple[str, str] | None:
+        """``(what, fix)`` when a target's lowering ``cfg`` can keep gathers that these options refuse."""
+        keeps = cfg.index in ("gather", "late_gather") or cfg.cost_table is not None \
+            or (cfg.index == "auto" and cfg.gather_cost is not None)
+        if keeps and self.require_full_delegation and "aten.index_select" not in self.allowed_outside:
+            return ("[lowering] can keep channel gathers in the .pte (index, gather_cost or cost_table), which "
+                    "XNNPACK does not run, but [executorch] requires every op in XNNPACK",
+                    'add allowed_outside = ["aten.index_select"] under [executorch], or leave gather_cost out '
+                    "for executorch so that every gather is folded")
+        return None
+
 
 def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
     """Export ``model`` to ``<stem>-<precision>.pte`` in ``ctx.out_dir``."""

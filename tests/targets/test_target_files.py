@@ -55,6 +55,10 @@ GOOD = 'name = "dev"\ndescription = "d"\narch = "aarch64"\ncpu = "a"\nbackends =
     (GOOD + "[lowering]\ngather_cost = -3\n", "gather_cost must be a non-negative number"),
     (GOOD.replace('["tflite"]', '["executorch"]') + "[executorch]\nallowed_outside = [1]\n",
      r"\[executorch\]: field 'allowed_outside' must be a list of strings"),
+    (GOOD.replace('["tflite"]', '["executorch"]') + "[lowering]\ngather_cost = 24\n",
+     r"can keep channel gathers in the .pte .* requires every op in XNNPACK"),
+    (GOOD.replace('["tflite"]', '["executorch"]') + '[lowering]\nindex = "gather"\n[executorch]\nallowed_outside = ["aten.cat"]\n',
+     r"can keep channel gathers"),
     (GOOD.replace('name = "dev"', 'name = "other"'), "field 'name' is 'other'"),
     (GOOD + "backends = [\n", "not valid TOML"),
 ])
