@@ -8,7 +8,7 @@ from torch import nn
 from edgecn.layers.index import ChannelGather
 from edgecn.layers.shuffle import ChannelShuffle, shuffle_permutation
 from edgecn.passes.base import Pass, add_module, erase_dead, is_module, macs, module, register_pass, shape
-from edgecn.passes.gather_forms import channel_chain, emit_chain, emit_conv_over_gather, selection
+from edgecn.passes.gather_forms import channel_chain, chain_movable, emit_chain, emit_conv_over_gather, selection
 
 _FOLDS = ("fold_producer", "fold_consumer", "split", "selection_conv")
 
@@ -31,11 +31,16 @@ class RemoveShuffle(Pass):
 
     - ``gather``: ``x[:, perm]`` as a channel gather (index_select): 4-D ops only, which
       litert-torch's int8 conversion needs (it cannot move the shuffle's 5-D view to NHWC).
+    - ``late_shuffle`` / ``late_gather``: the shuffle kept (as it is, or as a gather) behind the
+      BN/ReLU that followed it, whose parameters are permuted as they move in front: the BN
+      then follows the conv that made the shuffled tensor and folds into it (``fold_bn``),
+      and the ReLU fuses into that conv, instead of running as a depthwise conv of its own.
 
     ``fold`` takes the first legal form in this order; ``keep`` leaves shuffles alone;
     ``auto`` times the legal forms (and keeping) with ``measure`` when given, else takes a
     free fold when there is one and keeps the shuffle otherwise (XNNPACK delegates it);
-    ``gather`` takes a free fold when there is one and the gather otherwise.
+    ``gather`` takes a free fold when there is one and the gather otherwise. Both keep it
+    behind its BN/ReLU (``late_*``) where those can move.
     """
 
     def sites(self, gm):
@@ -58,6 +63,10 @@ class RemoveShuffle(Pass):
             out["split"] = "the shuffle feeds a grouped conv: split into per-group convs over slices"
         out["selection_conv"] = "a 1x1 permutation conv is exact for any shuffle"
         out["gather"] = "a channel gather with the permutation is exact for any shuffle"
+        if found is not None and any(is_module(gm, n, nn.BatchNorm2d) for n in found[0]) \
+                and chain_movable(gm, found[0], shuffle_permutation(shape(x)[1], module(gm, node).groups), shape(x)[1]):
+            why = "BN/ReLU move in front, so the BN can fold into the conv before them"
+            out["late_shuffle"], out["late_gather"] = f"kept; {why}", f"a channel gather; {why}"
         return out
 
     def decide(self, gm, node, cfg, legal):
@@ -67,7 +76,11 @@ class RemoveShuffle(Pass):
             if choice in legal:
                 return choice, legal[choice]
         if cfg.shuffle == "gather" and "gather" in legal:
+            if "late_gather" in legal:
+                return "late_gather", "no free fold: " + legal["late_gather"]
             return "gather", "no free fold: " + legal["gather"]
+        if "late_shuffle" in legal:
+            return "late_shuffle", "auto: no free fold (the shuffle is delegated as is); " + legal["late_shuffle"]
         return "keep", "auto: no free fold (the shuffle is delegated as is)"
 
     def apply(self, gm, node, choice):
@@ -82,6 +95,8 @@ class RemoveShuffle(Pass):
                 node.replace_all_uses_with(gm.graph.call_module(add_module(gm, node.target, "gather", gather), (x,)))
             erase_dead(gm, [node])
             return 0, 0
+        if choice in ("late_shuffle", "late_gather"):
+            return self._move_chain(gm, node, x, perm, channels, gather=choice == "late_gather")
         if choice == "selection_conv":
             sel = selection(perm, channels, 4)
             with gm.graph.inserting_before(node):
@@ -110,3 +125,18 @@ class RemoveShuffle(Pass):
         node.replace_all_uses_with(out)
         erase_dead(gm, [x, node])
         return macs(conv, shape(x)), macs(new, shape(x))
+
+    def _move_chain(self, gm, node, x, perm, channels, gather: bool):
+        """The BN/ReLU behind the shuffle re-emitted in front of it (parameters permuted), then the
+        shuffle (or its gather) on their output; the conv that read them reads it instead."""
+        chain, conv_node = channel_chain(gm, node)
+        with gm.graph.inserting_before(conv_node):
+            moved = emit_chain(gm, x, chain, perm, channels)
+            if gather:
+                target = add_module(gm, node.target, "gather", ChannelGather(perm, channels))
+            else:
+                target = node.target
+            shuffled = gm.graph.call_module(target, (moved,))
+        conv_node.replace_input_with(chain[-1], shuffled)
+        erase_dead(gm, [node, *chain])
+        return 0, 0

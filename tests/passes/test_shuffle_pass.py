@@ -1,5 +1,8 @@
 """The shuffle pass: every form removes the view/transpose/reshape of the shuffle, exactly."""
 
+import dataclasses
+
+import pytest
 import torch
 from torch import nn
 
@@ -89,6 +92,23 @@ def test_gather_form_when_no_free_fold(condensed, x32, op_counts, assert_same):
     assert before["transpose"] == 12 and _shuffle_ops(after) == 0
     # 12 conv index layers kept, 12 shuffles as gathers; the classifier's folds into its Linear.
     assert before["index_select"] == 13 and after["index_select"] == 12 + 12
-    assert sorted({r["choice"] for r in report if r["pass"] == "shuffle"}) == ["gather"]
+    # Each behind the BN/ReLU that followed it, so that BN now follows its 1x1 conv.
+    assert sorted({r["choice"] for r in report if r["pass"] == "shuffle"}) == ["late_gather"]
     assert after["conv2d"] == before["conv2d"]
     assert_same(condensed, model, (2, 3, 32, 32))
+
+
+@pytest.mark.parametrize("shuffle,form,ops", [("auto", "late_shuffle", "transpose"), ("gather", "late_gather", "index_select")])
+def test_a_kept_shuffle_moves_behind_its_bn_relu_so_the_bn_folds(condensed, x32, op_counts, assert_same,
+                                                                  shuffle, form, ops):
+    """Behind kept gathers a shuffle stays; its BN moves in front of it and folds into the grouped
+    1x1 conv that made the shuffled tensor (one depthwise-conv BN less per layer in int8)."""
+    cfg = LoweringConfig(index="late_gather", shuffle=shuffle)
+    plain, _ = rewrite(condensed, dataclasses.replace(cfg, shuffle="keep"), x32, passes=["index", "shuffle", "fold_bn"])
+    model, report = rewrite(condensed, cfg, x32, passes=["index", "shuffle", "fold_bn"])
+    assert [r["choice"] for r in report if r["pass"] == "shuffle"] == [form] * 12
+    before, after = op_counts(plain, x32), op_counts(model, x32)
+    assert after["batch_norm"] == before["batch_norm"] - 12 and after["conv2d"] == before["conv2d"]
+    assert after[ops] == before[ops] + (12 if ops == "index_select" else 0)
+    assert_same(condensed, model, (2, 3, 32, 32))
+    assert_same(plain, model, (2, 3, 32, 32))
