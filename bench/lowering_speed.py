@@ -26,7 +26,6 @@ CPU's model and ISA flags are printed and written with every result.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -34,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from variants import PREVIOUS_GATHER_COST
+from variants import previous_config
 
 
 def main(argv=None) -> int:
@@ -80,8 +79,7 @@ def main(argv=None) -> int:
         table.save(path)
     tune_s = time.monotonic() - started
 
-    previous = dataclasses.replace(base, group_conv="native", avg_pool="keep",
-                                   gather_cost=PREVIOUS_GATHER_COST[args.backend])
+    previous = previous_config(base, args.backend)
     models = {"tuned": rewrite(net, base, example, choices=result.choices)[0]} if result else {}
     models.update({"target": rewrite(net, base, example)[0],
               "previous": rewrite(net, previous, example)[0],
