@@ -57,6 +57,11 @@ class LoweringConfig:
             kept gather splits the XNNPACK partitions, and with BN/ReLU in front the partition
             before it must hand over two tensors as large as the concat (the concat and its
             BN/ReLU output) instead of one.
+        shuffle_behind_bn: a shuffle that is kept moves behind the BN/ReLU that follow it
+            (their parameters permuted), so the BN folds into the conv that made the shuffled
+            tensor and the ReLU fuses into it, instead of running as a depthwise 1x1 conv of
+            its own. ``false`` leaves the shuffle in front of them, as lowerings before this
+            option did.
         cost_table: a cost table written by ``edgecn tune`` (path relative to the target file,
             usually one per backend). A build then lowers each layer in the form the table
             measured fastest, and layers the table does not cover as the options above say.
@@ -75,6 +80,7 @@ class LoweringConfig:
     max_slices: int = 8
     gather_cost: float | None = None
     kept_gather: str = "late_gather"
+    shuffle_behind_bn: bool = True
     cost_table: str | None = None
     tolerance: float = 1e-5
 
@@ -85,7 +91,7 @@ class LoweringConfig:
             value = getattr(self, field)
             if value not in choices:
                 raise EdgecnError(f"unknown {field} lowering {value!r}", f"use one of {', '.join(choices)}")
-        for field in ("fold_bn", "explicit_multi_consumer_bn"):
+        for field in ("fold_bn", "explicit_multi_consumer_bn", "shuffle_behind_bn"):
             if not isinstance(getattr(self, field), bool):
                 raise EdgecnError(f"{field} must be true or false (got {getattr(self, field)!r})",
                                   f"write {field} = true or {field} = false")

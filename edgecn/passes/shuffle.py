@@ -40,7 +40,7 @@ class RemoveShuffle(Pass):
     ``auto`` times the legal forms (and keeping) with ``measure`` when given, else takes a
     free fold when there is one and keeps the shuffle otherwise (XNNPACK delegates it);
     ``gather`` takes a free fold when there is one and the gather otherwise. Both keep it
-    behind its BN/ReLU (``late_*``) where those can move.
+    behind its BN/ReLU (``late_*``) where those can move and ``cfg.shuffle_behind_bn`` is set.
     """
 
     def sites(self, gm):
@@ -63,7 +63,7 @@ class RemoveShuffle(Pass):
             out["split"] = "the shuffle feeds a grouped conv: split into per-group convs over slices"
         out["selection_conv"] = "a 1x1 permutation conv is exact for any shuffle"
         out["gather"] = "a channel gather with the permutation is exact for any shuffle"
-        if found is not None and any(is_module(gm, n, nn.BatchNorm2d) for n in found[0]) \
+        if cfg.shuffle_behind_bn and found is not None and any(is_module(gm, n, nn.BatchNorm2d) for n in found[0]) \
                 and chain_movable(gm, found[0], shuffle_permutation(shape(x)[1], module(gm, node).groups), shape(x)[1]):
             why = "BN/ReLU move in front, so the BN can fold into the conv before them"
             out["late_shuffle"], out["late_gather"] = f"kept; {why}", f"a channel gather; {why}"

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from edgecn.errors import EdgecnError
 from edgecn.layers import ChannelShuffle
 from edgecn.passes import LoweringConfig, rewrite
 
@@ -112,3 +113,21 @@ def test_a_kept_shuffle_moves_behind_its_bn_relu_so_the_bn_folds(condensed, x32,
     assert after[ops] == before[ops] + (12 if ops == "index_select" else 0)
     assert_same(condensed, model, (2, 3, 32, 32))
     assert_same(plain, model, (2, 3, 32, 32))
+
+
+@pytest.mark.parametrize("shuffle, form", [("auto", None), ("gather", "gather")])
+def test_shuffle_behind_bn_false_leaves_the_kept_shuffle_in_front_of_its_bn(condensed, x32, op_counts, assert_same,
+                                                                             shuffle, form):
+    """The lowering before the move (what benchmarks compare against) stays reachable."""
+    cfg = LoweringConfig(index="late_gather", shuffle=shuffle, shuffle_behind_bn=False)
+    model, report = rewrite(condensed, cfg, x32, passes=["index", "shuffle", "fold_bn"])
+    assert [r["choice"] for r in report if r["pass"] == "shuffle"] == ([form] * 12 if form else [])  # kept: no rewrite
+    moved, _ = rewrite(condensed, dataclasses.replace(cfg, shuffle_behind_bn=True), x32,
+                       passes=["index", "shuffle", "fold_bn"])
+    assert op_counts(model, x32)["batch_norm"] == op_counts(moved, x32)["batch_norm"] + 12
+    assert_same(condensed, model, (2, 3, 32, 32))
+
+
+def test_shuffle_behind_bn_must_be_a_bool():
+    with pytest.raises(EdgecnError, match="shuffle_behind_bn must be true or false"):
+        LoweringConfig.from_dict({"shuffle_behind_bn": "no"})
