@@ -95,9 +95,14 @@ def _prediction(m: dict, ref: dict, backend: str, t: str) -> str:
         return "-"
     if p.get("ms") is None:
         return f"incomplete ({len(p.get('missing') or [])} segments not timed)"
-    err = (p["ms"] - ref["latency_ms"][t]["median"]) / ref["latency_ms"][t]["median"]
+    if p.get("error_pct") is not None:  # against the artifact timed in the same rounds as the segments
+        err = p["error_pct"] / 100
+        against = f" of {p['measured_ms']:.2f}"
+    else:
+        err = (p["ms"] - ref["latency_ms"][t]["median"]) / ref["latency_ms"][t]["median"]
+        against = ""
     flag = "" if abs(err) <= PREDICTION_TOLERANCE else " **off by more than 10%**"
-    return f"{p['ms']:.2f} ({100 * err:+.1f}%){flag}"
+    return f"{p['ms']:.2f} ({100 * err:+.1f}%{against}){flag}"
 
 
 def goal_lines(doc: dict) -> list[str]:

@@ -21,6 +21,9 @@ def configure(p):
     p.add_argument("--num-classes", type=number(int, 2, 100_000), default=None, help="classes for --model (default: the model's)")
     p.add_argument("--threads", type=number(int, 1, 1024), default=1, help="runtime threads while timing (default 1)")
     p.add_argument("--runs", type=number(int, 5, 100_000), default=100, help="timed runs per form (default 100)")
+    p.add_argument("--rounds", type=number(int, 1, 100), default=1,
+                   help="passes over all forms, each in the reverse order of the last; a form's time is the median "
+                        "of its passes (default 1; 3 or more on a machine whose speed drifts)")
     p.add_argument("--table", default=None, metavar="JSON",
                    help="cost table to extend and write (default: the target's [lowering] cost_table, else "
                         "~/.cache/edgecn/costs/TARGET-BACKEND-Nt.json)")
@@ -43,7 +46,7 @@ def run(args):
 
     results = tune_target(target=args.target, backend=args.backend, checkpoint=args.checkpoint, model=args.model,
                           input_size=args.input_size, num_classes=args.num_classes, threads=args.threads,
-                          runs=args.runs, table=args.table, check=not args.no_check, remote=args.remote,
+                          runs=args.runs, rounds=args.rounds, table=args.table, check=not args.no_check, remote=args.remote,
                           remote_python=args.remote_python, ssh_key=args.ssh_key,
                           ssh_options=tuple(args.ssh_option), say=(lambda s: None) if args.json else print)
     if args.json:

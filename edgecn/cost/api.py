@@ -52,7 +52,7 @@ def load_model(checkpoint: str | None, model: str | None, input_size: int | None
 
 def tune_target(target: str, backend: str | None = None, checkpoint: str | None = None, model: str | None = None,
                 input_size: int | None = None, num_classes: int | None = None, threads: int = 1, runs: int = 100,
-                table: str | None = None, check: bool = True, remote: str | None = None,
+                rounds: int = 1, table: str | None = None, check: bool = True, remote: str | None = None,
                 remote_python: str = "python3", ssh_key: str | None = None, ssh_options: tuple[str, ...] = (),
                 say: Callable[[str], None] = print) -> list:
     """Tune ``target``'s lowering for a model on each (or one) of its CPU backends.
@@ -86,7 +86,7 @@ def tune_target(target: str, backend: str | None = None, checkpoint: str | None 
             raise EdgecnError(f"cost table {str(path)!r} holds {costs.backend} times at {costs.threads} thread(s), "
                               f"not {name} at {threads}", "pass another --table, or the matching --backend/--threads")
         say(f"[tune] {tgt.name} {name}: cost table {path}")
-        timer = Timer(name, tgt.options(name), threads, runs, remote=remote, remote_python=remote_python,
+        timer = Timer(name, tgt.options(name), threads, runs, rounds=rounds, remote=remote, remote_python=remote_python,
                       ssh_key=ssh_key, ssh_options=ssh_options)
         result = tune(net, LoweringConfig.from_dict(tgt.lowering, name), example, costs, timer, say, check_whole=check)
         costs.save(path)

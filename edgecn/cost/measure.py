@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -24,13 +25,20 @@ CALIBRATION_SAMPLES = 4
 
 @dataclasses.dataclass(frozen=True)
 class Timer:
-    """How to time: the backend and its target options, threads, runs, and where (``remote``)."""
+    """How to time: the backend and its target options, threads, runs, and where (``remote``).
+
+    ``rounds``: passes over all files, each in the reverse order of the one before, every file
+    reloaded; a file's time is the median of its rounds. Machines drift (a neighbour's job, a
+    clock or power state changing halfway): in one pass that makes whichever files ran late look
+    slow, which a sum of segment times turns into a biased prediction. Rounds spread it over all.
+    """
 
     backend: str
     options: object = None
     threads: int = 1
     runs: int = 100
     warmup: int = 10
+    rounds: int = 1
     remote: str | None = None
     remote_python: str = "python3"
     ssh_key: str | None = None
@@ -68,7 +76,29 @@ def compile_all(items: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], timer
 
 
 def time_files(files: dict[str, Path], timer: Timer) -> tuple[dict[str, float], dict]:
-    """Median ms of each file, and the environment (CPU, ISA) of the machine that ran them."""
+    """Median ms of each file over ``timer.rounds``, and the environment (CPU, ISA) of the machine that ran them."""
+    rounds, where = time_rounds(files, timer)
+    return {name: statistics.median(ms) for name, ms in rounds.items()}, where
+
+
+def time_rounds(files: dict[str, Path], timer: Timer) -> tuple[dict[str, list[float]], dict]:
+    """Each file's median ms in each of ``timer.rounds`` passes (``{name: [round 0, round 1, ...]}``),
+    the passes in alternating order, so that files compared with each other saw the same drift."""
+    names = list(files)
+    if len({Path(p).name for p in files.values()}) != len(files):
+        raise EdgecnError("two files to time share a name, so their results cannot be told apart",
+                          "give each file its own name")
+    out: dict[str, list[float]] = {n: [] for n in names}
+    where: dict = {}
+    for r in range(max(1, timer.rounds)):
+        order = names if r % 2 == 0 else names[::-1]
+        times, where = _time_once({n: files[n] for n in order}, timer)
+        for name, ms in times.items():
+            out[name].append(ms)
+    return out, where
+
+
+def _time_once(files: dict[str, Path], timer: Timer) -> tuple[dict[str, float], dict]:
     from edgecn.runner.cli import build_parser, profile_local
 
     argv = [str(p) for p in files.values()] + ["--runs", str(timer.runs), "--warmup", str(timer.warmup),

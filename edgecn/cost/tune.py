@@ -12,6 +12,8 @@ construction and checked like any rewrite.
 from __future__ import annotations
 
 import dataclasses
+import statistics
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -160,10 +162,18 @@ def choose(cands: Candidates, table: CostTable) -> tuple[dict[str, str], list[Ch
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
+    """The table's whole-model latency (``total_ms``: segments less cuts; None while ``missing``
+    names what the table lacks) and, where ``price`` timed the built model in the same rounds as
+    the segments, that model's ``measured_ms`` and the prediction's error (median of the per-round
+    errors, in percent)."""
+
     total_ms: float | None
     segments_ms: float
     boundaries_ms: float
     missing: tuple[str, ...]
+    measured_ms: float | None = None
+    error_pct: float | None = None
+    rounds: int = 0
 
 
 def predict(gm: fx.GraphModule, example: torch.Tensor, table: CostTable, ends: list[str]) -> Prediction:
@@ -283,14 +293,16 @@ def tune(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: C
 
 
 def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: CostTable, timer,
-          say: Callable[[str], None] = print, keep=None, retime: bool = False) -> Prediction:
+          say: Callable[[str], None] = print, keep=None, retime: bool = False, whole=None) -> Prediction:
     """The table's whole-model latency of ``model`` lowered by the target's own rules, measuring
     only that lowering's segments where ``table`` lacks them (what the benchmark compares with
     the measured artifact).
 
     ``keep``: folder where the compiled segments stay; ``retime``: time every segment of this
     model again from those files (no compiling) before predicting, for a table filled while
-    the machine was busy."""
+    the machine was busy; ``whole``: the built artifact of the model, timed in the same rounds
+    as those segments, so that the prediction is compared with a measurement of the same
+    moments (a machine that drifts between two runs would otherwise decide the error)."""
     cands = collect(model, base, example, say, only_target=True)
     gm = cands.target
     pieces = seg.segments(gm, keep=set(cands.ends))
@@ -301,16 +313,35 @@ def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: 
         cands.pairs[key] = f"{seg.describe(gm, a)[1]} | {seg.describe(gm, b)[1]}"
     cands.cut_shapes = []  # the pairs price every cut
     fill(table, cands, timer, say, keep=keep)
-    if retime and keep is not None:
-        from edgecn.cost.measure import kept_files, time_files
+    if not (retime and keep is not None):
+        return predict(gm, example, table, cands.ends)
+    from edgecn.cost.measure import kept_files, time_rounds
 
-        files = kept_files(keep, cands.models)
-        if files:
-            say(f"[tune] timing {len(files)} kept segment file(s) again")
-            times, _ = time_files(files, timer)
-            for key, ms in times.items():
-                table.segments[key]["ms"] = round(ms, 5)
-    return predict(gm, example, table, cands.ends)
+    files = kept_files(keep, cands.models)
+    if whole is not None:
+        files[WHOLE] = Path(whole)
+    if not files:
+        return predict(gm, example, table, cands.ends)
+    say(f"[tune] timing {len(files)} file(s) again, {timer.rounds} round(s)"
+        + (f", the whole model {Path(whole).name} among them" if whole is not None else ""))
+    rounds, _ = time_rounds(files, timer)
+    measured = rounds.pop(WHOLE, None)
+    per_round = []
+    for r in range(len(next(iter(rounds.values()), []))):
+        for key, ms in rounds.items():
+            table.segments[key]["ms"] = round(ms[r], 5)
+        per_round.append(predict(gm, example, table, cands.ends).total_ms)
+    for key, ms in rounds.items():
+        table.segments[key]["ms"] = round(statistics.median(ms), 5)
+    p = predict(gm, example, table, cands.ends)
+    if measured is None or p.total_ms is None:
+        return p
+    errors = [100.0 * (pred - meas) / meas for pred, meas in zip(per_round, measured) if pred is not None]
+    return dataclasses.replace(p, measured_ms=statistics.median(measured), rounds=len(measured),
+                               error_pct=round(statistics.median(errors), 2) if errors else None)
+
+
+WHOLE = "whole-model"
 
 
 def fill(table: CostTable, cands: Candidates, timer, say: Callable[[str], None] = print,

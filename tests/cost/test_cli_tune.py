@@ -24,6 +24,7 @@ def test_help_says_what_it_does():
     (["--target", "rpi5", "--model", "condensenet-light", "--table", "t.json"], "several backends"),
     (["--target", "rpi5", "--checkpoint", "missing.pt"], "does not exist"),
     (["--target", "rpi5", "--model", "no-such-model", "--backend", "tflite"], "unknown model"),
+    (["--target", "rpi5", "--model", "condensenet-light", "--rounds", "0"], "--rounds"),
 ])
 def test_bad_input_is_one_clear_line(args, words, tmp_path):
     r = subprocess.run([sys.executable, "-m", "edgecn", "tune", *args], capture_output=True, text=True, timeout=300,

@@ -81,3 +81,63 @@ def test_price_times_the_target_lowering_and_its_neighbour_pairs(branchy, tmp_pa
                   keep=tmp_path / "files", retime=True)
     assert not any("compiled" in line for line in lines) and any("again" in line for line in lines)
     assert table.segments[pairs[0]]["ms"] < 1e3 and again.total_ms is not None
+    assert again.measured_ms is None and again.error_pct is None  # no built model given: nothing to compare
+
+
+def test_price_times_the_built_model_in_the_same_rounds_as_its_segments(branchy, tmp_path, monkeypatch):
+    """The prediction's error is taken against the whole model timed in the same interleaved
+    rounds as the segments, not minutes apart on a machine that drifts."""
+    from edgecn.backends import BACKENDS, CompileContext
+    from edgecn.passes import rewrite
+
+    model, x = branchy
+    cfg = LoweringConfig(group_conv="merge")
+    timer = Timer("tflite", threads=1, runs=10, warmup=2, rounds=3)
+    table = CostTable("tflite", 1)
+    price(model, cfg, x, table, timer, say=lambda s: None, keep=tmp_path / "files")
+    lowered = rewrite(model, cfg, x)[0]
+    art = BACKENDS.get("tflite").compile(lowered, x, "int8", CompileContext(tmp_path / "whole", "m", calib=x,
+                                                                            method="minmax", use_cache=False))
+    lines: list[str] = []
+    p = price(model, cfg, x, table, timer, say=lines.append, keep=tmp_path / "files", retime=True, whole=art.path)
+    assert p.rounds == 3 and p.measured_ms > 0 and p.total_ms > 0
+    assert any("3 round(s)" in line and art.path.name in line for line in lines)
+    assert p.error_pct is not None
+
+    # the error is the median of the per-round errors, each round's prediction against the
+    # model's time in that round: with every segment steady and the model at 1/1.1, 1/1.2 and
+    # 2x the prediction, the rounds err by +10%, +20% and -50%, so the error is +10%
+    from edgecn.cost import measure
+
+    unit = p.total_ms
+    steady = {k: table.segment_ms(k) for k in table.segments}
+
+    def fake_rounds(files, timer):
+        out = {k: [steady[k]] * 3 for k in files if k in steady}
+        out.update({k: [unit / 1.1, unit / 1.2, unit * 2] for k in files if k not in steady})
+        return out, {}
+
+    monkeypatch.setattr(measure, "time_rounds", fake_rounds)
+    q = price(model, cfg, x, table, timer, say=lambda s: None, keep=tmp_path / "files", retime=True, whole=art.path)
+    assert q.total_ms == pytest.approx(unit) and q.measured_ms == pytest.approx(unit / 1.1)
+    assert q.error_pct == pytest.approx(10.0, abs=0.01)
+
+
+def test_time_rounds_alternates_the_order_and_keeps_every_round(tmp_path, monkeypatch):
+    from edgecn.cost import measure
+    from edgecn.errors import EdgecnError
+
+    seen: list[list[str]] = []
+
+    def fake_once(files, timer):  # the order each pass was given in; real timing is tested above
+        seen.append(list(files))
+        return {n: float(len(seen)) for n in files}, {"environment": {}}
+
+    monkeypatch.setattr(measure, "_time_once", fake_once)
+    files = {"a": tmp_path / "a.tflite", "b": tmp_path / "b.tflite", "c": tmp_path / "c.tflite"}
+    rounds, _ = measure.time_rounds(files, Timer("tflite", rounds=4))
+    assert seen == [["a", "b", "c"], ["c", "b", "a"], ["a", "b", "c"], ["c", "b", "a"]]
+    assert rounds == {n: [1.0, 2.0, 3.0, 4.0] for n in files}
+    assert measure.time_files(files, Timer("tflite", rounds=4))[0] == {n: 6.5 for n in files}  # medians (5..8)
+    with pytest.raises(EdgecnError, match="share a name"):
+        measure.time_rounds({"a": tmp_path / "x" / "m.tflite", "b": tmp_path / "y" / "m.tflite"}, Timer("tflite"))
