@@ -153,7 +153,8 @@ def run_group(group, trained, peak, threads, args, doc, deadline: float) -> dict
         by_model[name] = built
         doc["models"][name] = {"baseline_for": None if name == group[0] else group[0], "real_macs": variants.real_macs(s),
                                "predicted_ms": predictions(s, tuple(args.backends.split(",")), retime=True,
-                                                           built=built) if name == group[0] else {},
+                                                           built=built, compile_missing=not args.cached_only)
+                               if name == group[0] else {},
                                "variants": {
             v.key: {"form": v.form, "backend": v.backend, "precision": v.precision, "macs": v.macs,
                     "size_bytes": v.path.stat().st_size, "ops": v.meta.get("ops"),
@@ -174,7 +175,8 @@ def run_group(group, trained, peak, threads, args, doc, deadline: float) -> dict
     return by_model
 
 
-def predictions(s, backends: tuple[str, ...], retime: bool, built: list | None = None) -> dict:
+def predictions(s, backends: tuple[str, ...], retime: bool, built: list | None = None,
+                compile_missing: bool = True) -> dict:
     """Per backend, the cost table's whole-model latency of edgecn's lowering of ``s`` at 1 thread.
 
     The table (bench/.cache/costs/, one per backend and edgecn source revision) gets the
@@ -183,7 +185,9 @@ def predictions(s, backends: tuple[str, ...], retime: bool, built: list | None =
     that the prediction is taken on the same quiet machine as the measurement it is compared
     with, not during the build: in PREDICTION_ROUNDS interleaved rounds, together with the
     model's built int8 artifact (from ``built``), whose time in those rounds the prediction's
-    error is taken against. Timed minutes apart, the same file here moved by up to 1.35x (the
+    error is taken against. ``compile_missing=False`` (``--cached-only``) compiles nothing: a
+    backend whose model was not built is left out, and segments the table lacks are listed
+    as missing. Timed minutes apart, the same file here moved by up to 1.35x (the
     machine changes speed while it runs), more than the error being measured.
     """
     from edgecn.cost.measure import Timer
@@ -201,9 +205,12 @@ def predictions(s, backends: tuple[str, ...], retime: bool, built: list | None =
         timer = Timer(backend, target.options(backend), threads=1, runs=50, rounds=PREDICTION_ROUNDS)
         whole = next((v.path for v in built or [] if (v.form, v.precision, v.backend) == ("edgecn", "int8", backend)),
                      None)
+        if whole is None and not compile_missing:
+            continue
         start = time.time()
         p = price(s.condensed, LoweringConfig.from_dict(target.lowering, backend), s.example, table, timer,
-                  say=lambda m: print(m, flush=True), keep=keep, retime=retime, whole=whole)
+                  say=lambda m: print(m, flush=True), keep=keep, retime=retime, whole=whole,
+                  measure_missing=compile_missing)
         if path.exists():  # another benchmark process may have added entries since this one loaded
             on_disk = load_table(path)
             if on_disk.fingerprint() == table.fingerprint():

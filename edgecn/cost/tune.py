@@ -293,7 +293,8 @@ def tune(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: C
 
 
 def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: CostTable, timer,
-          say: Callable[[str], None] = print, keep=None, retime: bool = False, whole=None) -> Prediction:
+          say: Callable[[str], None] = print, keep=None, retime: bool = False, whole=None,
+          measure_missing: bool = True) -> Prediction:
     """The table's whole-model latency of ``model`` lowered by the target's own rules, measuring
     only that lowering's segments where ``table`` lacks them (what the benchmark compares with
     the measured artifact).
@@ -302,7 +303,9 @@ def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: 
     model again from those files (no compiling) before predicting, for a table filled while
     the machine was busy; ``whole``: the built artifact of the model, timed in the same rounds
     as those segments, so that the prediction is compared with a measurement of the same
-    moments (a machine that drifts between two runs would otherwise decide the error)."""
+    moments (a machine that drifts between two runs would otherwise decide the error);
+    ``measure_missing=False``: compile nothing, predict from what the table has (``missing``
+    lists the rest)."""
     cands = collect(model, base, example, say, only_target=True)
     gm = cands.target
     pieces = seg.segments(gm, keep=set(cands.ends))
@@ -312,12 +315,13 @@ def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: 
         cands.models.setdefault(key, (seg.micro_model(gm, both), seg.input_shape(gm, both)))
         cands.pairs[key] = f"{seg.describe(gm, a)[1]} | {seg.describe(gm, b)[1]}"
     cands.cut_shapes = []  # the pairs price every cut
-    fill(table, cands, timer, say, keep=keep)
+    if measure_missing:
+        fill(table, cands, timer, say, keep=keep)
     if not (retime and keep is not None):
         return predict(gm, example, table, cands.ends)
     from edgecn.cost.measure import kept_files, time_rounds
 
-    files = kept_files(keep, cands.models)
+    files = {k: f for k, f in kept_files(keep, cands.models).items() if k in table.segments}
     if whole is not None:
         files[WHOLE] = Path(whole)
     if not files:

@@ -141,3 +141,10 @@ def test_time_rounds_alternates_the_order_and_keeps_every_round(tmp_path, monkey
     assert measure.time_files(files, Timer("tflite", rounds=4))[0] == {n: 6.5 for n in files}  # medians (5..8)
     with pytest.raises(EdgecnError, match="share a name"):
         measure.time_rounds({"a": tmp_path / "x" / "m.tflite", "b": tmp_path / "y" / "m.tflite"}, Timer("tflite"))
+
+
+def test_price_without_measuring_lists_what_the_table_lacks(branchy):
+    model, x = branchy
+    p = price(model, LoweringConfig(group_conv="merge"), x, CostTable("tflite", 1), Timer("tflite"),
+              say=lambda s: None, measure_missing=False)
+    assert p.total_ms is None and p.missing  # nothing compiled, nothing timed: every segment is missing
