@@ -87,7 +87,7 @@ def held_out_sample(held_out, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def native_on_arm(emulator, tmp_path_factory) -> dict:
     """edgecn's native .pte runner, compiled on the emulated device by its own g++; the guest environment."""
-    env = {"EDGECN_CACHE": str(tmp_path_factory.mktemp("arm-cache"))}
+    env = {"EDGECN_CACHE_DIR": str(tmp_path_factory.mktemp("arm-cache"))}
     proc = emulator.run(["/usr/bin/python3.11", "-m", "edgecn.runner.native", "--wheel", str(emulator.executorch_wheel)],
                         env=env, timeout=1800)
     assert proc.returncode == 0 and proc.stdout.startswith("built: "), proc.stdout + proc.stderr[-3000:]

@@ -27,7 +27,7 @@ def native_env(tmp_path_factory) -> dict:
 
     if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
         pytest.skip("no C++ compiler on this machine: the native .pte runner is compiled where it runs")
-    env = dict(os.environ, EDGECN_CACHE=str(tmp_path_factory.mktemp("edgecn-cache")), OMP_NUM_THREADS="1")
+    env = dict(os.environ, EDGECN_CACHE_DIR=str(tmp_path_factory.mktemp("edgecn-cache")), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "edgecn.runner.native"], capture_output=True, text=True, env=env,
                           timeout=600)
     assert proc.returncode == 0 and proc.stdout.startswith("built: "), proc.stderr[-3000:]

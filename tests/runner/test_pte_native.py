@@ -99,7 +99,7 @@ def test_a_damaged_etdump_is_a_user_error_not_a_crash(tmp_path):
 
 
 def test_a_thread_sweep_builds_the_native_runner_once_before_its_children_start(artifacts, native_env, tmp_path):
-    env = dict(native_env, EDGECN_CACHE=str(tmp_path / "fresh-cache"))
+    env = dict(native_env, EDGECN_CACHE_DIR=str(tmp_path / "fresh-cache"))
     proc = run_runner(artifacts / "int8" / "model.pte", "--threads", "1,2", "--runs", "5", "--json", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.count("compiling the native .pte runner") == 1, proc.stderr

@@ -86,7 +86,7 @@ def test_runner_in_venv_without_torch(no_torch_python, artifacts):
 
 def test_pte_in_a_venv_without_torch_or_executorch(no_torch_python, artifacts, tmp_path):
     """`python -m edgecn.runner.native` fetches the wheel's C++ libraries; the .pte then runs as with torch."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), EDGECN_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(REPO), EDGECN_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
     probe = subprocess.run([str(no_torch_python), "-c", "import importlib.util as u; "
                             "print(u.find_spec('torch'), u.find_spec('executorch'))"], capture_output=True, text=True)
     assert probe.stdout.strip() == "None None", probe.stdout + probe.stderr

@@ -120,7 +120,9 @@ def fetch(wheel: Path | None = None) -> Path:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("EDGECN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgecn"
+    """``$EDGECN_CACHE_DIR/native`` (default ``~/.cache/edgecn/native``, or under ``$XDG_CACHE_HOME``):
+    the same cache root as calibration ranges and cost tables."""
+    base = os.environ.get("EDGECN_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgecn"
     return Path(base) / "native"
 
 
