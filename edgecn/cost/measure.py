@@ -45,6 +45,28 @@ class Timer:
     ssh_options: tuple[str, ...] = ()
 
 
+COMPILED_BY = ("backends", "quantize", "layers")
+"""edgecn's packages whose code decides what a compiled segment is (and so how long it runs)."""
+
+
+def compile_revision(options=None) -> str:
+    """Hash of what compiles a segment on this host: edgecn's version, the sources of
+    ``COMPILED_BY`` and the target's backend options. A cost table keeps it with the machine's
+    identity, so times of segments compiled another way (an edgecn that ran a gather in float,
+    say) are not mixed with new ones."""
+    import hashlib
+
+    import edgecn
+
+    root = Path(edgecn.__file__).resolve().parent
+    h = hashlib.sha256(f"{edgecn.__version__}|{options!r}".encode())
+    for sub in COMPILED_BY:
+        for path in sorted((root / sub).rglob("*.py")):
+            h.update(path.relative_to(root).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def compile_all(items: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], timer: Timer, folder: Path,
                 say: Callable[[str], None]) -> tuple[dict[str, Path], dict[str, str], dict[str, list[str]]]:
     """Compile each ``name -> (model, input shape)`` to int8 in ``folder``; returns files, failures,
@@ -148,7 +170,7 @@ def measure(items: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], timer: Ti
         say(f"[tune] timing {len(files)} artifact(s) {'on ' + timer.remote if timer.remote else 'here'} "
             f"({timer.threads} thread(s), {timer.runs} runs each)")
         times, where = time_files(files, timer)
-        return times, failed, {**where, "io": dtypes}
+        return times, failed, {**where, "io": dtypes, "compiled_by": compile_revision(timer.options)}
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)

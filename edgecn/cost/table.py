@@ -26,7 +26,8 @@ class CostTable:
         backend: ``tflite`` or ``executorch``.
         threads: the runtime's thread count when measured.
         machine: ``{"cpu", "isa", "device", "cores"}`` of the machine that measured.
-        runtime: versions of the runtime packages that ran the segments.
+        runtime: versions of the runtime packages that ran the segments, and
+            ``edgecn-compile``: the revision of edgecn's code that compiled them.
         segments: ``{key: {"ms": median, "what": short form, "io": [in dtype, out dtype]}}``
             (key: ``segments.describe``).
         boundaries: ``{shape key: {"ms": median, "shape": [...]}}``: a ReLU of that shape
@@ -75,7 +76,7 @@ class CostTable:
 
 
 def machine_fingerprint(machine: dict, runtime: dict) -> dict:
-    """What must match for two times to be comparable: CPU, ISA flags, runtime versions."""
+    """What must match for two times to be comparable: CPU, ISA flags, runtime versions, edgecn's compile path."""
     return {"cpu": machine.get("cpu"), "isa": sorted(machine.get("isa") or []), "runtime": dict(sorted(runtime.items()))}
 
 

@@ -385,12 +385,15 @@ def _record(table: CostTable, cands: Candidates, shapes: list, times: dict[str, 
 
 
 def _merge(table: CostTable, where: dict, say) -> bool:
-    """Adopt the measuring machine's identity; entries from another machine or runtime are dropped, not mixed."""
+    """Adopt the measuring machine's identity; entries from another machine, runtime or edgecn
+    compile path (``measure.compile_revision``) are dropped, not mixed."""
     from edgecn.cost.table import machine_fingerprint
 
     env = where["environment"]
     machine = {k: env.get(k) for k in ("device", "cpu", "isa", "cores")}
     runtime = dict(where.get("versions") or {})
+    if where.get("compiled_by"):
+        runtime["edgecn-compile"] = where["compiled_by"]  # segments compiled another way run differently
     if (table.segments or table.boundaries) and machine_fingerprint(machine, runtime) != table.fingerprint():
         say(f"[tune] the table was measured on {table.machine.get('cpu')!r} with {table.runtime}; this device is "
             f"{machine.get('cpu')!r} with {runtime}: starting a new table")

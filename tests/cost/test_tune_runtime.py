@@ -148,3 +148,21 @@ def test_price_without_measuring_lists_what_the_table_lacks(branchy):
     p = price(model, LoweringConfig(group_conv="merge"), x, CostTable("tflite", 1), Timer("tflite"),
               say=lambda s: None, measure_missing=False)
     assert p.total_ms is None and p.missing  # nothing compiled, nothing timed: every segment is missing
+
+
+def test_a_table_from_another_compile_path_starts_again(branchy, monkeypatch):
+    """Times of segments edgecn compiled another way (older code, other backend options) are not mixed in."""
+    from edgecn.cost import measure
+
+    model, x = branchy
+    cfg = LoweringConfig(group_conv="native", index="dense")
+    table = CostTable("tflite", 1)
+    price(model, cfg, x, table, Timer("tflite", threads=1, runs=5, warmup=1), say=lambda s: None)
+    assert table.runtime["edgecn-compile"] == measure.compile_revision(None)
+    first = dict(table.segments)
+    extra = LoweringConfig(group_conv="dense", index="dense")  # needs forms the table lacks
+    lines: list[str] = []
+    monkeypatch.setattr(measure, "compile_revision", lambda options=None: "another")
+    price(model, extra, x, table, Timer("tflite", threads=1, runs=5, warmup=1), say=lines.append)
+    assert any("starting a new table" in line for line in lines)
+    assert table.runtime["edgecn-compile"] == "another" and not set(first) <= set(table.segments)
