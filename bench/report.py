@@ -182,6 +182,11 @@ def markdown(doc: dict, png: str, planned: tuple[str, ...] = ()) -> str:
         "process; IQR in brackets. Speedup = other variant's latency / edgecn int8's, per round, "
         "median [min-max]; below 1 means edgecn's artifact is slower (marked **not faster**).",
         "",
+        "The cost table's prediction (the sum of the model's segments, each compiled and timed alone in "
+        "int8, less what each cut costs twice, priced by timing its two neighbours together) is compared "
+        "with edgecn's int8 artifact timed in the same interleaved rounds as those segments (the ms after "
+        "\"of\"; median of per-round errors), not with the latency column, which was timed minutes apart.",
+        "",
         f"How many times faster edgecn's int8 artifact is than each alternative, at {threads[0]} thread(s) "
         "(median of per-round ratios; the full table with spreads and every thread setting follows):",
         "",
