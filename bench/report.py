@@ -277,7 +277,7 @@ def plot(doc: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def update_readme(readme: Path, md: str, results: str, png: str) -> None:
+def update_readme(readme: Path, md: str, results: str, png: str, seconds: float | None = None) -> None:
     """Replace (or append) the Benchmarks section, which is the last section of README.md."""
     from edgecn.fileio import atomic_write_text
 
@@ -290,10 +290,14 @@ def update_readme(readme: Path, md: str, results: str, png: str) -> None:
     section = (f"\n\n{README_HEADING}\n\n" + (notes + "\n\n" if notes else "") + f"{GENERATED} measures edgecn's artifacts (made by "
                "`edgecn.build`, exactly what `edgecn build --target rpi5` gives a user) against what a "
                "user would export instead. It builds what bench/.cache/ lacks first (the training of CondenseNet-86, "
-               "some 80 exports and the cost tables of the four models: 93 minutes here on 2026-12-01, with three "
-               "build processes and the test suite sharing the two cores; `python bench/run_all.py --build-only` "
-               "does only that), then times, scores and writes the results (14 minutes here for all four models "
-               "at 1 and 2 threads, within the 20 we aim for; `--rounds 3` or `--threads 1` shortens it). "
+               "some 80 exports and the cost tables of the four models: 93 minutes here from an empty cache on "
+               "2026-12-01, with three build processes and the test suite sharing the two cores; 53 minutes on "
+               "2026-12-02 after a change to the rewrite passes, which rebuilds edgecn's artifacts, the baseline "
+               "lowering and the cost tables, with two build processes; `python bench/run_all.py --build-only` "
+               "does only that), then times, scores and writes the results ("
+               + (f"{seconds / 60:.0f} minutes in the run below" if seconds else "about 17 minutes here")
+               + " for all four models at 1 and 2 threads; we aim for under 20; `--rounds 3` or `--threads 1` "
+               "shortens it). "
                f"`python bench/gather_cost.py` alone measures the price of a kept gather. The latest run ({results}):"
                f"\n\n{body}")
     atomic_write_text(readme, head + section)

@@ -321,7 +321,8 @@ def write(doc: dict, stem: str | None = None) -> None:
                                   + (DENSENET_224,)))
     md = report.markdown(doc, png.name, tuple(m for m in planned if m))
     atomic_write_text(RESULTS / f"{stem}.md", md)
-    report.update_readme(HERE.parent / "README.md", md, f"bench/results/{stem}.md", "bench/results/" + png.name)
+    report.update_readme(HERE.parent / "README.md", md, f"bench/results/{stem}.md", "bench/results/" + png.name,
+                         doc.get("seconds"))
     print(md)
 
 
