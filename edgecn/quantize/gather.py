@@ -59,36 +59,56 @@ class SharedGathers(AnnotationPass):
                                                     _annotated=True)
 
 
+_Q = torch.ops.quantized_decomposed.quantize_per_tensor.default
+_DQ = torch.ops.quantized_decomposed.dequantize_per_tensor.default
+
+
+def _dequantized_as(node, params: tuple) -> bool:
+    """``node`` dequantizes an int8 tensor with exactly ``params`` (scale, zero point, range, dtype)."""
+    return isinstance(node, fx.Node) and node.target == _DQ and tuple(node.args[1:]) == params
+
+
+def _on_int8(gm: fx.GraphModule, q: fx.Node, target, args: tuple, meta: dict) -> None:
+    """Replace the quantize ``q`` by ``target(*args)`` on the int8 tensors its dequantizes read."""
+    with gm.graph.inserting_before(q):
+        node = gm.graph.call_function(target, args)
+    node.meta = dict(meta)
+    q.replace_all_uses_with(node)
+    gm.graph.erase_node(q)
+
+
+def _erase_unused(gm: fx.GraphModule, nodes) -> None:
+    for n in dict.fromkeys(nodes):
+        if not n.users:
+            gm.graph.erase_node(n)
+
+
+def _done(gm: fx.GraphModule, folded: int) -> int:
+    if folded:
+        gm.graph.lint()
+        gm.recompile()
+    return folded
+
+
 def fold_gather_qdq(gm: fx.GraphModule) -> int:
     """Run each gather on the quantized tensor where its dequantize and quantize cancel, in place.
 
     Returns:
         How many quantize nodes were replaced by an int8 gather.
     """
-    qd = torch.ops.quantized_decomposed
-    quant, dequant = qd.quantize_per_tensor.default, qd.dequantize_per_tensor.default
     folded = 0
     for node in list(gm.graph.nodes):
         if node.op != "call_function" or node.target != _GATHER:
             continue
         dq = node.args[0]
-        if not (isinstance(dq, fx.Node) and dq.target == dequant):
+        if not (isinstance(dq, fx.Node) and dq.target == _DQ):
             continue
-        for q in [u for u in node.users if u.target == quant and tuple(u.args[1:]) == tuple(dq.args[1:])]:
-            with gm.graph.inserting_before(q):
-                gathered = gm.graph.call_function(_GATHER, (dq.args[0],) + tuple(node.args[1:]))
-            gathered.meta = dict(node.meta)
-            q.replace_all_uses_with(gathered)
-            gm.graph.erase_node(q)
+        params = tuple(dq.args[1:])
+        for q in [u for u in node.users if u.target == _Q and tuple(u.args[1:]) == params]:
+            _on_int8(gm, q, _GATHER, (dq.args[0],) + tuple(node.args[1:]), node.meta)
             folded += 1
-        if not node.users:
-            gm.graph.erase_node(node)
-            if not dq.users:
-                gm.graph.erase_node(dq)
-    if folded:
-        gm.graph.lint()
-        gm.recompile()
-    return folded
+        _erase_unused(gm, [node, dq])
+    return _done(gm, folded)
 
 
 def fold_concat_qdq(gm: fx.GraphModule) -> int:
@@ -101,29 +121,17 @@ def fold_concat_qdq(gm: fx.GraphModule) -> int:
     Returns:
         How many concats now run on int8.
     """
-    qd = torch.ops.quantized_decomposed
-    quant, dequant = qd.quantize_per_tensor.default, qd.dequantize_per_tensor.default
     folded = 0
     for node in list(gm.graph.nodes):
         if node.op != "call_function" or node.target != _CAT or len(node.users) != 1:
             continue
         q = next(iter(node.users))
-        if q.target != quant or not any(u.target == _GATHER for u in q.users):
+        if q.target != _Q or not any(u.target == _GATHER for u in q.users):
             continue
         params, parts = tuple(q.args[1:]), list(node.args[0])
-        if not all(isinstance(p, fx.Node) and p.target == dequant and tuple(p.args[1:]) == params for p in parts):
+        if not all(_dequantized_as(p, params) for p in parts):
             continue
-        with gm.graph.inserting_before(q):
-            joined = gm.graph.call_function(_CAT, ([p.args[0] for p in parts],) + tuple(node.args[1:]))
-        joined.meta = dict(q.meta)
-        q.replace_all_uses_with(joined)
-        gm.graph.erase_node(q)
-        gm.graph.erase_node(node)
-        for p in dict.fromkeys(parts):
-            if not p.users:
-                gm.graph.erase_node(p)
+        _on_int8(gm, q, _CAT, ([p.args[0] for p in parts],) + tuple(node.args[1:]), q.meta)
+        _erase_unused(gm, [node, *parts])
         folded += 1
-    if folded:
-        gm.graph.lint()
-        gm.recompile()
-    return folded
+    return _done(gm, folded)
