@@ -12,7 +12,9 @@ construction and checked like any rewrite.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import statistics
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -322,14 +324,14 @@ def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: 
     from edgecn.cost.measure import kept_files, time_rounds
 
     files = {k: f for k, f in kept_files(keep, cands.models).items() if k in table.segments}
-    if whole is not None:
-        files[WHOLE] = Path(whole)
     if not files:
         return predict(gm, example, table, cands.ends)
     say(f"[tune] timing {len(files)} file(s) again, {timer.rounds} round(s)"
-        + (f", the whole model {Path(whole).name} among them" if whole is not None else ""))
-    rounds, _ = time_rounds(files, timer)
-    measured = rounds.pop(WHOLE, None)
+        + (f", the whole model {Path(whole).name} {WHOLE_TIMES} times in each" if whole is not None else ""))
+    with tempfile.TemporaryDirectory(prefix="edgecn-price-") as tmp:
+        rounds, _ = time_rounds(_with_whole(files, whole, Path(tmp)), timer)
+    wholes = [rounds.pop(f"{WHOLE}-{i}") for i in range(WHOLE_TIMES)] if whole is not None else []
+    measured = [statistics.fmean(times) for times in zip(*wholes)]
     per_round = []
     for r in range(len(next(iter(rounds.values()), []))):
         for key, ms in rounds.items():
@@ -338,13 +340,37 @@ def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: 
     for key, ms in rounds.items():
         table.segments[key]["ms"] = round(statistics.median(ms), 5)
     p = predict(gm, example, table, cands.ends)
-    if measured is None or p.total_ms is None:
+    if not measured or p.total_ms is None:
         return p
     errors = [100.0 * (pred - meas) / meas for pred, meas in zip(per_round, measured) if pred is not None]
     return dataclasses.replace(p, measured_ms=statistics.median(measured), rounds=len(measured),
                                error_pct=round(statistics.median(errors), 2) if errors else None)
 
 
+def _with_whole(files: dict[str, Path], whole, folder: Path) -> dict[str, Path]:
+    """``files`` with the whole model at the start, in the middle and at the end (links of their own
+    names, so the runner tells them apart): a round of many segments lasts long enough for the
+    machine's speed to change within it, and the segments are compared with the mean of the three."""
+    if whole is None:
+        return files
+    names = list(files)
+    spots = [round(i * len(names) / (WHOLE_TIMES - 1)) for i in range(WHOLE_TIMES)]
+    out: dict[str, Path] = {}
+    for pos in range(len(names) + 1):
+        for i in (i for i, at in enumerate(spots) if at == pos):
+            link = folder / f"{WHOLE}-{i}{Path(whole).suffix}"
+            try:
+                link.symlink_to(Path(whole).resolve())
+            except OSError:  # no symlinks here: a copy
+                shutil.copyfile(whole, link)
+            out[f"{WHOLE}-{i}"] = link
+        if pos < len(names):
+            out[names[pos]] = files[names[pos]]
+    return out
+
+
+WHOLE_TIMES = 3
+"""How often ``price`` times the whole model in each round (start, middle, end)."""
 WHOLE = "whole-model"
 
 

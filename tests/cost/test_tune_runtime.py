@@ -166,3 +166,20 @@ def test_a_table_from_another_compile_path_starts_again(branchy, monkeypatch):
     price(model, extra, x, table, Timer("tflite", threads=1, runs=5, warmup=1), say=lines.append)
     assert any("starting a new table" in line for line in lines)
     assert table.runtime["edgecn-compile"] == "another" and not set(first) <= set(table.segments)
+
+
+def test_the_whole_model_is_timed_at_the_start_middle_and_end_of_each_round(tmp_path):
+    from edgecn.cost.tune import WHOLE, WHOLE_TIMES, _with_whole
+
+    whole = tmp_path / "m-int8.tflite"
+    whole.write_bytes(b"x")
+    for n in (0, 1, 5):
+        files = {f"s{i}": tmp_path / f"s{i}.tflite" for i in range(n)}
+        (tmp_path / f"links{n}").mkdir()
+        out = _with_whole(files, whole, tmp_path / f"links{n}")
+        keys = list(out)
+        assert [k for k in keys if not k.startswith(WHOLE)] == list(files)  # the segments keep their order
+        assert sum(k.startswith(WHOLE) for k in keys) == WHOLE_TIMES
+        assert keys[0].startswith(WHOLE) and keys[-1].startswith(WHOLE)
+        assert len({p.name for p in out.values()}) == len(out)  # the runner tells them apart by name
+        assert all(out[k].read_bytes() == b"x" for k in keys if k.startswith(WHOLE))
