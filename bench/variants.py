@@ -347,11 +347,6 @@ def _model_dir(cache: Path, s: Subject) -> Path:
     return folder
 
 
-def _sources(*subs: str) -> bytes:
-    root = Path(__file__).resolve().parents[1] / "edgecn"
-    return b"".join(p.read_bytes() for sub in subs for p in sorted((root / sub).glob("*.py")))
-
-
 @functools.lru_cache(maxsize=None)
 def _tree_rev() -> str:
     """Hash of what decides an exported artifact's bytes besides the weights: edgecn's
@@ -362,7 +357,9 @@ def _tree_rev() -> str:
     """
     from edgecn.targets import get_target
 
-    h = hashlib.sha256(_sources("backends", "quantize", "layers", "condense", "models", "build"))
+    from edgecn.cost.measure import source_digest
+
+    h = source_digest("backends", "quantize", "layers", "condense", "models", "build")
     h.update(repr(sorted(get_target(TARGET).backend_options.items())).encode())
     return h.hexdigest()[:12]
 
@@ -372,7 +369,9 @@ def _lowering_rev() -> str:
     """Hash of the rewrite passes and the target's [lowering] table (edgecn's own build)."""
     from edgecn.targets import get_target
 
-    h = hashlib.sha256(_sources("passes"))
+    from edgecn.cost.measure import source_digest
+
+    h = source_digest("passes")
     h.update(json.dumps(get_target(TARGET).lowering, sort_keys=True).encode())
     return h.hexdigest()[:8]
 

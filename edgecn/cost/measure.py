@@ -49,21 +49,30 @@ COMPILED_BY = ("backends", "quantize", "layers")
 """edgecn's packages whose code decides what a compiled segment is (and so how long it runs)."""
 
 
-def compile_revision(options=None) -> str:
-    """Hash of what compiles a segment on this host: edgecn's version, the sources of
-    ``COMPILED_BY`` and the target's backend options. A cost table keeps it with the machine's
-    identity, so times of segments compiled another way (an edgecn that ran a gather in float,
-    say) are not mixed with new ones."""
+def source_digest(*packages: str) -> "hashlib._Hash":
+    """A sha256 over the sources of edgecn's ``packages`` (e.g. ``"backends"``), file names included."""
     import hashlib
 
     import edgecn
 
     root = Path(edgecn.__file__).resolve().parent
-    h = hashlib.sha256(f"{edgecn.__version__}|{options!r}".encode())
-    for sub in COMPILED_BY:
+    h = hashlib.sha256()
+    for sub in packages:
         for path in sorted((root / sub).rglob("*.py")):
             h.update(path.relative_to(root).as_posix().encode())
             h.update(path.read_bytes())
+    return h
+
+
+def compile_revision(options=None) -> str:
+    """Hash of what compiles a segment on this host: edgecn's version, the sources of
+    ``COMPILED_BY`` and the target's backend options. A cost table keeps it with the machine's
+    identity, so times of segments compiled another way (an edgecn that ran a gather in float,
+    say) are not mixed with new ones."""
+    import edgecn
+
+    h = source_digest(*COMPILED_BY)
+    h.update(f"{edgecn.__version__}|{options!r}".encode())
     return h.hexdigest()[:12]
 
 
