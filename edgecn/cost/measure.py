@@ -91,7 +91,7 @@ def compile_all(items: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], timer
     for i, (name, (model, shape)) in enumerate(items.items()):
         gen = torch.Generator().manual_seed(i)
         calib = torch.randn((CALIBRATION_SAMPLES, *shape[1:]), generator=gen)
-        options = timer.options
+        options = timer.options if timer.options is not None else backend.options_type()
         if len(shape) != 4 and dataclasses.is_dataclass(options) and hasattr(options, "channel_last_io"):
             options = dataclasses.replace(options, channel_last_io=False)  # NHWC means nothing for a vector
         ctx = CompileContext(folder, name, options=options, calib=calib, method="minmax", use_cache=False)

@@ -23,6 +23,9 @@ def render(result) -> str:
                  None if v["error_pct"] is None else f"{v['error_pct']:+.1f}%"]
                 for name, v in (("tuned lowering", lat["tuned"]), ("target's lowering", lat["target"]))]
     lines.append(table(["whole model", "predicted ms", "measured ms", "error"], lat_rows))
+    if lat.get("rounds"):
+        lines.append(f"both models built and timed in {lat['rounds']} interleaved rounds beside the segments and "
+                     f"neighbour pairs they are predicted from; error: the median of the per-round errors")
     t, g = lat["tuned"]["measured"], lat["target"]["measured"]
     if t and g:
         lines.append(f"tuned vs target's lowering, measured side by side: {g / t:.2f}x")

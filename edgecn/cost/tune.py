@@ -235,12 +235,14 @@ def boundary_model() -> nn.Module:
 
 
 __all__ = ["Candidates", "Choice", "Form", "Prediction", "boundary_key", "choose", "collect", "fill", "pair_of",
-           "pending", "predict", "price", "variants"]
+           "pending", "predict", "predict_in_rounds", "price", "priced_models", "tune", "variants"]
 
 
 @dataclasses.dataclass
 class TuneResult:
-    """What ``tune`` found: the choices, per-segment rows, and predicted vs measured latency."""
+    """What ``tune`` found: the choices, per-segment rows, and predicted vs measured latency
+    (with ``check_whole``: both lowerings built whole and timed in the same rounds as their
+    segments; the errors are the medians of the per-round errors)."""
 
     table: CostTable
     choices: dict[str, str]
@@ -252,17 +254,24 @@ class TuneResult:
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
     report: list[dict] = dataclasses.field(default_factory=list)
     ends: list[str] = dataclasses.field(default_factory=list)
+    error_pct: float | None = None
+    target_error_pct: float | None = None
+    rounds: int = 0
 
     def to_json(self) -> dict:
-        def err(pred, meas):
+        def err(pred, meas, measured_error):
+            if measured_error is not None:
+                return measured_error
             return None if pred is None or not meas else round(100.0 * (pred - meas) / meas, 2)
 
         return {"backend": self.table.backend, "threads": self.table.threads, "machine": self.table.machine,
                 "runtime": self.table.runtime,
                 "latency_ms": {"tuned": {"predicted": self.predicted_ms, "measured": self.measured_ms,
-                                         "error_pct": err(self.predicted_ms, self.measured_ms)},
+                                         "error_pct": err(self.predicted_ms, self.measured_ms, self.error_pct)},
                                "target": {"predicted": self.predicted_target_ms, "measured": self.measured_target_ms,
-                                          "error_pct": err(self.predicted_target_ms, self.measured_target_ms)}},
+                                          "error_pct": err(self.predicted_target_ms, self.measured_target_ms,
+                                                           self.target_error_pct)},
+                               "rounds": self.rounds},
                 "segments": [{"end": r.end, "form": r.form.what, "variant": r.form.variant,
                               "ms": None if r.ms != r.ms else r.ms, "target_ms": r.target_ms,
                               "forms_timed": r.alternatives} for r in self.rows],
@@ -271,26 +280,48 @@ class TuneResult:
                 "choices": dict(sorted(self.choices.items())), "failed_forms": self.failed}
 
 
+CHECK_ROUNDS = 3
+"""Fewest interleaved rounds in which ``tune``'s check times the whole models beside their segments."""
+
+
 def tune(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: CostTable, timer,
          say: Callable[[str], None] = print, check_whole: bool = True) -> TuneResult:
     """Measure what ``table`` lacks for ``model``, choose each segment's fastest form, predict
-    the whole model's latency, and (``check_whole``) time the whole model to compare."""
-    from edgecn.cost.measure import measure
+    the whole model's latency, and (``check_whole``) build the model both ways (tuned, and the
+    target's own rules) and time both in the same rounds as every segment and neighbour pair
+    they are predicted from, so each prediction is compared with a measurement of the same
+    moments and the two lowerings with each other."""
+    from edgecn.cost.measure import compile_all
     from edgecn.passes import rewrite
 
     cands = collect(model, base, example, say)
-    failed = fill(table, cands, timer, say)
-    choices, rows = choose(cands, table)
-    tuned, report = rewrite(model, base, example, choices=choices)
-    target = cands.target
-    result = TuneResult(table, choices, rows, predict(tuned, example, table, cands.ends).total_ms,
-                        predict(target, example, table, cands.ends).total_ms, failed=failed, report=report,
-                        ends=cands.ends)
-    if check_whole:
-        whole = {"whole-tuned": (tuned, tuple(example.shape)), "whole-target": (target, tuple(example.shape))}
-        times, failed_whole, _ = measure(whole, timer, say)
+    with tempfile.TemporaryDirectory(prefix="edgecn-tune-") as tmp:
+        folder = Path(tmp)
+        failed = fill(table, cands, timer, say, keep=folder)
+        choices, rows = choose(cands, table)
+        tuned, report = rewrite(model, base, example, choices=choices)
+        target = cands.target
+        result = TuneResult(table, choices, rows, predict(tuned, example, table, cands.ends).total_ms,
+                            predict(target, example, table, cands.ends).total_ms, failed=failed, report=report,
+                            ends=cands.ends)
+        if not check_whole:
+            return result
+        shape = tuple(example.shape)
+        say("[tune] building the model both ways to check the prediction")
+        (folder / "whole").mkdir()
+        wholes, failed_whole, _ = compile_all({"whole-tuned": (tuned, shape), "whole-target": (target, shape)},
+                                              timer, folder / "whole", say)
         result.failed.update(failed_whole)
-        result.measured_ms, result.measured_target_ms = times.get("whole-tuned"), times.get("whole-target")
+        check = dataclasses.replace(timer, rounds=max(CHECK_ROUNDS, timer.rounds))
+        found = predict_in_rounds({"tuned": tuned, "target": target}, example, table, cands.ends, check, say, folder,
+                       wholes={n: wholes[f"whole-{n}"] for n in ("tuned", "target") if f"whole-{n}" in wholes})
+    for name, p in found.items():
+        if name == "tuned":
+            result.predicted_ms, result.measured_ms, result.error_pct = p.total_ms, p.measured_ms, p.error_pct
+        else:
+            result.predicted_target_ms, result.measured_target_ms = p.total_ms, p.measured_ms
+            result.target_error_pct = p.error_pct
+        result.rounds = max(result.rounds, p.rounds)
     return result
 
 
@@ -310,67 +341,120 @@ def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: 
     lists the rest)."""
     cands = collect(model, base, example, say, only_target=True)
     gm = cands.target
-    pieces = seg.segments(gm, keep=set(cands.ends))
-    for a, b in zip(pieces, pieces[1:]):  # each cut priced in context: its two neighbours timed together
-        both = pair_of(a, b)
-        key, what = seg.describe(gm, both)
-        cands.models.setdefault(key, (seg.micro_model(gm, both), seg.input_shape(gm, both)))
-        cands.pairs[key] = f"{seg.describe(gm, a)[1]} | {seg.describe(gm, b)[1]}"
+    for key, (sub, shape, what) in priced_models(gm, cands.ends).items():
+        if key not in cands.models:  # each cut priced in context: its two neighbours timed together
+            cands.models[key] = (sub, shape)
+            cands.pairs[key] = what
     cands.cut_shapes = []  # the pairs price every cut
     if measure_missing:
         fill(table, cands, timer, say, keep=keep)
     if not (retime and keep is not None):
         return predict(gm, example, table, cands.ends)
-    from edgecn.cost.measure import kept_files, time_rounds
+    return predict_in_rounds({"model": gm}, example, table, cands.ends, timer, say, Path(keep),
+                             wholes={"model": whole} if whole is not None else {}, compile_missing=False)["model"]
 
-    files = {k: f for k, f in kept_files(keep, cands.models).items() if k in table.segments}
+
+def priced_models(gm: fx.GraphModule, ends: list[str]) -> dict[str, tuple[fx.GraphModule, tuple[int, ...], str]]:
+    """What ``predict`` reads for ``gm``: each segment and each pair of neighbours, as
+    ``{key: (micro-model, input shape, short text)}``."""
+    pieces = seg.segments(gm, keep=set(ends))
+    out = {}
+    for p in pieces:
+        key, what = seg.describe(gm, p)
+        out.setdefault(key, (seg.micro_model(gm, p), seg.input_shape(gm, p), what))
+    for a, b in zip(pieces, pieces[1:]):
+        both = pair_of(a, b)
+        key, _ = seg.describe(gm, both)
+        if key not in out:
+            out[key] = (seg.micro_model(gm, both), seg.input_shape(gm, both),
+                        f"{seg.describe(gm, a)[1]} | {seg.describe(gm, b)[1]}")
+    return out
+
+
+def predict_in_rounds(graphs: dict[str, fx.GraphModule], example: torch.Tensor, table: CostTable, ends: list[str], timer,
+           say: Callable[[str], None], folder: Path, wholes: dict[str, Path] | None = None,
+           compile_missing: bool = True) -> dict[str, Prediction]:
+    """Time every segment and neighbour pair of each of ``graphs`` again, in ``timer.rounds``
+    interleaved rounds, with each built model of ``wholes`` (same names as ``graphs``) among
+    them at the start, middle and end of every round; predict each graph per round and compare.
+
+    The compiled files come from ``folder`` (``measure(..., keep=folder)``); with
+    ``compile_missing`` the ones it lacks are compiled there first (a table from an earlier
+    run has times but no files), else only what has a file and a time is timed again. The
+    median of the rounds replaces each time in ``table``."""
+    from edgecn.cost.measure import compile_all, kept_files, time_rounds
+
+    wholes = dict(wholes or {})
+    needed: dict[str, tuple] = {}
+    for gm in graphs.values():
+        for key, item in priced_models(gm, ends).items():
+            needed.setdefault(key, item)
+    files = kept_files(folder, needed)
+    io: dict[str, list[str]] = {}
+    if compile_missing:
+        todo = {k: v[:2] for k, v in needed.items() if k not in files}
+        if todo:
+            say(f"[tune] compiling {len(todo)} segment(s) and pair(s) to time them beside the whole model")
+            new, _, io = compile_all(todo, timer, folder, say)
+            files.update(new)
+    else:
+        files = {k: f for k, f in files.items() if k in table.segments}
     if not files:
-        return predict(gm, example, table, cands.ends)
+        return {name: predict(gm, example, table, ends) for name, gm in graphs.items()}
     say(f"[tune] timing {len(files)} file(s) again, {timer.rounds} round(s)"
-        + (f", the whole model {Path(whole).name} {WHOLE_TIMES} times in each" if whole is not None else ""))
+        + (f", {' and '.join(Path(w).name for w in wholes.values())} {WHOLE_TIMES} times in each" if wholes else ""))
     with tempfile.TemporaryDirectory(prefix="edgecn-price-") as tmp:
-        rounds, _ = time_rounds(_with_whole(files, whole, Path(tmp)), timer)
-    wholes = [rounds.pop(f"{WHOLE}-{i}") for i in range(WHOLE_TIMES)] if whole is not None else []
-    measured = [statistics.fmean(times) for times in zip(*wholes)]
-    per_round = []
+        rounds, _ = time_rounds(_with_wholes(files, wholes, Path(tmp)), timer)
+    measured = {name: [statistics.fmean(times) for times in
+                       zip(*[rounds.pop(f"{WHOLE}-{name}-{i}") for i in range(WHOLE_TIMES)])] for name in wholes}
+    for key in rounds:
+        if key not in table.segments:
+            table.segments[key] = {"ms": 0.0, "what": needed[key][2], "io": io.get(key)}
+    per_round: dict[str, list] = {name: [] for name in graphs}
     for r in range(len(next(iter(rounds.values()), []))):
         for key, ms in rounds.items():
             table.segments[key]["ms"] = round(ms[r], 5)
-        per_round.append(predict(gm, example, table, cands.ends).total_ms)
+        for name, gm in graphs.items():
+            per_round[name].append(predict(gm, example, table, ends).total_ms)
     for key, ms in rounds.items():
         table.segments[key]["ms"] = round(statistics.median(ms), 5)
-    p = predict(gm, example, table, cands.ends)
-    if not measured or p.total_ms is None:
-        return p
-    errors = [100.0 * (pred - meas) / meas for pred, meas in zip(per_round, measured) if pred is not None]
-    return dataclasses.replace(p, measured_ms=statistics.median(measured), rounds=len(measured),
-                               error_pct=round(statistics.median(errors), 2) if errors else None)
+    out = {}
+    for name, gm in graphs.items():
+        p = predict(gm, example, table, ends)
+        if name in measured and measured[name] and p.total_ms is not None:
+            errors = [100.0 * (pred - meas) / meas for pred, meas in zip(per_round[name], measured[name])
+                      if pred is not None]
+            p = dataclasses.replace(p, measured_ms=statistics.median(measured[name]), rounds=len(measured[name]),
+                                    error_pct=round(statistics.median(errors), 2) if errors else None)
+        out[name] = p
+    return out
 
 
-def _with_whole(files: dict[str, Path], whole, folder: Path) -> dict[str, Path]:
-    """``files`` with the whole model at the start, in the middle and at the end (links of their own
-    names, so the runner tells them apart): a round of many segments lasts long enough for the
-    machine's speed to change within it, and the segments are compared with the mean of the three."""
-    if whole is None:
+def _with_wholes(files: dict[str, Path], wholes: dict[str, Path], folder: Path) -> dict[str, Path]:
+    """``files`` with each whole model at the start, in the middle and at the end (links of their
+    own names, so the runner tells them apart): a round of many segments lasts long enough for
+    the machine's speed to change within it, and the segments are compared with the mean of the three."""
+    if not wholes:
         return files
     names = list(files)
     spots = [round(i * len(names) / (WHOLE_TIMES - 1)) for i in range(WHOLE_TIMES)]
     out: dict[str, Path] = {}
     for pos in range(len(names) + 1):
         for i in (i for i, at in enumerate(spots) if at == pos):
-            link = folder / f"{WHOLE}-{i}{Path(whole).suffix}"
-            try:
-                link.symlink_to(Path(whole).resolve())
-            except OSError:  # no symlinks here: a copy
-                shutil.copyfile(whole, link)
-            out[f"{WHOLE}-{i}"] = link
+            for name, whole in wholes.items():
+                link = folder / f"{WHOLE}-{name}-{i}{Path(whole).suffix}"
+                try:
+                    link.symlink_to(Path(whole).resolve())
+                except OSError:  # no symlinks here: a copy
+                    shutil.copyfile(whole, link)
+                out[f"{WHOLE}-{name}-{i}"] = link
         if pos < len(names):
             out[names[pos]] = files[names[pos]]
     return out
 
 
 WHOLE_TIMES = 3
-"""How often ``price`` times the whole model in each round (start, middle, end)."""
+"""How often each whole model is timed in a round of ``predict_in_rounds`` (start, middle, end)."""
 WHOLE = "whole-model"
 
 

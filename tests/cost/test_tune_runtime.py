@@ -17,7 +17,7 @@ def test_tune_measures_chooses_and_reuses_its_table(branchy, tmp_path):
     lines: list[str] = []
     table = CostTable("tflite", 1)
     result = tune(model, LoweringConfig(group_conv="merge"), x, table, Timer("tflite", threads=1, runs=20, warmup=2),
-                  say=lines.append)
+                  say=lines.append, check_whole=False)
     # every form of every layer was timed on this machine, in LiteRT, and the table says where
     assert table.machine["cpu"] and "ai-edge-litert" in table.runtime
     assert any(e["io"] == ["int8", "int8"] for e in table.segments.values())  # LiteRT keeps a conv layer's ends int8
@@ -29,12 +29,29 @@ def test_tune_measures_chooses_and_reuses_its_table(branchy, tmp_path):
         assert row.ms == min(timed) and row.alternatives == len(timed)
     grouped = [r for r in result.rows if r.alternatives > 1]
     assert len(grouped) == 2 and all(r.ms <= r.target_ms for r in grouped)
-    assert result.predicted_ms is not None and result.predicted_ms > 0
+    assert result.predicted_ms is not None and result.predicted_ms > 0 and result.measured_ms is None
+    # the check builds both lowerings and times them in the same rounds as every segment and
+    # neighbour pair they are predicted from: the table has the segments' times but their
+    # files went with the first run, so they are compiled again, and the pairs are new
+    lines.clear()
+    result = tune(model, LoweringConfig(group_conv="merge"), x, table, Timer("tflite", threads=1, runs=20, warmup=2),
+                  say=lines.append)
+    assert not any("to measure" in line for line in lines)
+    assert any("compiling" in line and "beside the whole model" in line for line in lines)
     assert result.measured_ms > 0 and result.measured_target_ms > 0
+    assert result.rounds == 3 and any("3 round(s)" in line and "whole-tuned" in line for line in lines)
+    from edgecn.cost import segments as seg
+    from edgecn.cost.tune import priced_models
+    from edgecn.passes import rewrite
+
+    tuned = seg.shaped(rewrite(model, LoweringConfig(group_conv="merge"), x, choices=result.choices)[0], x)
+    assert set(priced_models(tuned, result.ends)) <= set(table.segments)
     doc = result.to_json()
-    assert doc["latency_ms"]["tuned"]["error_pct"] is not None
+    assert doc["latency_ms"]["tuned"]["error_pct"] == result.error_pct is not None
+    assert doc["latency_ms"]["rounds"] == 3
     text = render(result)
     assert "predicted ms" in text and "measured side by side" in text and table.machine["cpu"] in text
+    assert "3 interleaved rounds" in text
     table.save(tmp_path / "t.json")
     again = load_table(tmp_path / "t.json")
     lines.clear()
@@ -168,18 +185,20 @@ def test_a_table_from_another_compile_path_starts_again(branchy, monkeypatch):
     assert table.runtime["edgecn-compile"] == "another" and not set(first) <= set(table.segments)
 
 
-def test_the_whole_model_is_timed_at_the_start_middle_and_end_of_each_round(tmp_path):
-    from edgecn.cost.tune import WHOLE, WHOLE_TIMES, _with_whole
+def test_each_whole_model_is_timed_at_the_start_middle_and_end_of_each_round(tmp_path):
+    from edgecn.cost.tune import WHOLE, WHOLE_TIMES, _with_wholes
 
-    whole = tmp_path / "m-int8.tflite"
+    whole, other = tmp_path / "m-int8.tflite", tmp_path / "t-int8.tflite"
     whole.write_bytes(b"x")
+    other.write_bytes(b"y")
     for n in (0, 1, 5):
         files = {f"s{i}": tmp_path / f"s{i}.tflite" for i in range(n)}
         (tmp_path / f"links{n}").mkdir()
-        out = _with_whole(files, whole, tmp_path / f"links{n}")
+        out = _with_wholes(files, {"tuned": whole, "target": other}, tmp_path / f"links{n}")
         keys = list(out)
         assert [k for k in keys if not k.startswith(WHOLE)] == list(files)  # the segments keep their order
-        assert sum(k.startswith(WHOLE) for k in keys) == WHOLE_TIMES
+        assert sum(k.startswith(f"{WHOLE}-tuned") for k in keys) == WHOLE_TIMES
+        assert sum(k.startswith(f"{WHOLE}-target") for k in keys) == WHOLE_TIMES
         assert keys[0].startswith(WHOLE) and keys[-1].startswith(WHOLE)
         assert len({p.name for p in out.values()}) == len(out)  # the runner tells them apart by name
-        assert all(out[k].read_bytes() == b"x" for k in keys if k.startswith(WHOLE))
+        assert all(out[k].read_bytes() == (b"x" if "tuned" in k else b"y") for k in keys if k.startswith(WHOLE))
