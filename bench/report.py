@@ -277,10 +277,11 @@ def plot(doc: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def update_readme(readme: Path, md: str, results: str, png: str, seconds: float | None = None) -> None:
+def update_readme(readme: Path, md: str, results: str, png: str, doc: dict | None = None) -> None:
     """Replace (or append) the Benchmarks section, which is the last section of README.md."""
     from edgecn.fileio import atomic_write_text
 
+    doc = doc or {}
     text = readme.read_text()
     head, _, rest = text.partition("\n" + README_HEADING + "\n")
     head = head.rstrip("\n")
@@ -290,14 +291,26 @@ def update_readme(readme: Path, md: str, results: str, png: str, seconds: float 
     section = (f"\n\n{README_HEADING}\n\n" + (notes + "\n\n" if notes else "") + f"{GENERATED} measures edgecn's artifacts (made by "
                "`edgecn.build`, exactly what `edgecn build --target rpi5` gives a user) against what a "
                "user would export instead. It builds what bench/.cache/ lacks first (the training of CondenseNet-86, "
-               "some 80 exports and the cost tables of the four models: 93 minutes here from an empty cache on "
-               "2026-12-01, with three build processes and the test suite sharing the two cores; 53 minutes on "
-               "2026-12-02 after a change to the rewrite passes, which rebuilds edgecn's artifacts, the baseline "
-               "lowering and the cost tables, with two build processes; `python bench/run_all.py --build-only` "
-               "does only that), then times, scores and writes the results ("
-               + (f"{seconds / 60:.0f} minutes in the run below" if seconds else "about 17 minutes here")
-               + " for all four models at 1 and 2 threads; we aim for under 20; `--rounds 3` or `--threads 1` "
-               "shortens it). "
+               "some 80 exports and the cost tables of the models; `python bench/run_all.py --build-only` does only "
+               "that, and can run as several processes side by side with `--only`" + _build_clause(doc.get("cache_build"))
+               + "), then times, scores and writes the results (" + _run_clause(doc) + "; we aim for under 20 minutes; "
+               "`--rounds 3` or `--threads 1` shortens it). "
                f"`python bench/gather_cost.py` alone measures the price of a kept gather. The latest run ({results}):"
                f"\n\n{body}")
     atomic_write_text(readme, head + section)
+
+
+def _build_clause(build: dict | None) -> str:
+    """When and how long the cache the run timed took to build, from ``bench/.cache/builds.jsonl``."""
+    if not build:
+        return ""
+    procs = build.get("processes", 1)
+    return (f": {build['seconds'] / 60:.0f} minutes for the run below, {build['started'][:16].replace('T', ' ')} UTC, "
+            f"{procs} build process{'es' if procs > 1 else ''} on {build.get('cpu') or 'this machine'}")
+
+
+def _run_clause(doc: dict) -> str:
+    models = [m for m, v in doc.get("models", {}).items() if not v.get("baseline_for") and m != "conv3x3-256"]
+    threads = doc.get("settings", {}).get("threads", "1,2").replace(",", " and ")
+    took = f"{doc['seconds'] / 60:.0f} minutes in the run below" if doc.get("seconds") else "the run below"
+    return f"{took} for {len(models)} model{'s' if len(models) != 1 else ''} at {threads} thread(s)"

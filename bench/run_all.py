@@ -88,6 +88,7 @@ def main(argv=None) -> int:
                                        backends=tuple(args.backends.split(",")), failed=doc["failed"])
                 if name == group[0]:
                     predictions(s, tuple(args.backends.split(",")), retime=False)
+        _record_build(start, time.time(), args.only)
         print(f"[bench] built into {CACHE} in {time.time() - start:.0f} s")
         return 0
     built: dict[str, list] = {}  # per model, the artifacts of this run: accuracy is scored on exactly these
@@ -103,6 +104,7 @@ def main(argv=None) -> int:
     doc["runner_overhead"] = runner_overhead(_built_path(built, args.trained, "edgecn", "int8", "tflite"))
     doc["gather_cost"] = gather_cost()
     doc["load_avg_end"], doc["seconds"] = os.getloadavg(), round(time.time() - start, 1)
+    doc["cache_build"] = last_build()
     write(doc)
     return 0
 
@@ -304,6 +306,45 @@ def _versions() -> dict:
     return package_versions("torch", "executorch", "torchao", "litert-torch", "ai-edge-litert", "onnxruntime", "numpy")
 
 
+BUILDS = CACHE / "builds.jsonl"
+"""One line per ``--build-only`` run: when it started and finished, and what it built."""
+
+
+def _record_build(start: float, end: float, only: str | None) -> None:
+    CACHE.mkdir(exist_ok=True)
+    entry = {"started": start, "finished": end, "seconds": round(end - start, 1), "only": only,
+             "cpu": machine().get("cpu")}
+    with open(BUILDS, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def last_build() -> dict | None:
+    """The latest cache build: the ``--build-only`` runs that overlapped in time with the last one
+    (processes started side by side), as wall seconds from the first start to the last finish."""
+    if not BUILDS.exists():
+        return None
+    runs = []
+    for line in BUILDS.read_text().splitlines():
+        try:
+            runs.append(json.loads(line))
+        except ValueError:
+            continue
+    runs = sorted((r for r in runs if isinstance(r, dict) and "started" in r and "finished" in r),
+                  key=lambda r: r["started"])
+    if not runs:
+        return None
+    group = [runs[-1]]
+    for r in reversed(runs[:-1]):
+        if r["finished"] >= min(g["started"] for g in group):
+            group.append(r)
+        else:
+            break
+    first, last = min(r["started"] for r in group), max(r["finished"] for r in group)
+    stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")
+    return {"seconds": round(last - first, 1), "processes": len(group), "started": stamp(first),
+            "finished": stamp(last), "only": [r.get("only") for r in group], "cpu": group[0].get("cpu")}
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -321,8 +362,7 @@ def write(doc: dict, stem: str | None = None) -> None:
                                   + (DENSENET_224,)))
     md = report.markdown(doc, png.name, tuple(m for m in planned if m))
     atomic_write_text(RESULTS / f"{stem}.md", md)
-    report.update_readme(HERE.parent / "README.md", md, f"bench/results/{stem}.md", "bench/results/" + png.name,
-                         doc.get("seconds"))
+    report.update_readme(HERE.parent / "README.md", md, f"bench/results/{stem}.md", "bench/results/" + png.name, doc)
     print(md)
 
 
