@@ -333,12 +333,12 @@ def last_build() -> dict | None:
                   key=lambda r: r["started"])
     if not runs:
         return None
-    group = [runs[-1]]
-    for r in reversed(runs[:-1]):
-        if r["finished"] >= min(g["started"] for g in group):
-            group.append(r)
-        else:
-            break
+    group, end = [], float("-inf")
+    for r in runs:  # runs sorted by start: a chain of overlapping runs is one build
+        if r["started"] > end:
+            group, end = [], r["finished"]
+        group.append(r)
+        end = max(end, r["finished"])
     first, last = min(r["started"] for r in group), max(r["finished"] for r in group)
     stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")
     return {"seconds": round(last - first, 1), "processes": len(group), "started": stamp(first),
