@@ -217,7 +217,34 @@ def _trained_lines(doc: dict) -> list[str]:
             f"after {t['epochs']} epochs of `{t['model']}` (eager PyTorch: training form "
             f"{acc.get('eager/train-fp32', float('nan')):.1f}%, condensed "
             f"{acc.get('eager/condensed-fp32', float('nan')):.1f}%); other models have untrained weights "
-            "(speed only).", ""]
+            "(speed only).", ""] + _build_lines(t.get("build"))
+
+
+MAX_DROP, MIN_SQNR = 1.0, 20.0
+"""The trained model's int8 goal: within this many top-1 points of float, at least this SQNR (dB)."""
+
+
+def _build_lines(build: dict | None) -> list[str]:
+    """The trained model's ``edgecn build --target rpi5`` as its manifest records it."""
+    if not build:
+        return []
+    ref = build.get("float_top1")
+    parts, ok = [], not build.get("failed")
+    for a in build["artifacts"]:
+        if a["precision"] != "int8" or a.get("top1") is None:
+            continue
+        good = ref is not None and a["top1"] >= ref - MAX_DROP and (a.get("sqnr_db") or 0) >= MIN_SQNR
+        ok &= good
+        parts.append(f"int8 `.{'pte' if a['backend'] == 'executorch' else a['backend']}` {a['top1']:.2f}% / "
+                     f"{a['sqnr_db']:.1f} dB")
+    if not parts:
+        return []
+    failed = "; ".join(f"{f.get('precision')} {f.get('backend')}: {f.get('reason')}" for f in build.get("failed", []))
+    return [f"Its `edgecn build --target rpi5` (each artifact scored in its own runtime on the held-out images, "
+            f"logit SQNR against float {ref:.2f}%): {', '.join(parts)}"
+            + (f"; failed: {failed}" if failed else "")
+            + f" (goal: every int8 artifact within {MAX_DROP:g} point and at least {MIN_SQNR:g} dB: "
+            + ("met)." if ok else "**NOT MET**)."), ""]
 
 
 def _peak_lines(doc: dict) -> list[str]:

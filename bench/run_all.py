@@ -101,6 +101,7 @@ def main(argv=None) -> int:
                                deadline=0.0 if args.cached_only else start + args.budget_min * 60))
     doc["peak"] = peak_figures(doc)
     doc["accuracy"] = accuracies(trained, held, built.get(trained.name, []), doc)
+    doc["trained"]["build"] = trained_build(trained)
     doc["runner_overhead"] = runner_overhead(_built_path(built, args.trained, "edgecn", "int8", "tflite"))
     doc["gather_cost"] = gather_cost()
     doc["load_avg_end"], doc["seconds"] = os.getloadavg(), round(time.time() - start, 1)
@@ -137,6 +138,17 @@ def train_reference(name: str, epochs: int):
     s = variants.subject(name, out / "final.pt", calib, trained=True)
     x, y = ds.heldout.tensors
     return s, (x.numpy(), y.numpy(), x, y)
+
+
+def trained_build(s) -> dict | None:
+    """What ``edgecn build`` recorded for the trained model: each artifact's held-out top-1 in its
+    own runtime and its logit SQNR against the float model (the goal: int8 within 1 point, >= 20 dB)."""
+    doc = variants.edgecn_manifest(s, CACHE)
+    if doc is None:
+        return None
+    keys = ("backend", "precision", "top1", "sqnr_db", "calibration_method")
+    return {"float_top1": doc.get("float_top1"), "failed": doc.get("failed") or [],
+            "artifacts": [{k: a.get(k) for k in keys} for a in doc.get("artifacts", [])]}
 
 
 def subject_for(name: str, trained):

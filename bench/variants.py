@@ -331,6 +331,15 @@ def _macs(model, s: Subject) -> int:
     return count(model, int(s.example.shape[-1]), int(s.example.shape[1]))["macs"]
 
 
+def edgecn_manifest(s: Subject, cache: Path) -> dict | None:
+    """The manifest ``edgecn.build`` wrote for ``s`` in the cache (None when it was not built)."""
+    from edgecn.targets import get_target
+
+    path = (cache / "models" / s.name / f"edgecn-{_lowering_rev()}"
+            / f"{s.train_form.edgecn_config['name']}-{get_target(TARGET).name}" / "manifest.json")
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def _model_dir(cache: Path, s: Subject) -> Path:
     """``cache/models/<name>``, emptied when the weights or edgecn's compile code changed."""
     import shutil
