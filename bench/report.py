@@ -240,8 +240,8 @@ def _build_lines(build: dict | None) -> list[str]:
     if not parts:
         return []
     failed = "; ".join(f"{f.get('precision')} {f.get('backend')}: {f.get('reason')}" for f in build.get("failed", []))
-    return [f"Its `edgecn build --target rpi5` (each artifact scored in its own runtime on the held-out images, "
-            f"logit SQNR against float {ref:.2f}%): {', '.join(parts)}"
+    return [f"Its `edgecn build --target rpi5`, float {ref:.2f}%, each int8 artifact scored in its own runtime on "
+            f"the held-out images (top-1 / SQNR of its logits against float): {', '.join(parts)}"
             + (f"; failed: {failed}" if failed else "")
             + f" (goal: every int8 artifact within {MAX_DROP:g} point and at least {MIN_SQNR:g} dB: "
             + ("met)." if ok else "**NOT MET**)."), ""]
