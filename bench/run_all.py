@@ -361,12 +361,22 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def _new_stem(day: str, host: str) -> str:
+    """``<day>-<host>``, or ``<day>b-<host>``, ``<day>c-<host>``... : a later run of the day never
+    overwrites an earlier one's results."""
+    for suffix in ("",) + tuple("bcdefghijklmnopqrstuvwxyz"):
+        stem = f"{day}{suffix}-{host}"
+        if not any((RESULTS / f"{stem}{ext}").exists() for ext in (".json", ".md")):
+            return stem
+    return f"{day}-{host}-{int(time.time())}"
+
+
 def write(doc: dict, stem: str | None = None) -> None:
     """results/<date>-<host>.json and .md, the PNG, and README's Benchmarks section."""
     from edgecn.fileio import atomic_write_text
 
     RESULTS.mkdir(exist_ok=True)
-    stem = stem or f"{datetime.date.today().isoformat()}-{socket.gethostname()}"
+    stem = stem or _new_stem(datetime.date.today().isoformat(), socket.gethostname())
     atomic_write_text(RESULTS / f"{stem}.json", json.dumps(doc, indent=1) + "\n")
     png = RESULTS / "accuracy-latency.png"
     report.plot(doc, png)
