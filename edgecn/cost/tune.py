@@ -415,16 +415,22 @@ def predict_in_rounds(graphs: dict[str, fx.GraphModule], example: torch.Tensor, 
         for key, ms in rounds.items():
             table.segments[key]["ms"] = round(ms[r], 5)
         for name, gm in graphs.items():
-            per_round[name].append(predict(gm, example, table, ends).total_ms)
+            per_round[name].append(predict(gm, example, table, ends))
     for key, ms in rounds.items():
         table.segments[key]["ms"] = round(statistics.median(ms), 5)
     out = {}
     for name, gm in graphs.items():
         p = predict(gm, example, table, ends)
         if name in measured and measured[name] and p.total_ms is not None:
-            errors = [100.0 * (pred - meas) / meas for pred, meas in zip(per_round[name], measured[name])
-                      if pred is not None]
-            p = dataclasses.replace(p, measured_ms=statistics.median(measured[name]), rounds=len(measured[name]),
+            # the prediction and the measurement as medians of the same rounds, so that the
+            # two figures shown agree with the error between them (median of per-round errors)
+            preds = [q for q in per_round[name] if q.total_ms is not None]
+            errors = [100.0 * (q.total_ms - meas) / meas for q, meas in zip(per_round[name], measured[name])
+                      if q.total_ms is not None]
+            p = dataclasses.replace(p, total_ms=statistics.median(q.total_ms for q in preds),
+                                    segments_ms=statistics.median(q.segments_ms for q in preds),
+                                    boundaries_ms=statistics.median(q.boundaries_ms for q in preds),
+                                    measured_ms=statistics.median(measured[name]), rounds=len(measured[name]),
                                     error_pct=round(statistics.median(errors), 2) if errors else None)
         out[name] = p
     return out
