@@ -179,10 +179,8 @@ def previous_config(base, backend: str):
 def edgecn_build(s: Subject, folder: Path, backends, late: bool, skipped: list, failed: dict, say) -> list[Variant]:
     """edgecn's own artifacts: ``edgecn.build`` for the target, exactly what a user gets."""
     from edgecn.build import BuildConfig, build
-    from edgecn.targets import get_target
 
-    out_dir = folder / f"edgecn-{_lowering_rev()}"
-    build_dir = out_dir / f"{s.train_form.edgecn_config['name']}-{get_target(TARGET).name}"
+    out_dir, build_dir = _edgecn_dir(folder, s)
     manifest = build_dir / "manifest.json"
     if not manifest.exists():
         if late:
@@ -333,11 +331,16 @@ def _macs(model, s: Subject) -> int:
 
 def edgecn_manifest(s: Subject, cache: Path) -> dict | None:
     """The manifest ``edgecn.build`` wrote for ``s`` in the cache (None when it was not built)."""
+    path = _edgecn_dir(cache / "models" / s.name, s)[1] / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _edgecn_dir(folder: Path, s: Subject) -> tuple[Path, Path]:
+    """Where ``edgecn.build`` writes for ``s`` in its model folder: the build's out dir and its artifacts' folder."""
     from edgecn.targets import get_target
 
-    path = (cache / "models" / s.name / f"edgecn-{_lowering_rev()}"
-            / f"{s.train_form.edgecn_config['name']}-{get_target(TARGET).name}" / "manifest.json")
-    return json.loads(path.read_text()) if path.exists() else None
+    out_dir = folder / f"edgecn-{_lowering_rev()}"
+    return out_dir, out_dir / f"{s.train_form.edgecn_config['name']}-{get_target(TARGET).name}"
 
 
 def _model_dir(cache: Path, s: Subject) -> Path:
