@@ -96,6 +96,12 @@ def _installed_version() -> str:
         return "unknown"
 
 
+def _dim_order(t: dict) -> tuple[int, ...] | None:
+    """A tensor's memory order from the runner's start line; None for the usual one (outermost first)."""
+    order = tuple(int(d) for d in t.get("dim_order") or ())
+    return None if order == tuple(range(len(order))) else order
+
+
 class NativeProcess:
     """One ``edgecn-pte-runner`` process holding one loaded program; see pte_runner.cpp for the protocol."""
 
@@ -124,11 +130,15 @@ class NativeProcess:
         self.inputs = [TensorInfo(f"input_{i}", tuple(t["shape"]), t["dtype"]) for i, t in enumerate(hello["inputs"])]
         self.outputs = [TensorInfo(f"output_{i}", tuple(t["shape"]), t["dtype"]) for i, t in enumerate(hello["outputs"])]
         self._out_bytes = [int(t["nbytes"]) for t in hello["outputs"]]
+        # each tensor's memory order (a program exported channels-last takes NHWC bytes)
+        self._in_order = [_dim_order(t) for t in hello["inputs"]]
+        self._out_order = [_dim_order(t) for t in hello["outputs"]]
         self.threads = hello.get("threads")
 
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         try:
-            self._proc.stdin.write(b"R" + b"".join(a.tobytes() for a in arrays))
+            self._proc.stdin.write(b"R" + b"".join((a if o is None else a.transpose(o)).tobytes()
+                                                   for a, o in zip(arrays, self._in_order)))
             self._proc.stdin.flush()
         except BrokenPipeError:
             raise self._died("the native .pte runner exited") from None
@@ -139,7 +149,11 @@ class NativeProcess:
         if status != b"K":
             raise self._died("the native .pte runner stopped during an inference")
         (self.seconds,) = struct.unpack("=d", self._read(8))
-        return [np.frombuffer(self._read(n), dtype=t.dtype).reshape(t.shape) for n, t in zip(self._out_bytes, self.outputs)]
+        out = []
+        for n, t, o in zip(self._out_bytes, self.outputs, self._out_order):
+            y = np.frombuffer(self._read(n), dtype=t.dtype)
+            out.append(y.reshape(t.shape) if o is None else y.reshape([t.shape[d] for d in o]).transpose(np.argsort(o)))
+        return out
 
     def _read(self, n: int) -> bytes:
         data = self._proc.stdout.read(n)

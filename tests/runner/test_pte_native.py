@@ -104,3 +104,31 @@ def test_a_thread_sweep_builds_the_native_runner_once_before_its_children_start(
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.count("compiling the native .pte runner") == 1, proc.stderr
     assert [r["threads"] for r in json.loads(proc.stdout)["results"]] == [1, 2]
+
+
+def test_a_channels_last_program_takes_and_returns_tensors_in_its_memory_order(native_env, tmp_path):
+    """A .pte exported from a channels-last input keeps NHWC bytes at its ends; the runner feeds
+    and reads them in that order (it used to hand NCHW bytes over, and ExecuTorch refused)."""
+    torch = pytest.importorskip("torch")
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()).eval()
+    x = torch.randn(1, 3, 6, 5)
+    ep = torch.export.export(model, (x.contiguous(memory_format=torch.channels_last),))
+    path = tmp_path / "cl.pte"
+    path.write_bytes(to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch().buffer)
+    np.save(tmp_path / "x.npy", x.numpy())
+    script = ("import sys, numpy as np\nfrom edgecn.runner import open_runner\n"
+              "with open_runner(sys.argv[1], threads=1) as r:\n    np.save(sys.argv[2], r.infer(np.load(sys.argv[3])))\n"
+              "print('torch' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "y.npy"), str(tmp_path / "x.npy")],
+                          capture_output=True, text=True, env=native_env, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "False"
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = np.load(tmp_path / "y.npy")
+    assert got.shape == ref.shape == (1, 4, 6, 5)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)

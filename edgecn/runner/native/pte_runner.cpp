@@ -84,6 +84,7 @@ struct Slot {
   ScalarType dtype;
   std::vector<int32_t> shape;
   size_t nbytes;
+  std::vector<uint8_t> dim_order;  // memory order of the dimensions, outermost first ({0, 2, 3, 1}: NHWC)
 };
 
 std::string describe(const std::vector<Slot>& slots) {
@@ -92,6 +93,8 @@ std::string describe(const std::vector<Slot>& slots) {
     s += (i ? ", " : "");
     s += "{\"dtype\": \"" + std::string(dtype_name(slots[i].dtype)) + "\", \"shape\": [";
     for (size_t d = 0; d < slots[i].shape.size(); ++d) s += (d ? ", " : "") + std::to_string(slots[i].shape[d]);
+    s += "], \"dim_order\": [";
+    for (size_t d = 0; d < slots[i].dim_order.size(); ++d) s += (d ? ", " : "") + std::to_string(slots[i].dim_order[d]);
     s += "], \"nbytes\": " + std::to_string(slots[i].nbytes) + "}";
   }
   return s + "]";
@@ -162,7 +165,9 @@ int main(int argc, char** argv) {
     if (!t.ok()) return which + " is not a tensor";
     if (!dtype_name(t->scalar_type())) return which + " has an unsupported dtype";
     auto sizes = t->sizes();
-    into.push_back({t->scalar_type(), std::vector<int32_t>(sizes.begin(), sizes.end()), t->nbytes()});
+    auto order = t->dim_order();
+    into.push_back({t->scalar_type(), std::vector<int32_t>(sizes.begin(), sizes.end()), t->nbytes(),
+                    std::vector<uint8_t>(order.begin(), order.end())});
     return "";
   };
   std::vector<Slot> ins, outs;
@@ -186,7 +191,15 @@ int main(int argc, char** argv) {
   for (const Slot& s : ins) {
     buffers.emplace_back(s.nbytes);
     std::vector<executorch::aten::SizesType> sizes(s.shape.begin(), s.shape.end());
-    tensors.push_back(executorch::extension::from_blob(buffers.back().data(), sizes, s.dtype));
+    // Strides from the program's dim order: a program exported with a channels-last input
+    // (NHWC in memory) takes its bytes in that order, with no conversion before the first op.
+    std::vector<executorch::aten::StridesType> strides(sizes.size(), 1);
+    executorch::aten::StridesType step = 1;
+    for (size_t k = s.dim_order.size(); k-- > 0;) {
+      strides[s.dim_order[k]] = step;
+      step *= sizes[s.dim_order[k]];
+    }
+    tensors.push_back(executorch::extension::from_blob(buffers.back().data(), sizes, strides, s.dtype));
     values.emplace_back(tensors.back());
   }
 
