@@ -23,10 +23,16 @@ class Options:
         allowed_outside: ops the lowering keeps outside XNNPACK on purpose (e.g.
             ``aten.index_select`` where ``gather_cost`` found the gather cheaper than any
             delegated form); they split the program into several partitions.
+        quantized_io: an int8 program takes and returns int8 tensors (their scale and zero
+            point in the manifest), as an int8 ``.tflite`` does: the app quantizes its input
+            and the program skips the float<->int8 converts at its ends. An end that is not
+            quantized right at the input (a layer kept in float) or dequantized right at the
+            output stays float; the artifact's spec says which.
     """
 
     require_full_delegation: bool = True
     allowed_outside: tuple[str, ...] = ()
+    quantized_io: bool = False
 
     def lowering_conflict(self, cfg) -> tuple[str, str] | None:
         """``(what, fix)`` when a target's lowering ``cfg`` can keep gathers that these options refuse."""
@@ -46,17 +52,19 @@ def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
+    opts = ctx.options or Options()
     graph, int8_concats = _int8_graph(model, example, ctx) if precision == "int8" else (model.eval(), 0)
     ep = torch.export.export(graph, (example,))
+    q_in, q_out = quantized_ends(ep) if precision == "int8" and opts.quantized_io else (None, None)
     edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
     ops, partitions, portable = delegation(edge.exported_program().graph_module)
     path = artifact_path(ctx, precision, ".pte")
     path.write_bytes(edge.to_executorch().buffer)
     total = sum(ops.values())
+    out_shape = list(ep.graph_module.graph.output_node().args[0][0].meta["val"].shape)
     return Artifact(path, "executorch", precision,
-                    input={"name": "x", "shape": list(example.shape), "layout": "NCHW", "dtype": "float32", "quant": None},
-                    output={"name": "logits", "shape": [int(example.shape[0]), _classes(model, example)], "dtype": "float32",
-                            "quant": None},
+                    input={"name": "x", "shape": list(example.shape), "layout": "NCHW", **_end_spec(q_in)},
+                    output={"name": "logits", "shape": out_shape, **_end_spec(q_out)},
                     ops=ops, delegated_share=(total - sum(portable.values())) / total if total else None,
                     extra={"partitions": partitions, "non_delegated": portable, "gather_concats": int8_concats})
 
@@ -74,6 +82,64 @@ def _int8_graph(model, example, ctx: CompileContext):
     gm = quantize_for_backend("executorch", model, example, lambda: SharedGathers(XNNPACKQuantizer()), config, ctx)
     fold_gather_qdq(gm)
     return gm, fold_concat_qdq(gm)
+
+
+def quantized_ends(ep) -> tuple[tuple | None, tuple | None]:
+    """Make the program's input and output int8 where it quantizes right at the input and
+    dequantizes right at the output; returns each end's ``(scale, zero_point, qmin, qmax, dtype)``
+    (None for an end left float)."""
+    import torch
+    from executorch.exir.passes.quantize_io_pass import quantize_input, quantize_output
+
+    q_in = quantize_input(ep, 0) if _share_input_quantize(ep) else None
+    out = ep.graph_module.graph.output_node().args[0][0]
+    q_out = quantize_output(ep, 0) if out.target == torch.ops.quantized_decomposed.dequantize_per_tensor.default else None
+    return q_in, q_out
+
+
+def _share_input_quantize(ep) -> bool:
+    """Whether the input now has one user, its quantize; a kept gather reading the float input
+    (SharedGathers leaves one at the start of a segment) is moved behind that quantize, with a
+    requantize after it where its own parameters differ."""
+    import torch
+
+    graph = ep.graph_module.graph
+    name = ep.graph_signature.user_inputs[0]
+    ph = next(n for n in graph.nodes if n.op == "placeholder" and n.name == name)
+    quant, dequant = (torch.ops.quantized_decomposed.quantize_per_tensor.default,
+                      torch.ops.quantized_decomposed.dequantize_per_tensor.default)
+    qs = [u for u in ph.users if u.target == quant]
+    if len(qs) != 1:
+        return False
+    q = qs[0]
+    others = [u for u in ph.users if u is not q]
+    moves = []
+    for u in others:
+        after = list(u.users)
+        if u.target != torch.ops.aten.index_select.default or len(after) != 1 or after[0].target != quant:
+            return False  # something reads the input in float: that end stays float
+        moves.append((u, after[0]))
+    for gather, requant in moves:
+        gather.replace_input_with(ph, q)
+        gather.meta["val"] = gather.meta["val"].to(q.args[5])
+        if tuple(requant.args[1:]) == tuple(q.args[1:]):
+            requant.replace_all_uses_with(gather)
+            graph.erase_node(requant)
+        else:
+            with graph.inserting_after(gather):
+                dq = graph.call_function(dequant, (gather, *q.args[1:]))
+            dq.meta["val"] = gather.meta["val"].to(torch.float32)
+            requant.replace_input_with(gather, dq)
+    ep.graph_module.recompile()
+    return True
+
+
+def _end_spec(q) -> dict:
+    """An artifact's input/output ``dtype`` and ``quant`` from ``quantized_ends``."""
+    if q is None:
+        return {"dtype": "float32", "quant": None}
+    scale, zero_point, _, _, dtype = q
+    return {"dtype": str(dtype).removeprefix("torch."), "quant": {"scale": float(scale), "zero_point": int(zero_point)}}
 
 
 def delegation(graph_module) -> tuple[dict[str, int], int, dict[str, int]]:
@@ -125,10 +191,6 @@ def check(artifact: Artifact, ctx: CompileContext) -> None:
             f"({', '.join(f'{k} x{v}' for k, v in left.items()) or 'none'})",
             "pick lowering choices that remove these ops ([lowering] in the target file, or --lowering auto), "
             "or set require_full_delegation = false under [executorch] in the target file")
-
-
-def _classes(model, example) -> int:
-    return int(model.edgecn_config["num_classes"]) if hasattr(model, "edgecn_config") else -1
 
 
 def measure(model, example, repeats: int = 20) -> float:

@@ -94,6 +94,12 @@ def compile_all(items: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], timer
         options = timer.options if timer.options is not None else backend.options_type()
         if len(shape) != 4 and dataclasses.is_dataclass(options) and hasattr(options, "channel_last_io"):
             options = dataclasses.replace(options, channel_last_io=False)  # NHWC means nothing for a vector
+        if dataclasses.is_dataclass(options) and hasattr(options, "quantized_io"):
+            # int8 ends, as the segment's neighbours hand it over inside the model: float ends
+            # would add a convert at each cut that the model does not run, and the cut prices
+            # that take it off again are small differences of large times (on an AMD EPYC a
+            # CondenseNet-74 .pte's float segments summed to twice the model's latency)
+            options = dataclasses.replace(options, quantized_io=True)
         ctx = CompileContext(folder, name, options=options, calib=calib, method="minmax", use_cache=False)
         try:
             with native_output_to(log):  # the converters' progress and C++ logs stay out of the output
