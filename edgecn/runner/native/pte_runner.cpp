@@ -13,8 +13,10 @@
 // Protocol on stdin/stdout, all numbers little-endian as the host stores them:
 //   start:   one line of JSON: {"ok": true, "inputs": [...], "outputs": [...], "load_s": ...}
 //            or {"ok": false, "error": "..."} and exit status 3.
-//   request: the byte 'R' followed by every input's bytes, in order (sizes from the start line).
-//   reply:   'K', an f64 of seconds spent in Method::execute, then every output's bytes; or
+//   request: the byte 'R' followed by every input's bytes, in order, each laid out in its dim order
+//            (sizes and dim order from the start line: [0, 2, 3, 1] means NHWC bytes).
+//   reply:   'K', an f64 of seconds spent in Method::execute, then every output's bytes (each in its
+//            dim order); or
 //            'E', a u32 length and that many bytes of error text.
 //   'Q' or end of input: exit 0.
 #include <chrono>
