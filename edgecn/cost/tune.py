@@ -341,10 +341,14 @@ def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: 
     lists the rest)."""
     cands = collect(model, base, example, say, only_target=True)
     gm = cands.target
+    models = {}
     for key, (sub, shape, what) in priced_models(gm, cands.ends).items():
-        if key not in cands.models:  # each cut priced in context: its two neighbours timed together
-            cands.models[key] = (sub, shape)
+        if key in cands.models:
+            models[key] = cands.models[key]
+        else:  # each cut priced in context: its two neighbours timed together
+            models[key] = (sub, shape)
             cands.pairs[key] = what
+    cands.models = {**models, **cands.models}  # in model order, each pair beside its two segments
     cands.cut_shapes = []  # the pairs price every cut
     if measure_missing:
         fill(table, cands, timer, say, keep=keep)
@@ -356,18 +360,26 @@ def price(model: nn.Module, base: LoweringConfig, example: torch.Tensor, table: 
 
 def priced_models(gm: fx.GraphModule, ends: list[str]) -> dict[str, tuple[fx.GraphModule, tuple[int, ...], str]]:
     """What ``predict`` reads for ``gm``: each segment and each pair of neighbours, as
-    ``{key: (micro-model, input shape, short text)}``."""
+    ``{key: (micro-model, input shape, short text)}``, in the order they are timed.
+
+    That order is the model's, each pair right after its second segment (s0, s1, s0+s1, s2,
+    s1+s2, ...): a cut's price is a small difference of three times, so the three are taken
+    within seconds of each other. Timed as all segments and then all pairs, a machine that got
+    faster or slower between the two halves of a round moved every cut price the same way: the
+    pairs add up to about twice the model and the segments they share to once, so a 5% change
+    of speed between the halves moved the prediction by about 10%."""
     pieces = seg.segments(gm, keep=set(ends))
     out = {}
-    for p in pieces:
+    for i, p in enumerate(pieces):
         key, what = seg.describe(gm, p)
         out.setdefault(key, (seg.micro_model(gm, p), seg.input_shape(gm, p), what))
-    for a, b in zip(pieces, pieces[1:]):
-        both = pair_of(a, b)
+        if i == 0:
+            continue
+        both = pair_of(pieces[i - 1], p)
         key, _ = seg.describe(gm, both)
         if key not in out:
             out[key] = (seg.micro_model(gm, both), seg.input_shape(gm, both),
-                        f"{seg.describe(gm, a)[1]} | {seg.describe(gm, b)[1]}")
+                        f"{seg.describe(gm, pieces[i - 1])[1]} | {what}")
     return out
 
 
