@@ -77,9 +77,10 @@ def main(argv=None) -> int:
     doc = {"format": "edgecn-bench", "version": 1, "started": _now(), "machine": machine(), "settings": vars(args),
            "load_avg_start": os.getloadavg(), "models": {}, "skipped": [], "failed": {}}
     peak = variants.peak_conv(CACHE)
-    trained, held = train_reference(args.trained, args.epochs)
-    doc["trained"] = {"model": args.trained, "data": "digits", "input_size": TRAINED_SIZE, "epochs": args.epochs,
-                      "heldout_images": int(len(held[1]))}
+    trained, held = train_reference(args.trained, args.epochs) if needs_trained(args) else (None, None)
+    if trained is not None:
+        doc["trained"] = {"model": args.trained, "data": "digits", "input_size": TRAINED_SIZE,
+                          "epochs": args.epochs, "heldout_images": int(len(held[1]))}
     if args.build_only:
         for group in _groups(args):
             for name in group:
@@ -120,22 +121,46 @@ def _groups(args) -> list[tuple[str, ...]]:
     return groups
 
 
+def needs_trained(args) -> bool:
+    """Whether this run needs the trained model: a timed run always does (its held-out top-1 is
+    scored); a ``--build-only`` run only when its groups include the trained model, so build
+    processes side by side (``--only``) do not each train it."""
+    return not args.build_only or any(g[0] == args.trained for g in _groups(args))
+
+
+def trained_checkpoint(name: str, epochs: int, train_fn=None) -> Path:
+    """The trained model's final.pt, trained on first use. Build processes side by side take turns on
+    a lock, so one trains and the others wait for its checkpoint rather than train into the same folder."""
+    import fcntl
+
+    out = CACHE / f"train-{name}-e{epochs}"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".train-{name}-e{epochs}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (out / "final.pt").exists():
+            print(f"[bench] training {name} on digits at {TRAINED_SIZE}x{TRAINED_SIZE} for {epochs} epochs "
+                  "(cached afterwards)")
+            if train_fn is None:
+                from edgecn.train import TrainConfig, train
+
+                def train_fn():
+                    train(TrainConfig(model=name, data="digits", input_size=TRAINED_SIZE, epochs=epochs,
+                                      out_dir=str(out), overwrite=True), progress=False)
+            train_fn()
+    return out / "final.pt"
+
+
 def train_reference(name: str, epochs: int):
     """The trained Subject (trained once, cached) and its held-out images: (x, y) numpy and torch."""
-    from edgecn.train import TrainConfig, train
     from edgecn.train.data import load_dataset
 
     size = TRAINED_SIZE
-    out = CACHE / f"train-{name}-e{epochs}"
-    if not (out / "final.pt").exists():
-        print(f"[bench] training {name} on digits at {size}x{size} for {epochs} epochs (cached afterwards)")
-        train(TrainConfig(model=name, data="digits", input_size=size, epochs=epochs, out_dir=str(out),
-                          overwrite=True), progress=False)
+    checkpoint = trained_checkpoint(name, epochs)
     ds = load_dataset("digits", input_size=size)
     from edgecn.quantize.calibration import from_dataset, load_recipe
 
     calib = from_dataset(ds.train, load_recipe("default"))
-    s = variants.subject(name, out / "final.pt", calib, trained=True)
+    s = variants.subject(name, checkpoint, calib, trained=True)
     x, y = ds.heldout.tensors
     return s, (x.numpy(), y.numpy(), x, y)
 
@@ -152,7 +177,7 @@ def trained_build(s) -> dict | None:
 
 
 def subject_for(name: str, trained):
-    return trained if name == trained.name else variants.untrained(name, CACHE)
+    return trained if trained is not None and name == trained.name else variants.untrained(name, CACHE)
 
 
 def run_group(group, trained, peak, threads, args, doc, deadline: float) -> dict[str, list]:
