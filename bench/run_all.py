@@ -128,10 +128,14 @@ def needs_trained(args) -> bool:
     return not args.build_only or any(g[0] == args.trained for g in _groups(args))
 
 
-def trained_checkpoint(name: str, epochs: int, train_fn=None) -> Path:
+def trained_checkpoint(name: str, epochs: int) -> Path:
     """The trained model's final.pt, trained on first use. Build processes side by side take turns on
-    a lock, so one trains and the others wait for its checkpoint rather than train into the same folder."""
+    a lock file of their own (not ``edgecn.fileio``'s lock on the cache folder, which guards the
+    swaps of what they build there and must not wait minutes on a training), so one trains and the
+    others wait for its checkpoint."""
     import fcntl
+
+    from edgecn.train import TrainConfig, train
 
     out = CACHE / f"train-{name}-e{epochs}"
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -140,13 +144,8 @@ def trained_checkpoint(name: str, epochs: int, train_fn=None) -> Path:
         if not (out / "final.pt").exists():
             print(f"[bench] training {name} on digits at {TRAINED_SIZE}x{TRAINED_SIZE} for {epochs} epochs "
                   "(cached afterwards)")
-            if train_fn is None:
-                from edgecn.train import TrainConfig, train
-
-                def train_fn():
-                    train(TrainConfig(model=name, data="digits", input_size=TRAINED_SIZE, epochs=epochs,
-                                      out_dir=str(out), overwrite=True), progress=False)
-            train_fn()
+            train(TrainConfig(model=name, data="digits", input_size=TRAINED_SIZE, epochs=epochs, out_dir=str(out),
+                              overwrite=True), progress=False)
     return out / "final.pt"
 
 
@@ -154,9 +153,8 @@ def train_reference(name: str, epochs: int):
     """The trained Subject (trained once, cached) and its held-out images: (x, y) numpy and torch."""
     from edgecn.train.data import load_dataset
 
-    size = TRAINED_SIZE
     checkpoint = trained_checkpoint(name, epochs)
-    ds = load_dataset("digits", input_size=size)
+    ds = load_dataset("digits", input_size=TRAINED_SIZE)
     from edgecn.quantize.calibration import from_dataset, load_recipe
 
     calib = from_dataset(ds.train, load_recipe("default"))

@@ -33,27 +33,31 @@ def test_a_build_process_trains_only_when_its_models_include_the_trained_one(run
     assert run_all.needs_trained(run_all.parse_args(["--cached-only", "--only", "condensenet-74-c8"]))
 
 
-def test_processes_side_by_side_train_once(run_all):
+def test_processes_side_by_side_train_once(run_all, monkeypatch):
+    import edgecn.train
+
     calls, inside, overlapped = [], [], []
 
-    def fake_train():  # stands in for edgecn.train.train: slow, then writes the checkpoint
+    def fake_train(config, progress=True):  # stands in for edgecn.train.train: slow, then writes the checkpoint
         if inside:
             overlapped.append(True)
         inside.append(True)
-        calls.append(threading.get_ident())
+        calls.append((config.model, config.epochs, config.input_size))
         time.sleep(0.3)
-        out = run_all.CACHE / "train-condensenet-86-e6"
+        out = Path(config.out_dir)
         out.mkdir(parents=True)
         (out / "final.pt").write_bytes(b"checkpoint")
         inside.pop()
 
+    monkeypatch.setattr(edgecn.train, "train", fake_train)
     paths = []
-    # flock locks belong to each open file, so two threads contend exactly as two processes do
-    workers = [threading.Thread(target=lambda: paths.append(run_all.trained_checkpoint("condensenet-86", 6, fake_train)))
+    # flock locks belong to each open file, so threads contend exactly as processes do
+    workers = [threading.Thread(target=lambda: paths.append(run_all.trained_checkpoint("condensenet-86", 6)))
                for _ in range(3)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    assert len(calls) == 1 and not overlapped
+    assert calls == [("condensenet-86", 6, run_all.TRAINED_SIZE)] and not overlapped
     assert len(paths) == 3 and all(p.read_bytes() == b"checkpoint" for p in paths)
+    assert all(p.parent.parent == run_all.CACHE for p in paths)
