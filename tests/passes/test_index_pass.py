@@ -222,3 +222,31 @@ def test_gather_cost_must_be_a_non_negative_number(bad):
 
     with pytest.raises(EdgecnError, match="gather_cost"):
         LoweringConfig(gather_cost=bad)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_a_moved_batchnorm_zeroes_the_channels_the_gather_drops(affine):
+    """A BN moved in front of a gather covers every channel; the ones the gather does not read
+    must come out as zeros, not pass through: int8 gives the BN's output one scale, and an
+    unread channel of a trained dense network can be hundreds of times wider than the rest."""
+    from edgecn.passes.gather_forms import scatter_bn
+
+    bn = nn.BatchNorm2d(3, affine=affine).eval()
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
+        bn.running_var.copy_(torch.tensor([4.0, 0.25, 1.0]))
+        if affine:
+            bn.weight.copy_(torch.tensor([1.5, -0.5, 2.0]))
+            bn.bias.copy_(torch.tensor([0.1, 0.2, 0.3]))
+    idx = torch.tensor([4, 1, 4])  # reads channels 1 and 4 of 6 (4 twice, with the same statistics)
+    with torch.no_grad():
+        bn.running_mean[2], bn.running_var[2] = bn.running_mean[0], bn.running_var[0]
+        if affine:
+            bn.weight[2], bn.bias[2] = bn.weight[0], bn.bias[0]
+    full = scatter_bn(bn, idx, 6)
+    x = torch.randn(2, 6, 5, 5) * 1000
+    with torch.no_grad():
+        out = full(x)
+        assert torch.allclose(out[:, idx], bn(x[:, idx]), rtol=1e-5, atol=1e-3)
+        unread = torch.tensor([0, 2, 3, 5])
+        assert torch.equal(out[:, unread], torch.zeros_like(out[:, unread]))
