@@ -79,6 +79,9 @@ class Backend:
         tools: ``tools() -> {package: version}`` of the toolchain used.
         check: ``check(artifact, ctx) -> None``: backend rules the artifact must meet
             (raises EdgecnError), e.g. full delegation.
+        int8_graph: ``int8_graph(model, example, ctx) -> GraphModule``: the quantized PT2E
+            graph the int8 artifact is converted from, or None; the build reads it to say
+            where an int8 artifact departs from float (``edgecn.quantize.diagnose``).
     """
 
     name: str
@@ -89,6 +92,7 @@ class Backend:
     measure: Callable[..., float] | None
     tools: Callable[[], dict[str, str]]
     check: Callable[..., None] | None = None
+    int8_graph: Callable[..., object] | None = None
 
 
 BACKENDS: Registry[Backend] = Registry("backend", "edgecn targets --backends", package="edgecn.backends")
@@ -98,7 +102,7 @@ def register_backend(name: str, *, suffix: str, precisions: tuple[str, ...]):
     """Class decorator: register the backend the class describes.
 
     The class holds the backend's parts by name: ``Options`` (the target's ``[name]`` table),
-    ``compile``, ``tools``, and optionally ``measure`` and ``check`` (see ``Backend``)::
+    ``compile``, ``tools``, and optionally ``measure``, ``check`` and ``int8_graph`` (see ``Backend``)::
 
         @register_backend("tflite", suffix=".tflite", precisions=("fp32", "int8"))
         class TFLite:
@@ -109,7 +113,7 @@ def register_backend(name: str, *, suffix: str, precisions: tuple[str, ...]):
     def add(cls):
         backend = Backend(name=name, suffix=suffix, precisions=tuple(precisions), options_type=cls.Options,
                           compile=cls.compile, measure=getattr(cls, "measure", None), tools=cls.tools,
-                          check=getattr(cls, "check", None))
+                          check=getattr(cls, "check", None), int8_graph=getattr(cls, "int8_graph", None))
         BACKENDS.register(name)(backend)
         return cls
 

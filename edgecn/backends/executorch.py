@@ -84,6 +84,11 @@ def _int8_graph(model, example, ctx: CompileContext):
     return gm, fold_concat_qdq(gm)
 
 
+def int8_graph(model, example, ctx: CompileContext):
+    """The quantized PT2E graph an int8 ``.pte`` is lowered from."""
+    return _int8_graph(model, example, ctx)[0]
+
+
 def quantized_ends(ep) -> tuple[tuple | None, tuple | None]:
     """Make the program's input and output int8 where it quantizes right at the input and
     dequantizes right at the output; returns each end's ``(scale, zero_point, qmin, qmax, dtype)``
@@ -206,3 +211,4 @@ def tools() -> dict[str, str]:
 class ExecuTorch:
     Options = Options
     compile, measure, tools, check = staticmethod(compile), staticmethod(measure), staticmethod(tools), staticmethod(check)
+    int8_graph = staticmethod(int8_graph)

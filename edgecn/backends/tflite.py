@@ -91,6 +91,11 @@ def _int8(graph, x, ctx: CompileContext):
     return qm, {"quant_config": QuantConfig(pt2e_quantizer=quantizer)}
 
 
+def int8_graph(model, example, ctx: CompileContext):
+    """The quantized PT2E graph an int8 ``.tflite`` is converted from (quantize ops kept)."""
+    return _int8(model.eval(), example, ctx)[0]
+
+
 def describe(path: Path, precision: str, layout: str) -> Artifact:
     """An Artifact for an existing .tflite: I/O tensors, op histogram, delegation."""
     from edgecn.runner.tflite import inspect
@@ -130,3 +135,4 @@ def tools() -> dict[str, str]:
 class TFLite:
     Options = Options
     compile, measure, tools, check = staticmethod(compile), staticmethod(measure), staticmethod(tools), staticmethod(check)
+    int8_graph = staticmethod(int8_graph)

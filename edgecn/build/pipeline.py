@@ -37,6 +37,12 @@ MAX_FLOAT_LAYERS = 6
 METHOD_ORDER = ("minmax", "percentile", "entropy")
 """Calibration methods an int8 artifact that loses too much is retried with, in this order."""
 
+DIAGNOSIS_IMAGES = 4
+"""Held-out images each int8 site is measured on when an int8 artifact fails its checks."""
+
+DIAGNOSED_SITES = 10
+"""Costliest int8 sites a failed artifact's manifest entry lists."""
+
 MIN_SQNR_DB = 20.0
 """Logit SQNR below which an int8 artifact is retried with the other calibration methods even
 when its top-1 holds: on a trained CondenseNet-86 in .tflite the percentile ranges gave 18.5 dB
@@ -187,7 +193,8 @@ def _artifact_failures(failed: list[dict], backend: str, precisions, say):
         reason = e.message if isinstance(e, EdgecnError) else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         for precision in precisions:
             if (backend, precision) not in done:
-                failed.append({"backend": backend, "precision": precision, "reason": reason, "exception": e})
+                failed.append({"backend": backend, "precision": precision, "reason": reason,
+                               **({"diagnosis": e.details} if getattr(e, "details", None) else {}), "exception": e})
                 say(f"[build] {backend} {precision}: FAILED: {reason}")
 
 
@@ -364,7 +371,14 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
         say(f"[build] {backend.name} int8: kept calibration {keep.method}")
         return keep
     best = min(tried, key=lambda b: b.drop)
-    return _keep_layers_float(attempt, built, best, model, ctx.calib, cfg, backend.name)
+    diagnosis = _diagnose(backend, model, example, dataclasses.replace(ctx, method=best.method), held, say)
+    try:
+        return _keep_layers_float(attempt, built, best, model, ctx.calib, cfg, backend.name, diagnosis)
+    except EdgecnError as e:
+        if diagnosis is not None:
+            weights_only, sites = diagnosis
+            e.details = {"weights_only_sqnr_db": weights_only, "int8_sites": [s.as_dict() for s in sites[:DIAGNOSED_SITES]]}
+        raise
 
 
 def _good(built: Built, cfg: BuildConfig) -> bool:
@@ -373,11 +387,65 @@ def _good(built: Built, cfg: BuildConfig) -> bool:
     return built.drop <= cfg.max_drop and (sqnr is None or sqnr >= MIN_SQNR_DB)
 
 
-def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: BuildConfig, backend: str) -> Built:
-    """Keep the most int8-sensitive layers in float, one more each try, with the best method."""
+def _diagnose(backend, model, example, ctx, held: Heldout, say):
+    """``(weights_only_sqnr, sites)`` of the int8 graph (``edgecn.quantize.diagnose``), or None
+    when the backend has no PT2E graph; printed as a short list."""
+    from edgecn.quantize.diagnose import int8_sites, summary
+
+    if backend.int8_graph is None:
+        return None
+    say(f"[build] {backend.name} int8: finding where the int8 graph departs from float "
+        f"(each activation site alone, {DIAGNOSIS_IMAGES} held-out images)")
+    graph = backend.int8_graph(model, example, ctx)
+    weights_only, sites = int8_sites(graph, model, torch.from_numpy(held.x[:DIAGNOSIS_IMAGES]))
+    for line in summary(weights_only, sites):
+        say(f"[build]   {line}")
+    return weights_only, sites
+
+
+def _float_candidates(model, calib, diagnosis) -> list[str]:
+    """Layers to keep in float, most useful first: the conv or linear layers of the int8 sites that
+    cost more than ``MIN_SQNR_DB`` alone (or that read such a site), in the diagnosis's order;
+    without a diagnosis, ``rank_layers``'s order. Empty when no single site costs that much: then
+    no layer kept in float can bring the artifact back, and the build says so at once."""
+    from torch import nn
+
     from edgecn.quantize.sensitivity import rank_layers
 
-    ranking = rank_layers(model, calib)
+    if diagnosis is None:
+        return rank_layers(model, calib)
+    layers = {n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    out: list[str] = []
+    for site in diagnosis[1]:
+        if site.sqnr_db is None or site.sqnr_db >= MIN_SQNR_DB:
+            break
+        name = _owning_layer(site.layer, layers)
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def _owning_layer(path: str, layers: set[str]) -> str | None:
+    """The conv or linear layer ``path`` names or sits in (a module path of the lowered model)."""
+    while path:
+        if path in layers:
+            return path
+        path = path.rpartition(".")[0]
+    return None
+
+
+def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: BuildConfig, backend: str,
+                       diagnosis=None) -> Built:
+    """Keep the layers the diagnosis blames in float, one more each try, with the best method."""
+    ranking = _float_candidates(model, calib, diagnosis)
+    if not ranking:
+        last.artifact.path.unlink(missing_ok=True)
+        raise EdgecnError(
+            f"{backend} int8 loses {best.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) with every "
+            "calibration method, and no single layer's int8 costs enough to keep it in float (the error is spread "
+            "over the graph; report.md lists the costliest sites)",
+            "raise --max-drop, try a larger --calibration-size or --calibration-images closer to the deployment "
+            "data, or build fp32 only with --precision fp32")
     floats: list[str] = []
     while len(floats) < min(MAX_FLOAT_LAYERS, len(ranking)):
         floats.append(ranking[len(floats)])

@@ -60,9 +60,22 @@ def markdown_report(manifest: dict) -> str:
     failed = manifest.get("failed") or []
     if failed:
         lines += ["**Incomplete build**: these artifacts were not built:", ""]
-        lines += [f"- {f['backend']} {f['precision']}: {f['reason']}" for f in failed]
+        for f in failed:
+            lines.append(f"- {f['backend']} {f['precision']}: {f['reason']}")
+            lines += [f"  - {line}" for line in _diagnosis_lines(f.get("diagnosis"))]
         lines.append("")
     for a in manifest["artifacts"]:
         for line in [*a.get("notes", []), *a.get("device_steps", [])]:
             lines.append(f"- {a['path']}: {line}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _diagnosis_lines(diagnosis: dict | None) -> list[str]:
+    """Where a failed int8 artifact departs from float (``edgecn.quantize.diagnose``), for people."""
+    if not diagnosis:
+        return []
+    from edgecn.quantize.diagnose import Site, summary
+
+    sites = [Site(**s) for s in diagnosis["int8_sites"]]
+    return ["where int8 departs from float (logit SQNR with one activation site in int8):",
+            *summary(diagnosis["weights_only_sqnr_db"], sites)]

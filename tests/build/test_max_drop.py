@@ -111,3 +111,39 @@ def test_low_sqnr_tries_the_other_methods_and_ships_the_most_faithful(checkpoint
     _sqnr_by_method(monkeypatch, {"percentile": 15.0, "minmax": 29.0, "entropy": 17.0})
     (art,) = build(cfg).artifacts
     assert art["calibration_method"] == "minmax" and not art["notes"]
+
+
+def test_a_failing_int8_artifact_is_diagnosed_and_fails_fast(checkpoint, tmp_path, monkeypatch):
+    """A PT2E backend: after the calibration methods, the build measures what each int8 site
+    costs alone. When no site costs 20 dB, keeping a layer in float cannot help (and each try is
+    a compile): the artifact fails at once, with the costliest sites for report.md."""
+    import dataclasses
+
+    from edgecn.backends import BACKENDS
+
+    real_compare, backend = pipeline.compare, BACKENDS.get("executorch")
+    compiled = []
+
+    def compile(model, example, precision, ctx):
+        compiled.append((precision, ctx.method, ctx.float_layers))
+        return backend.compile(model, example, precision, ctx)
+
+    def compare(art, x, y, float_logits):  # int8 always 10 points down; the SQNR is the real one
+        return {**real_compare(art, x, y, float_logits), "top1": 40.0 if art.precision == "int8" else 50.0}
+
+    monkeypatch.setitem(BACKENDS._entries, "executorch", dataclasses.replace(backend, compile=compile))
+    monkeypatch.setattr(pipeline, "compare", compare)
+    monkeypatch.setattr(pipeline, "top1", lambda logits, labels: 50.0)
+    cfg = BuildConfig(target="rpi5", checkpoint=str(checkpoint), out_dir=str(tmp_path), calibration_size=16,
+                      backends=("executorch",), precisions=("int8",), progress=False)
+    with pytest.raises(EdgecnError, match="no single layer's int8 costs enough") as info:
+        build(cfg)
+    int8 = [c for c in compiled if c[0] == "int8"]
+    assert len(int8) == len(pipeline.METHOD_ORDER) and not any(c[2] for c in int8), "no float-layer retries"
+    diagnosis = info.value.details
+    sites = diagnosis["int8_sites"]
+    assert sites and all(s["sqnr_db"] is None or s["sqnr_db"] >= 20.0 for s in sites)
+    from edgecn.build.report import _diagnosis_lines
+
+    lines = _diagnosis_lines(diagnosis)
+    assert lines[0].startswith("where int8 departs from float") and sites[0]["layer"] in lines[2]
