@@ -70,23 +70,27 @@ def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
 
 
 def _int8_graph(model, example, ctx: CompileContext):
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer, get_symmetric_quantization_config)
+    from edgecn.quantize.gather import fold_concat_qdq, fold_gather_qdq
 
-    from edgecn.quantize.gather import SharedGathers, fold_concat_qdq, fold_gather_qdq
-    from edgecn.quantize.pt2e import quantize_for_backend
-
-    config = get_symmetric_quantization_config(is_per_channel=True)
     # A kept gather (XNNPACK has none) runs on int8 between partitions instead of in float,
     # and so does the concat it reads, so that the concat does not cross a partition boundary.
-    gm = quantize_for_backend("executorch", model, example, lambda: SharedGathers(XNNPACKQuantizer()), config, ctx)
+    gm = int8_graph(model, example, ctx)
     fold_gather_qdq(gm)
     return gm, fold_concat_qdq(gm)
 
 
 def int8_graph(model, example, ctx: CompileContext):
-    """The quantized PT2E graph an int8 ``.pte`` is lowered from."""
-    return _int8_graph(model, example, ctx)[0]
+    """The quantized PT2E graph an int8 ``.pte`` is lowered from, before its kept gathers and their
+    concats move onto int8 (an exact rearrangement: they share their input's parameters), so that
+    each of their quantize/dequantize pairs still stands alone."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
+
+    from edgecn.quantize.gather import SharedGathers
+    from edgecn.quantize.pt2e import quantize_for_backend
+
+    config = get_symmetric_quantization_config(is_per_channel=True)
+    return quantize_for_backend("executorch", model, example, lambda: SharedGathers(XNNPACKQuantizer()), config, ctx)
 
 
 def quantized_ends(ep) -> tuple[tuple | None, tuple | None]:
