@@ -404,10 +404,11 @@ def _diagnose(backend, model, example, ctx, held: Heldout, say):
 
 
 def _float_candidates(model, calib, diagnosis) -> list[str]:
-    """Layers to keep in float, most useful first: the conv or linear layers of the int8 sites that
-    cost more than ``MIN_SQNR_DB`` alone (or that read such a site), in the diagnosis's order;
-    without a diagnosis, ``rank_layers``'s order. Empty when no single site costs that much: then
-    no layer kept in float can bring the artifact back, and the build says so at once."""
+    """Layers to keep in float, most useful first: the conv or linear layers whose output is an int8
+    site costing more than ``MIN_SQNR_DB`` alone, in the diagnosis's order (a site outside such a
+    layer, a ReLU or a pool, names none); without a diagnosis, ``rank_layers``'s order. Empty when
+    no such layer exists: then keeping layers in float cannot be aimed, and the build says so at
+    once instead of compiling blind."""
     from torch import nn
 
     from edgecn.quantize.sensitivity import rank_layers
@@ -440,10 +441,12 @@ def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: Bui
     ranking = _float_candidates(model, calib, diagnosis)
     if not ranking:
         last.artifact.path.unlink(missing_ok=True)
+        costly = diagnosis is not None and any(s.sqnr_db is not None and s.sqnr_db < MIN_SQNR_DB for s in diagnosis[1])
+        why = ("the sites that cost most are outside any conv or linear layer that could be kept in float" if costly
+               else "no single layer's int8 costs enough to keep it in float (the error is spread over the graph)")
         raise EdgecnError(
             f"{backend} int8 loses {best.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) with every "
-            "calibration method, and no single layer's int8 costs enough to keep it in float (the error is spread "
-            "over the graph; report.md lists the costliest sites)",
+            f"calibration method, and {why}; report.md lists the costliest int8 sites",
             "raise --max-drop, try a larger --calibration-size or --calibration-images closer to the deployment "
             "data, or build fp32 only with --precision fp32")
     floats: list[str] = []
