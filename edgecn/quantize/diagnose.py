@@ -9,9 +9,11 @@ where the artifact departs from float, and their range and the spread of their c
 why: one scale for channels of very different widths (a concatenation, a BatchNorm reading
 one), a few extreme values setting the range, or weights that do not survive rounding.
 
-Measured on a trained CondenseNet-74-c8 at 224x224 before its fixes: every site alone stayed
-above 24 dB except the BN-ReLU outputs in front of each dense layer's 1x1 conv (-1 to 18 dB):
-their range was 1,150 where the channels the conv reads stay below 8.
+Measured on a trained CondenseNet-74-c8 at 224x224 (24 held-out images): without channel
+equalization, each dense-block concat alone cost the logits down to -3.4 dB (range +-1,300 for
+channels whose median peak is 5.6); with it, the BN-ReLU outputs in front of each dense layer's
+1x1 conv alone gave -0.8 to 18 dB (range 1,150 where the channels the conv reads stay below 8).
+After the fixes those tell of, every site alone stays at 24.4 dB or more.
 """
 
 from __future__ import annotations
