@@ -32,12 +32,14 @@ def configure(p):
                    help="epochs (default: the model family's: 12, or 30 for SqueezeNet)")
     p.add_argument("--batch-size", type=number(int, 1, 65_536), default=d["batch_size"].default, help="images per step and process (default: %(default)s)")
     p.add_argument("--lr", type=number(float, 0, 10, lo_open=True), default=None,
-                   help="peak learning rate, cosine-annealed per step (default: the family's: 0.1 with SGD for "
-                        "CondenseNet and DenseNet, 0.001 with AdamW for SqueezeNet)")
+                   help="peak learning rate, cosine-annealed per step (default: the family's, scaled with "
+                        "--batch-size: SGD at 0.1 per 64 images for CIFAR-style CondenseNet and DenseNet, 0.1 per 256 "
+                        "for ImageNet-style models or inputs over 96 px; AdamW at 0.001 for SqueezeNet)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default: the family's")
     p.add_argument("--weight-decay", type=number(float, 0, 1), default=None, help="default: the family's (1e-4)")
     p.add_argument("--warmup-epochs", type=number(float, 0, 10_000), default=None,
-                   help="linear learning-rate warm-up in epochs (default: the family's: 0, or 1 for SqueezeNet)")
+                   help="linear learning-rate warm-up in epochs (default: the family's: 1 for ImageNet-style models "
+                        "or inputs and for SqueezeNet, else 0)")
     p.add_argument("--seed", type=number(int, 0, 2**32 - 1), default=d["seed"].default, help="seed of weights, data order, augmentation (default: %(default)s)")
     p.add_argument("--group-lasso", type=number(float, 0, 1000), default=d["group_lasso"].default,
                    help="weight of the group-lasso term (default: %(default)s)")
@@ -77,6 +79,8 @@ def run(args):
                          warmup_epochs=args.warmup_epochs, precision=args.precision,
                          channels_last=args.channels_last, compile=args.compile, workers=args.workers,
                          max_in_memory_mb=args.max_in_memory_mb)
+    if not args.quiet and int(os.environ.get("RANK", "0")) == 0:
+        print(recipe_line(config), file=sys.stderr)
     result = train(config, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
@@ -91,6 +95,13 @@ def run(args):
     for w in result.warnings:
         print(f"edgecn train: WARNING: {w}", file=sys.stderr)
     return 0
+
+
+def recipe_line(config) -> str:
+    """What the run trains with, defaults resolved: the values a diverging run's message refers to."""
+    return (f"recipe: {config.model} at {config.resolved_input_size()} px, {config.optimizer} lr {config.lr:g} "
+            f"(batch {config.batch_size}), warm-up {config.warmup_epochs:g} epoch(s), weight decay "
+            f"{config.weight_decay:g}, {config.epochs} epochs, seed {config.seed}")
 
 
 def default_out(model: str, data: str) -> str:

@@ -27,8 +27,9 @@ class TrainConfig:
             The condensing stages take the first half.
         batch_size: images per step and per process.
         lr: peak learning rate of the per-iteration cosine schedule; ``None``: the model family's
-            (``edgecn.train.recipes``: 0.1 with SGD for CondenseNet and DenseNet, 1e-3 with AdamW
-            for SqueezeNet).
+            at this batch size (``edgecn.train.recipes``: for CondenseNet and DenseNet, SGD at 0.1
+            per 64 images for CIFAR-style models and inputs, 0.1 per 256 when either the model
+            or the input is ImageNet-style, above 96 px a side; AdamW at 1e-3 for SqueezeNet).
         seed: seeds weights, data order and augmentation; same seed, same result.
         out_dir: where ``last.pt`` (every epoch) and ``final.pt`` go.
         resume: continue from ``out_dir/last.pt``.
@@ -39,7 +40,8 @@ class TrainConfig:
         momentum: Nesterov momentum of SGD.
         weight_decay: weight decay (L2 for SGD, decoupled for AdamW); ``None``: the family's.
         optimizer: ``"sgd"`` or ``"adamw"``; ``None``: the family's.
-        warmup_epochs: linear learning-rate warm-up, in epochs; ``None``: the family's.
+        warmup_epochs: linear learning-rate warm-up, in epochs; ``None``: the family's (1 for
+            ImageNet-style models or inputs and for SqueezeNet, else 0).
         precision: ``"auto"`` (bf16 autocast on a CUDA GPU that has it, else fp32), ``"fp32"``,
             ``"bf16"`` or ``"fp16"`` (autocast; fp16 with a gradient scaler). Weights, condensing
             masks and the group-lasso term stay float32 in every mode.
@@ -75,11 +77,16 @@ class TrainConfig:
 
     def __post_init__(self):
         from edgecn.models import MODELS
-        from edgecn.train.recipes import OPTIMIZERS, solver_for
+        from edgecn.train.recipes import OPTIMIZERS
 
         object.__setattr__(self, "model", MODELS.canonical(self.model))
-        solver = solver_for(MODELS.get(self.model).family)
-        for name in ("lr", "weight_decay", "optimizer", "warmup_epochs", "epochs"):
+        if self.input_size is not None:
+            _at_least("input size", self.input_size, 8)
+        _at_least("batch size", self.batch_size, 2, "batch norm needs at least two images per step")
+        solver = self.solver()
+        if self.lr is None:
+            object.__setattr__(self, "lr", solver.lr_for(self.batch_size))
+        for name in ("weight_decay", "optimizer", "warmup_epochs", "epochs"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, getattr(solver, name))
         if self.optimizer not in OPTIMIZERS:
@@ -92,10 +99,7 @@ class TrainConfig:
         object.__setattr__(self, "out_dir", str(self.out_dir))
         object.__setattr__(self, "overrides", dict(self.overrides or {}))
         _at_least("epochs", self.epochs, 1)
-        _at_least("batch size", self.batch_size, 2, "batch norm needs at least two images per step")
         _at_least("seed", self.seed, 0)
-        if self.input_size is not None:
-            _at_least("input size", self.input_size, 8)
         for name in ("lr", "group_lasso", "momentum", "weight_decay", "warmup_epochs"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0 or (name == "lr" and value == 0):
@@ -103,6 +107,44 @@ class TrainConfig:
                                   f"pass a valid --{name.replace('_', '-')}")
         if self.resume and self.overwrite:
             raise EdgecnError("resume and overwrite both requested", "pass only one of --resume and --overwrite")
+
+    def solver(self):
+        """The family's recipe (``edgecn.train.recipes.Solver``) for this model and input size.
+
+        The ImageNet-style recipe when the model was designed for large inputs or trains at one:
+        an ImageNet variant trained on small images keeps its wide classifier input (2,064 features
+        for CondenseNet-74), which is what needs the lower rate.
+        """
+        from edgecn.models import MODELS
+        from edgecn.train.recipes import solver_for
+
+        spec = MODELS.get(self.model)
+        return solver_for(spec.family, max(self.resolved_input_size(), spec.input_size))
+
+    def resolved_input_size(self) -> int:
+        """``input_size``, or the side a run trains at when none is given.
+
+        16 for the 8x8 digits (raised to the smallest of 32, 64 the model can run at: SqueezeNet
+        pools 16 away), else the model's own.
+        """
+        if self.input_size is not None:
+            return self.input_size
+        cached = self.__dict__.get("_input_size")
+        if cached is not None:
+            return cached
+        from edgecn.models import MODELS, check_input_size, create_model
+        from edgecn.train.data import DIGITS_INPUT_SIZE, default_input_size
+
+        size = default_input_size(self.data, MODELS.get(self.model).input_size)
+        if self.data == "digits":
+            for size in (DIGITS_INPUT_SIZE, 32, 64):
+                try:
+                    check_input_size(create_model(self.model, num_classes=10, **(self.overrides or {})), size)
+                    break
+                except EdgecnError:
+                    continue
+        object.__setattr__(self, "_input_size", size)
+        return size
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (stored in checkpoints, which load weights-only)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from edgecn.errors import EdgecnError
 from edgecn.runner.evaluate import learned_nothing
 from edgecn.train import distributed
 from edgecn.train.config import RESULT_FIELDS, TrainConfig
+from edgecn.train.guard import DivergenceGuard, diverged
 from edgecn.train.loader import HeldoutBatches, training_batches
 from edgecn.train.recipes import augmentation_for
 
@@ -124,7 +126,7 @@ def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> Train
     start = time.perf_counter()
     out = Path(config.out_dir)
     _check_out_dir(out, config)
-    size = _input_size(config)
+    size = config.resolved_input_size()
     ds = load_dataset(config.data, size, config.max_in_memory_mb)
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=len(ds.labels), input_size=size, **config.overrides)
@@ -186,10 +188,12 @@ def _fit(model, optimizer, scaler, precision, ds, batches, heldout, config, ctx,
     out = Path(config.out_dir)
     best = _best(history)
     show = progress and ctx.is_main
+    guard = DivergenceGuard(len(ds.labels), batches.steps)
     with tqdm(total=total, initial=len(history) * batches.steps, disable=not show,
               desc=f"train {config.model}", unit="step", dynamic_ncols=True) as bar:
         for epoch in range(len(history), config.epochs):
-            stats = _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, config, ctx, bar)
+            stats = _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, config, ctx, bar, guard,
+                           saved_epochs=len(history))
             distributed.average_bn_stats(model, ctx)
             logits, y = _logits(model, heldout, ctx.device, len(ds.labels))
             hit1, hit5, seen = distributed.all_sum(_correct(logits, y), ctx)
@@ -207,7 +211,7 @@ def _fit(model, optimizer, scaler, precision, ds, batches, heldout, config, ctx,
                     **meta, "kind": "train-state", "epoch": epoch + 1, "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(), "rng": {"torch": torch.get_rng_state()}, "history": history})
             if show:
-                bar.write(epoch_line(stats, config.epochs))
+                bar.write(epoch_line(stats, config.epochs), file=sys.stderr)  # stdout is the result (--json)
 
 
 def epoch_line(s: dict, epochs: int) -> str:
@@ -218,7 +222,7 @@ def epoch_line(s: dict, epochs: int) -> str:
             f"waiting for data {s['loader_wait'] * 100:.0f}%")
 
 
-def _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, config, ctx, bar) -> dict:
+def _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, config, ctx, bar, guard, saved_epochs) -> dict:
     t0 = time.perf_counter()
     model.train()
     loss_sum = correct = seen = 0.0
@@ -230,15 +234,16 @@ def _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, conf
         for group in optimizer.param_groups:
             group["lr"] = lr
         set_progress(model, it / total)
-        try:
-            value, hits = train_step(net, model, optimizer, scaler, precision, x, y, config.group_lasso,
-                                     ctx.device)
-        except FloatingPointError as e:  # before the step: last.pt keeps the last good weights
-            raise EdgecnError(f"training diverged at epoch {epoch + 1}, step {i + 1}: the loss is {e.args[0]}",
-                              f"lower the learning rate (--lr {config.lr:g}; try {config.lr / 10:g})"
-                              + (f" or --group-lasso ({config.group_lasso:g})" if config.group_lasso else "")
-                              + ", then start afresh with --overwrite or resume from the last epoch with --resume"
-                              ) from None
+
+        def check(loss: float, step: int = i) -> None:  # before the weights change: last.pt stays good
+            found = guard.verdict(loss)
+            if ctx.distributed and all_sum_flag(found is not None, ctx) and found is None:
+                found = ("another process's loss left the safe range", loss)
+            if found is not None:
+                raise diverged(found[0], found[1], config, epoch, step, steps, _default_lr(config), saved_epochs)
+
+        value, hits = train_step(net, model, optimizer, scaler, precision, x, y, config.group_lasso, ctx.device,
+                                 check=check)
         loss_sum += value * len(y)
         correct += hits
         seen += len(y)
@@ -254,22 +259,24 @@ def _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, conf
             "loader_wait": batches.waited / elapsed}
 
 
-def train_step(net, model, optimizer, scaler, precision: Precision, x, y, lasso: float, device):
+def train_step(net, model, optimizer, scaler, precision: Precision, x, y, lasso: float, device, check=None):
     """One optimiser step on a batch; returns (loss value, correct top-1 answers in the batch).
 
     ``net`` is what runs the forward pass (``model`` itself, or its DDP / compiled wrapper);
-    ``model`` is what the group-lasso term reads. Raises FloatingPointError on a non-finite loss,
-    before the weights change.
+    ``model`` is what the group-lasso term reads. ``check`` sees the cross-entropy (or a
+    non-finite total loss) before the weights change and may raise to stop the run; without it,
+    a non-finite loss raises FloatingPointError, also before the weights change.
     """
     x = x.to(device, memory_format=precision.memory_format, non_blocking=True)
     y = y.to(device, non_blocking=True)
     with precision.autocast(device):
         logits = net(x)
     # The loss, the group-lasso term and the weights stay float32 whatever the forward ran in.
-    loss = F.cross_entropy(logits.float(), y)
-    if lasso:
-        loss = loss + lasso * group_lasso(model).to(loss.device)
+    ce = F.cross_entropy(logits.float(), y)
+    loss = ce + lasso * group_lasso(model).to(ce.device) if lasso else ce
     value = float(loss.detach())
+    if check is not None:
+        check(float(ce.detach()) if math.isfinite(value) else value)
     if not math.isfinite(value):
         raise FloatingPointError(value)
     optimizer.zero_grad(set_to_none=True)
@@ -277,6 +284,15 @@ def train_step(net, model, optimizer, scaler, precision: Precision, x, y, lasso:
     scaler.step(optimizer)
     scaler.update()
     return value, metrics.topk_hits(logits.detach().float().cpu(), y.cpu(), 1)
+
+
+def all_sum_flag(flag: bool, ctx: distributed.Context) -> bool:
+    """True when ``flag`` is set on any process."""
+    return distributed.all_sum([1.0 if flag else 0.0], ctx)[0] > 0
+
+
+def _default_lr(config: TrainConfig) -> float:
+    return config.solver().lr_for(config.batch_size)
 
 
 def _best(history: list[dict]) -> dict | None:
@@ -340,23 +356,6 @@ def evaluate(model: torch.nn.Module, data, batch_size: int = 256, device=None) -
     if len(y) == 0:
         return float("nan")
     return metrics.top1(predict(model, x, batch_size, device), y)
-
-
-def _input_size(config: TrainConfig) -> int:
-    if config.input_size is not None:
-        return config.input_size
-    from edgecn.models import MODELS, check_input_size, create_model
-    from edgecn.train.data import DIGITS_INPUT_SIZE, default_input_size
-
-    size = default_input_size(config.data, MODELS.get(config.model).input_size)
-    if config.data == "digits":  # the smallest of 16, 32, 64 the model can run at (SqueezeNet pools 16 away)
-        for size in (DIGITS_INPUT_SIZE, 32, 64):
-            try:
-                check_input_size(create_model(config.model, num_classes=10, **config.overrides), size)
-                break
-            except EdgecnError:
-                continue
-    return size
 
 
 def _check_out_dir(out: Path, config: TrainConfig) -> None:

@@ -102,3 +102,14 @@ def test_resume_rejects_other_options_and_other_models(tmp_path, capsys):
     save_checkpoint(squeeze / "last.pt", create_model("squeezenet1_1", 10, 32), extra={"kind": "train-state"})
     assert main(["train", *TINY, "--out", str(squeeze), "--resume"]) == 2
     assert "not a training state of model 'condensenet-light'" in capsys.readouterr().err
+
+
+def test_json_output_is_only_json_with_progress_on(tmp_path):
+    """Epoch lines and the recipe go to stderr; stdout is the result a script parses."""
+    import json
+
+    args = [a for a in TINY if a != "--quiet"]
+    r = _edgecn("train", *args, "--epochs", "1", "--out", str(tmp_path / "run"), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["epochs"] == 1
+    assert "epoch 1/1: loss" in r.stderr and "recipe: condensenet-light at 8 px, sgd lr 0.2 (batch 128)" in r.stderr
