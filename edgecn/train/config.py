@@ -28,7 +28,7 @@ class TrainConfig:
         batch_size: images per step and per process.
         lr: peak learning rate of the per-iteration cosine schedule; ``None``: the model family's
             at this batch size (``edgecn.train.recipes``: for CondenseNet and DenseNet, SGD at 0.1
-            per 64 images for CIFAR-style models and inputs, 0.1 per 256 when either the model
+            per 64 images for CIFAR-style models and inputs, 0.2 per 256 when either the model
             or the input is ImageNet-style, above 96 px a side; AdamW at 1e-3 for SqueezeNet).
         seed: seeds weights, data order and augmentation; same seed, same result.
         out_dir: where ``last.pt`` (every epoch) and ``final.pt`` go.

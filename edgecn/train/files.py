@@ -30,9 +30,8 @@ from torch.utils.data import Sampler
 
 from edgecn.errors import EdgecnError
 from edgecn.runner.images import open_image
+from edgecn.train.recipes import CROP_RATIO, CROP_SCALE
 
-CROP_SCALE = (0.08, 1.0)
-CROP_RATIO = (3 / 4, 4 / 3)
 
 
 class ImageFiles(torch.utils.data.Dataset):
