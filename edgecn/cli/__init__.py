@@ -53,7 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
         p = subs.add_parser(name, help=command.help, description=command.help)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors")
         command.configure(p)
+    parser.set_defaults(_subparsers=subs.choices)
     return parser
+
+
+def unrecognized(extra: list[str], parser: argparse.ArgumentParser) -> str:
+    """argparse's "unrecognized arguments" message, with the closest option of ``parser`` for each typo."""
+    import difflib
+
+    known = [o for action in parser._actions for o in action.option_strings]
+    words = []
+    for token in extra:
+        close = difflib.get_close_matches(token.split("=")[0], known, n=1, cutoff=0.6) if token.startswith("-") else []
+        words.append(f"{token} (did you mean {close[0]}?)" if close else token)
+    return "unrecognized arguments: " + " ".join(words)
 
 
 # Optional packages by import name -> how to get them. The core install has numpy only;
@@ -78,7 +91,10 @@ def missing_dependency_fix(module: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported by the subcommand's parser: its usage, and the option the user likely meant
+            sub = (getattr(args, "_subparsers", None) or {}).get(getattr(args, "command", None), parser)
+            sub.error(unrecognized(extra, sub))
     except SystemExit as e:  # a bad option (argparse printed it) or --help: a status, for callers of main()
         return e.code if isinstance(e.code, int) else USER_ERROR_EXIT
     if not getattr(args, "run", None):

@@ -17,7 +17,7 @@ def configure(p):
                         "digits when training the default model)")
     p.add_argument("--out", default="build", help="folder the build folder <model>-<target>/ goes in (default: build)")
     p.add_argument("--epochs", type=number(int, 1, 10_000), default=12, help="epochs when training the default model (default 12, as `edgecn train`)")
-    p.add_argument("--input-size", type=number(int, 8, 4096), default=None, help="input side when training the default model (default 32)")
+    p.add_argument("--input-size", type=number(int, 8, 4096), default=None, help="input side when training the default model (default: 16 for digits, else the model's own)")
     p.add_argument("--calibration", default=None, help="calibration recipe name or .toml (default: the target's)")
     p.add_argument("--calibration-images", default=None, help="folder of images to calibrate on")
     p.add_argument("--calibration-size", type=number(int, 1, 100_000), default=None, help="calibration images drawn from the training data")

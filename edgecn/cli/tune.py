@@ -34,6 +34,9 @@ def configure(p):
     p.add_argument("--remote-python", default="python3", help="python on the remote device (default python3)")
     p.add_argument("--ssh-key", default=None, help="identity file for --remote")
     p.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")
+    p.add_argument("--accept-new-host-key", action="store_true",
+                   help="trust the device's host key on first contact (ssh's StrictHostKeyChecking=accept-new); "
+                        "a changed key is still refused")
     p.epilog = ("Each layer (segment between two points where the model's layers join) is lowered every way the "
                 "target's rewrites allow, compiled alone to int8 and timed; the table keeps the times per runtime, "
                 "CPU and thread count, so a second run only measures what is new. `edgecn build` uses the table "
@@ -48,7 +51,8 @@ def run(args):
                           input_size=args.input_size, num_classes=args.num_classes, threads=args.threads,
                           runs=args.runs, rounds=args.rounds, table=args.table, check=not args.no_check, remote=args.remote,
                           remote_python=args.remote_python, ssh_key=args.ssh_key,
-                          ssh_options=tuple(args.ssh_option), say=(lambda s: None) if args.json else print)
+                          ssh_options=tuple(args.ssh_option), say=(lambda s: None) if args.json else print,
+                          accept_new_host_key=args.accept_new_host_key)
     if args.json:
         print(json.dumps([r.to_json() for r, _ in results], indent=1, allow_nan=False))
         return 0

@@ -54,7 +54,7 @@ def tune_target(target: str, backend: str | None = None, checkpoint: str | None 
                 input_size: int | None = None, num_classes: int | None = None, threads: int = 1, runs: int = 100,
                 rounds: int = 1, table: str | None = None, check: bool = True, remote: str | None = None,
                 remote_python: str = "python3", ssh_key: str | None = None, ssh_options: tuple[str, ...] = (),
-                say: Callable[[str], None] = print) -> list:
+                say: Callable[[str], None] = print, accept_new_host_key: bool = False) -> list:
     """Tune ``target``'s lowering for a model on each (or one) of its CPU backends.
 
     Returns ``[(TuneResult, table path)]``; each table is written after its backend is done.
@@ -87,7 +87,7 @@ def tune_target(target: str, backend: str | None = None, checkpoint: str | None 
                               f"not {name} at {threads}", "pass another --table, or the matching --backend/--threads")
         say(f"[tune] {tgt.name} {name}: cost table {path}")
         timer = Timer(name, tgt.options(name), threads, runs, rounds=rounds, remote=remote, remote_python=remote_python,
-                      ssh_key=ssh_key, ssh_options=ssh_options)
+                      ssh_key=ssh_key, ssh_options=ssh_options, accept_new_host_key=accept_new_host_key)
         result = tune(net, LoweringConfig.from_dict(tgt.lowering, name), example, costs, timer, say, check_whole=check)
         costs.save(path)
         results.append((result, path))

@@ -43,6 +43,7 @@ class Timer:
     remote_python: str = "python3"
     ssh_key: str | None = None
     ssh_options: tuple[str, ...] = ()
+    accept_new_host_key: bool = False
 
 
 COMPILED_BY = ("backends", "quantize", "layers")
@@ -147,6 +148,7 @@ def _time_once(files: dict[str, Path], timer: Timer) -> tuple[dict[str, float], 
         argv += ["--ssh-key", timer.ssh_key] if timer.ssh_key else []
         for opt in timer.ssh_options:
             argv += ["--ssh-option", opt]
+        argv += ["--accept-new-host-key"] if timer.accept_new_host_key else []
     args = build_parser().parse_args(argv)
     if timer.remote:
         from edgecn.runner.remote import profile_remote

@@ -83,6 +83,10 @@ def runner_zip(out: Path) -> Path:
     return out
 
 
+CONNECT_TIMEOUT_S = 15
+"""Seconds ssh waits for a device to answer before giving up (ssh's ConnectTimeout)."""
+
+
 class Ssh:
     """ssh/scp with the user's key and options; every call is an argument list."""
 
@@ -91,6 +95,10 @@ class Ssh:
         # BatchMode: never a password prompt. A device's host key is checked as ssh always does;
         # trusting a new one is the user's visible choice (--accept-new-host-key), never a default.
         options = ["BatchMode=yes", *(["StrictHostKeyChecking=accept-new"] if accept_new_host_key else []), *options]
+        # An unreachable device fails in seconds, not after the system's TCP timeout (minutes);
+        # an explicit --ssh-option ConnectTimeout=N wins.
+        if not any(o.lower().startswith("connecttimeout") for o in options):
+            options.append(f"ConnectTimeout={CONNECT_TIMEOUT_S}")
         self.common = (["-i", key] if key else []) + [a for o in options for a in ("-o", o)]
 
     def run(self, words: list[str], check: bool = True) -> subprocess.CompletedProcess:

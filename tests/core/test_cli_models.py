@@ -25,3 +25,13 @@ def test_models_table_and_errors():
     r = _edgecn("models", "--family", "resnet")
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "unknown model family" in r.stderr
+
+
+def test_a_mistyped_option_gets_the_subcommand_usage_and_a_suggestion(capsys):
+    from edgecn.cli import main
+
+    assert main(["build", "--target", "rpi5", "--checkpint", "x.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: edgecn build" in err and "--checkpint (did you mean --checkpoint?)" in err
+    assert main(["train", "--epochs", "1", "stray"]) == 2
+    assert "edgecn train: error: unrecognized arguments: stray" in capsys.readouterr().err

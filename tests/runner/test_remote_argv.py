@@ -64,7 +64,8 @@ def test_hostile_remote_urls_never_reach_ssh_as_options(ssh_stand_in):
     for argv in runs:
         cut = argv.index("--")
         before, after = argv[:cut], argv[cut + 1:]
-        allowed = {"-i", "/k", "-o", "BatchMode=yes", "StrictHostKeyChecking=no", "-p"}
+        allowed = {"-i", "/k", "-o", "BatchMode=yes", "StrictHostKeyChecking=no", "ConnectTimeout=15", "-p"}
+        assert "ConnectTimeout=15" in before, argv  # an unreachable device fails in seconds
         assert all(a in allowed or a.isdigit() for a in before), argv
         assert len(after) == 2 and not after[0].startswith("-"), argv
     assert accepted >= 100 and refused >= 1000, (accepted, refused)
@@ -79,3 +80,16 @@ def test_hostile_remote_urls_never_reach_ssh_as_options(ssh_stand_in):
 ])
 def test_ssh_forms_users_type_are_accepted(url, dest, port):
     assert parse_target(url) == (dest, port)
+
+
+def test_an_explicit_connect_timeout_wins_and_tune_passes_the_host_key_choice():
+    from edgecn.cost.measure import Timer
+
+    ssh = Ssh("pi@host", key=None, options=["ConnectTimeout=3"])
+    assert [o for o in ssh.common if "ConnectTimeout" in o] == ["ConnectTimeout=3"]
+    assert "accept_new_host_key" in {f.name for f in __import__("dataclasses").fields(Timer)}
+    from edgecn.cli import build_parser
+
+    args = build_parser().parse_args(["tune", "--target", "rpi5", "--model", "condensenet-light", "--remote", "pi@host",
+                                      "--accept-new-host-key"])
+    assert args.accept_new_host_key
