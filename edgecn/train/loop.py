@@ -165,9 +165,21 @@ def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> Train
 
 
 def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, or SGD with the classifier of a wide model at its reduced rate (``recipes.classifier_lr_scale``).
+
+    Each parameter group carries ``lr_scale``: the schedule sets its rate to ``lr_scale`` x the step's rate.
+    """
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
+        return torch.optim.AdamW([{"params": list(model.parameters()), "lr_scale": 1.0}], lr=config.lr,
+                                 weight_decay=config.weight_decay)
+    from edgecn.train.recipes import classifier_lr_scale
+
+    head, scale = classifier_lr_scale(model)
+    ids = {id(p) for p in head}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids], "lr_scale": 1.0}]
+    if head:
+        groups.append({"params": head, "lr_scale": scale})
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True,
                            weight_decay=config.weight_decay)
 
 
@@ -232,7 +244,7 @@ def _epoch(net, model, optimizer, scaler, precision, batches, epoch, total, conf
         it = epoch * steps + i
         lr = learning_rate(config, it, total, steps)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         set_progress(model, it / total)
 
         def check(loss: float, step: int = i) -> None:  # before the weights change: last.pt stays good

@@ -69,9 +69,15 @@ class Solver:
 # BN-ReLU, with a norm of about 21 per image (17.7 of it shared by every image), so one SGD step
 # moves the logits by about lr * 450 per unit of gradient; with 10 classes, whose softmax
 # curvature is about 100x that of ImageNet's 1000, that overshoots at lr 0.1. Half the rate per
-# image (0.2 per 256, 0.05 at batch 64) after a one-epoch linear warm-up learns from the first
-# step; measured on CondenseNet-74-c8, digits at 112x112, 10 epochs: 0.025 at batch 64 reached
-# 93.0% held-out, 0.05 reached 95.8% (bench/results/2026-12-07-train-224.md).
+# image (0.2 per 256, 0.05 at batch 64) after a one-epoch linear warm-up learned at 112x112
+# (95.8% held-out after 10 epochs, against 93.0% at 0.025); at 224x224 it still sat at the edge:
+# one seed's loss climbed from 3.1 to 5.3 as the warm-up reached 0.045. Nesterov momentum 0.9 is
+# stable only below about 1.4 / curvature, and the classifier's curvature grows with the number of
+# features it reads (their shared positive part: |mean f|^2 ~ 313 here, x 0.1 for the softmax of
+# 10 balanced classes), which puts the bound near 0.045. So the classifier of a wide model learns
+# at lr * HEAD_WIDTH / features (``classifier_lr_scale``), and the rest of the network, whose
+# batch-normed convolutions do not have this curvature, at the full rate.
+# (bench/results/2026-12-07-train-224.md)
 _CIFAR_SGD = Solver("sgd", 0.1, 1e-4, 0.0, reference_batch=64)
 _IMAGENET_SGD = Solver("sgd", 0.2, 1e-4, 1.0, reference_batch=256)
 
@@ -91,7 +97,24 @@ SOLVERS = {
     ("squeezenet", "large"): Solver("adamw", 1e-3, 1e-4, 1.0, epochs=30),
 }
 DEFAULT_SOLVERS = {"small": _CIFAR_SGD, "large": _IMAGENET_SGD}
+
+HEAD_WIDTH = 1024
+"""With SGD, a classifier reading more features than this learns at ``lr * HEAD_WIDTH / features``.
+
+CIFAR-style models (CondenseNet-86: 800 features, -light: 240) keep the full rate;
+CondenseNet-74 (2,064 features) gets about half."""
 OPTIMIZERS = ("sgd", "adamw")
+
+
+def classifier_lr_scale(model) -> tuple[list, float]:
+    """The parameters of ``model``'s classifier (its last ``nn.Linear``) and their rate factor for SGD."""
+    from torch import nn
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return [], 1.0
+    head = linears[-1]
+    return list(head.parameters()), min(1.0, HEAD_WIDTH / head.in_features)
 
 
 def scale_of(input_size: int) -> str:
