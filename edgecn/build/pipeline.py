@@ -251,6 +251,8 @@ def _train_default(cfg: BuildConfig, say):
     say(f"[build] no checkpoint given: training {cfg.model} on {data} for {cfg.epochs} epochs")
     result = train(TrainConfig(model=cfg.model, data=data, epochs=cfg.epochs, out_dir=str(out),
                                input_size=cfg.input_size, overwrite=True), progress=cfg.progress)
+    say(f"[build] trained checkpoint: {result.checkpoint} (held-out top-1 {result.heldout_top1:.2f}%); "
+        f"build from it again with --checkpoint {result.checkpoint}")
     return load_checkpoint(result.checkpoint)[0]
 
 

@@ -57,6 +57,27 @@ COLUMNS = ["artifact", "runtime", "threads", "runs", "load ms", "first ms", "med
            "per s", "vs 1st", "top-1"]
 
 
+def labels(results: list[dict]) -> list[str]:
+    """Each result's artifact name, with as many parent folders as it takes to tell equal names apart.
+
+    ``model.tflite`` alone while it is the only one; ``a/int8/model.tflite`` and
+    ``b/int8/model.tflite`` when two builds are compared.
+    """
+    parts = [Path(r.get("artifact") or r["name"]).parts or (r["name"],) for r in results]
+    out = []
+    for mine in parts:
+        depth = 1
+        others = [p for p in parts if p != mine]
+        while depth < len(mine) and any(p[-depth:] == mine[-depth:] for p in others):
+            depth += 1
+        out.append("/".join(mine[-depth:]))
+    return out
+
+
+def _name(r: dict) -> str:
+    return r.get("label") or r["name"]
+
+
 def comparison(results: list[dict]) -> str:
     """One row per artifact and thread setting, the same columns for one result or many.
 
@@ -69,7 +90,7 @@ def comparison(results: list[dict]) -> str:
         lat = r["latency_ms"]
         acc = r.get("accuracy")
         spread = f"{lat['p10']:.3f}-{lat['p90']:.3f}" if "p10" in lat else None
-        rows.append([r["name"], r["runtime"], r["threads"], r["runs"], _f(r["load_ms"], 1), _f(r["first_ms"]),
+        rows.append([_name(r), r["runtime"], r["threads"], r["runs"], _f(r["load_ms"], 1), _f(r["first_ms"]),
                      _f(lat["median"]), spread, _f(lat["p99"]), _f(r["throughput_ips"], 1),
                      f"{r['throughput_ips'] / base_tp:.2f}x" if base_tp else None,
                      f"{acc['top1']:.2f}%" if acc else None])
@@ -83,7 +104,7 @@ def _rss_scope(r: dict) -> str:
 
 def details(r: dict) -> list[str]:
     """What does not fit a column: integrity, real-time figures, memory, sensors."""
-    lines = [f"{r['name']} ({r['threads']} threads): sha256 {r['integrity']['sha256'][:16]}... "
+    lines = [f"{_name(r)} ({r['threads']} threads): sha256 {r['integrity']['sha256'][:16]}... "
              f"{_integrity(r['integrity'])}; input {r['input']['source']} {r['input']['dtype']}{r['input']['shape']}; "
              f"peak RSS {_f(r.get('peak_rss_mb'), 1)} MiB{_rss_scope(r)}; latency std {_f(r['latency_ms'].get('std'))} ms"]
     if r.get("realtime"):
@@ -100,6 +121,8 @@ def details(r: dict) -> list[str]:
 
 def render(doc: dict) -> str:
     """The profile as a reader sees it: where it ran, one table, then per-artifact details."""
+    for r, label in zip(doc["results"], labels(doc["results"])):
+        r["label"] = label
     failed = [r for r in doc["results"] if r.get("error")]
     results = [r for r in doc["results"] if not r.get("error")]
     env = doc["environment"]
@@ -113,7 +136,7 @@ def render(doc: dict) -> str:
     body = [comparison(results), ""] if results else []
     for r in results:
         body += details(r)
-    body += [f"FAILED {r['name']} ({r['threads']} threads): {r['error']}" for r in failed]
+    body += [f"FAILED {_name(r)} ({r['threads']} threads): {r['error']}" for r in failed]
     ops = [op_table(r["op_profile"]) for r in results if r.get("op_profile")]
     return "\n".join(head) + "\n\n" + "\n".join(body) + ("\n\n" + "\n\n".join(ops) if ops else "")
 
@@ -128,6 +151,8 @@ def plot(doc: dict, out: str | Path) -> None:
         raise EdgecnError("--plot needs matplotlib", "pip install matplotlib, or drop --plot (use --json)") from None
     import numpy as np
 
+    for r, label in zip(doc["results"], labels(doc["results"])):
+        r["label"] = label
     results = [r for r in doc["results"] if r.get("samples_ms") and not r.get("error")]
     if not results:
         raise EdgecnError("nothing to plot: no latency samples were kept", "drop --plot")
@@ -142,7 +167,7 @@ def plot(doc: dict, out: str | Path) -> None:
     for (hist, line), r in zip(axes, results):
         samples = np.asarray(r["samples_ms"])
         outside = int(((samples < lo) | (samples > hi)).sum())
-        label = f"{r['name']} ({r['runtime']}, {r['threads']} threads)"
+        label = f"{_name(r)} ({r['runtime']}, {r['threads']} threads)"
         hist.hist(np.clip(samples, lo, hi), bins=bins)
         for key, color in (("median", "black"), ("p99", "orange")):
             value = r["latency_ms"][key]

@@ -134,3 +134,16 @@ def test_backend_option_builds_only_that_backend(checkpoint, tmp_path):
                  "--precision", "fp32", "--out", str(tmp_path), "--max-drop", "100", "--quiet"]) == 0
     (folder,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
     assert {(a.backend, a.precision) for a in Manifest.load(folder).artifacts} == {("tflite", "fp32")}
+
+
+def test_a_build_without_a_checkpoint_says_where_it_saved_the_trained_one(tmp_path):
+    from edgecn.build.config import BuildConfig
+    from edgecn.build.pipeline import _train_default
+
+    lines = []
+    cfg = BuildConfig(target="rpi5", out_dir=str(tmp_path), epochs=1, input_size=8, progress=False)
+    _train_default(cfg, lines.append)
+    saved = [line for line in lines if line.startswith("[build] trained checkpoint: ")]
+    assert saved and "--checkpoint" in saved[0], lines
+    path = saved[0].split("[build] trained checkpoint: ")[1].split(" (")[0]
+    assert (tmp_path / ".train").is_dir() and __import__("pathlib").Path(path).is_file()

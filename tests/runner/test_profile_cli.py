@@ -162,3 +162,15 @@ def test_one_failing_artifact_keeps_the_others_results(artifacts, tmp_path):
     assert "could not load" in results[2]["error"] and "bad.pte (1 threads) failed" in proc.stderr
     table = run_runner(artifacts / "model.tflite", bad, "--threads", "1,2", "--runs", "5", "--force")
     assert table.returncode == 3 and "FAILED bad.pte (2 threads)" in table.stdout and "model.tflite" in table.stdout
+
+
+def test_artifacts_of_the_same_name_from_two_folders_are_told_apart(artifacts, tmp_path):
+    """Two builds compared side by side: each row names the folder that tells them apart."""
+    for build in ("a", "b"):
+        shutil.copytree(artifacts, tmp_path / build / "out", ignore=shutil.ignore_patterns("*.pte", "*.onnx", "int8"))
+    proc = subprocess.run([sys.executable, "-m", "edgecn", "profile", str(tmp_path / "a" / "out" / "model.tflite"),
+                           str(tmp_path / "b" / "out" / "model.tflite"), "--runs", "10"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split()[0] for line in proc.stdout.splitlines() if "model.tflite" in line and "threads)" not in line]
+    assert rows == ["a/out/model.tflite", "b/out/model.tflite"], proc.stdout

@@ -104,3 +104,21 @@ def test_pte_in_a_venv_without_torch_or_executorch(no_torch_python, artifacts, t
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(proc.stdout)["results"][0]
     assert r["versions"]["runner"].startswith("edgecn-pte-runner") and r["integrity"]["verified"] and r["runs"] == 20
+
+
+def test_accuracy_on_an_image_folder_with_only_the_runner_extra(no_torch_python, artifacts, tmp_path):
+    """The README's device recipe: `edgecn[runner]` alone scores a folder of the user's images (Pillow decodes them)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for i in range(20):
+        folder = tmp_path / "images" / str(digits.target[i])
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((digits.images[i] * 255 / 16).astype("uint8")).convert("RGB").save(folder / f"{i}.png")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = run_runner(artifacts / "model.tflite", "--runs", "5", "--json", "--threads", "1", "--accuracy",
+                      "--data", str(tmp_path / "images"), python=str(no_torch_python), env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    accuracy = json.loads(proc.stdout)["results"][0]["accuracy"]
+    assert accuracy is not None and accuracy["samples"] == 20 and accuracy["top1"] >= 50, accuracy
