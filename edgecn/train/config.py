@@ -121,6 +121,13 @@ class TrainConfig:
         spec = MODELS.get(self.model)
         return solver_for(spec.family, max(self.resolved_input_size(), spec.input_size))
 
+    def recipe_scale(self) -> str:
+        """``"large"`` (ImageNet-style model or input) or ``"small"``: which of the family's recipes applies."""
+        from edgecn.models import MODELS
+        from edgecn.train.recipes import scale_of
+
+        return scale_of(max(self.resolved_input_size(), MODELS.get(self.model).input_size))
+
     def resolved_input_size(self) -> int:
         """``input_size``, or the side a run trains at when none is given.
 

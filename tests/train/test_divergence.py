@@ -38,6 +38,8 @@ def test_condensenet74_converges_in_its_first_epoch_with_the_defaults(tmp_path):
     assert first["loss"] < 2 * math.log(10), result.history  # measured 2.73
     assert second["loss"] < math.log(10), result.history  # learning, not at chance (measured 1.84)
     assert result.heldout_top1 > 20.0 and not result.warnings, result.history  # not one class (measured 25.6%)
+    recipe = torch.load(result.checkpoint, weights_only=True)["extra"]["recipe"]
+    assert recipe == {"scale": "large", "classifier_lr_scale": pytest.approx(1024 / 2064), "crop_area": None}
 
 
 def test_a_diverging_run_exits_2_naming_the_step_the_loss_and_the_fix(tmp_path):
