@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         print(row(runs[-1]), flush=True)
     env = environment()
     lines = [f"{args.model} at {args.input_size}x{args.input_size} on {args.data}, {args.epochs} epochs, default recipe "
-             f"({runs[0]['recipe']}); CPU {env.get('cpu')}, ISA {env.get('isa')}", "",
+             f"({runs[0]['recipe']}); CPU {env.get('cpu')}, ISA {' '.join(env.get('isa') or [])}", "",
              "| seed | epoch-1 loss (chance) | held-out top-1 per epoch, % | final | best | condensed: max abs logit diff, top-1 | minutes |",
              "|---:|---|---|---:|---:|---|---:|"] + [row(r) for r in runs]
     text = "\n".join(lines)
