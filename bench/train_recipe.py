@@ -78,7 +78,7 @@ def run_seed(args, seed: int) -> dict:
     c = subprocess.run([sys.executable, "-m", "edgecn", "condense", train["checkpoint"], "--json"],
                        stdout=subprocess.PIPE, text=True, env=env)
     check = json.loads(c.stdout)["verification"] if c.returncode == 0 else None
-    config = json.loads(json.dumps(_config_of(train["checkpoint"])))
+    config = _config_of(train["checkpoint"])
     result = {"seed": seed, "ok": check is not None, "seconds": seconds, "history": train["history"],
               "heldout_top1": train["heldout_top1"], "best_top1": train["best_top1"], "classes": len(train["labels"]),
               "condense": check, "recipe": f"{config['optimizer']} lr {config['lr']:g} at batch {config['batch_size']}, "

@@ -118,8 +118,7 @@ class TrainConfig:
         from edgecn.models import MODELS
         from edgecn.train.recipes import solver_for
 
-        spec = MODELS.get(self.model)
-        return solver_for(spec.family, max(self.resolved_input_size(), spec.input_size))
+        return solver_for(MODELS.get(self.model).family, self.recipe_scale())
 
     def recipe_scale(self) -> str:
         """``"large"`` (ImageNet-style model or input) or ``"small"``: which of the family's recipes applies."""

@@ -145,7 +145,7 @@ def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> Train
     meta = {"labels": ds.labels, "normalize": ds.normalize, "dataset": ds.name, "config": config.to_dict(),
             "world_size": ctx.world_size, "precision": precision.name, "channels_last": precision.channels_last,
             "augmentation": augmentation_for(size) if config.augment else None, "streamed": ds.streamed,
-            "recipe": _recipe_record(model, config, size)}
+            "recipe": _recipe_record(optimizer, config, size)}
     heldout = HeldoutBatches(ds.heldout, 256, ctx, batches.workers, shard=True)  # workers kept between epochs
     _fit(model, optimizer, scaler, precision, ds, batches, heldout, config, ctx, history, meta, progress)
     set_progress(model, 1.0)  # a run too short to reach the optimisation stage still ends condensable
@@ -165,11 +165,11 @@ def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> Train
                        best_epoch=best["epoch"] if best else None, best_top1=best["heldout_top1"] if best else None)
 
 
-def _recipe_record(model, config: TrainConfig, size: int) -> dict:
+def _recipe_record(optimizer, config: TrainConfig, size: int) -> dict:
     """What the recipe derived beyond the config's own fields, kept in every checkpoint."""
-    from edgecn.train.recipes import CROP_SCALE, classifier_lr_scale
+    from edgecn.train.recipes import CROP_SCALE
 
-    scale = classifier_lr_scale(model)[1] if config.optimizer == "sgd" else 1.0
+    scale = min(group["lr_scale"] for group in optimizer.param_groups)  # the classifier's, when it has its own
     crops = list(CROP_SCALE) if config.augment and augmentation_for(size) == "random-resized-crop" else None
     return {"scale": config.recipe_scale(), "classifier_lr_scale": scale, "crop_area": crops}
 

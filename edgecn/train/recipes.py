@@ -122,9 +122,8 @@ def scale_of(input_size: int) -> str:
     return "large" if input_size > LARGE_INPUT else "small"
 
 
-def solver_for(family: str, input_size: int = 32) -> Solver:
-    """The solver of a model family at an input size (families without their own: the SGD recipes)."""
-    scale = scale_of(input_size)
+def solver_for(family: str, scale: str = "small") -> Solver:
+    """The solver of a model family at a scale (``scale_of``; families without their own: the SGD recipes)."""
     return SOLVERS.get((family, scale), DEFAULT_SOLVERS[scale])
 
 

@@ -35,9 +35,9 @@ def test_condensenet74_converges_in_its_first_epoch_with_the_defaults(tmp_path):
     cfg = TrainConfig(model="condensenet-74-c8", input_size=64, epochs=2, out_dir=str(tmp_path / "run"))
     result = train(cfg, progress=False)
     first, second = result.history
-    assert first["loss"] < 2 * math.log(10), result.history  # measured 2.73
-    assert second["loss"] < math.log(10), result.history  # learning, not at chance (measured 1.84)
-    assert result.heldout_top1 > 20.0 and not result.warnings, result.history  # not one class (measured 25.6%)
+    assert first["loss"] < 2 * math.log(10), result.history  # measured 2.70 (lr 0.05, classifier at half)
+    assert second["loss"] < math.log(10), result.history  # learning, not at chance (measured 1.81)
+    assert result.heldout_top1 > 20.0 and not result.warnings, result.history  # not one class (measured 28.4%)
     recipe = torch.load(result.checkpoint, weights_only=True)["extra"]["recipe"]
     assert recipe == {"scale": "large", "classifier_lr_scale": pytest.approx(1024 / 2064), "crop_area": None}
 
