@@ -30,42 +30,40 @@ class Options:
 
 
 def compile(model, example, precision: str, ctx: CompileContext) -> Artifact:
-    """Convert ``model`` to ``<stem>-<precision>.tflite`` in ``ctx.out_dir``."""
-    import litert_torch
+    """Convert ``model`` to ``<stem>-<precision>.tflite`` in ``ctx.out_dir``.
 
+    int8 goes through PT2E and the converter; an int8 model with layers kept in float
+    (``ctx.float_layers``) is quantized from the fp32 .tflite instead (``edgecn.quantize.selective``),
+    because the converter folds a float layer between int8 neighbours back into int8.
+    """
     opts = ctx.options or Options()
-    graph, x, kwargs = model.eval(), example, {}
+    nhwc = opts.channel_last_io
+    path = artifact_path(ctx, precision, ".tflite")
+    if precision == "int8" and ctx.float_layers:
+        from edgecn.quantize.selective import int8_with_float_layers
+
+        notes = int8_with_float_layers(model.eval(), example, ctx, path, lambda m, x: _convert(m, x, nhwc), nhwc)
+        art = describe(path, precision, "NHWC" if nhwc else "NCHW")
+        art.notes.extend(notes)
+        return art
+    graph, kwargs = model.eval(), {}
     if precision == "int8":
         graph, kwargs = _int8(graph, example, ctx)
-    nhwc = opts.channel_last_io
+    _convert(graph, example, nhwc, **kwargs).export(str(path))
+    return describe(path, precision, "NHWC" if nhwc else "NCHW")
+
+
+def _convert(graph, example, nhwc: bool, **kwargs):
+    """litert-torch's converted model of ``graph`` (NHWC at the input when ``nhwc``)."""
+    import litert_torch
+
+    x = example
     if nhwc:
         # Wrapped after PT2E (around the converted graph): the wrapper's permute then runs
         # before the input quantize, and litert-torch folds it away with the layout pass.
         graph, x = litert_torch.to_channel_last_io(graph, args=[0]), example.permute(0, 2, 3, 1).contiguous()
         graph.training = False  # .eval() would recurse into a converted PT2E graph, which refuses it
-    edge = litert_torch.convert(graph, (x,), **kwargs)
-    path = artifact_path(ctx, precision, ".tflite")
-    edge.export(str(path))
-    if precision == "int8" and ctx.float_layers:
-        _check_float_layers(path, ctx.float_layers)
-    return describe(path, precision, "NHWC" if nhwc else "NCHW")
-
-
-def _check_float_layers(path: Path, names: tuple[str, ...]) -> None:
-    """Fail unless the .tflite has a float conv or fully connected op per layer kept in float.
-
-    The converter folds dequantize -> float conv -> quantize back into an int8 conv, so a
-    layer whose output is quantized again (any layer but the classifier, in practice)
-    comes out int8 although PT2E left it float: the build must not claim otherwise.
-    """
-    from edgecn.runner.tflite import inspect
-
-    if inspect(path)["float_compute_ops"] < len(names):
-        path.unlink(missing_ok=True)
-        raise EdgecnError(f"the .tflite converter quantized layer(s) asked to stay float ({', '.join(names)}): "
-                          f"it re-quantizes a float layer between int8 neighbours",
-                          "raise --max-drop, try another --calibration-method or a larger --calibration-size, "
-                          "or build fp32 only with --precision fp32")
+    return litert_torch.convert(graph, (x,), **kwargs)
 
 
 def _int8(graph, x, ctx: CompileContext):
@@ -80,12 +78,11 @@ def _int8(graph, x, ctx: CompileContext):
     # A kept gather shares its input's range: TFLite's int8 GATHER_ND needs one scale on both
     # sides, and the converter writes a requantize (QUANTIZE) after every gather whose output
     # was calibrated on its own (55 in a CondenseNet-74-c8 at 224 calibrated by percentile).
-    qm = quantize_for_backend("tflite", graph, x, lambda: SharedGathers(PT2EQuantizer()), config, ctx,
-                              fold_quantize=False)
     # The converter forces each CONCATENATION onto one scale by picking an input's, which
     # clips the others; giving each concat (and the gathers sharing its range) the union range
     # first keeps dense nets accurate.
-    share_concat_ranges(qm)
+    qm = quantize_for_backend("tflite", graph, x, lambda: SharedGathers(PT2EQuantizer()), config, ctx,
+                              fold_quantize=False, edit=share_concat_ranges)
     qm.training = False  # .eval() is not supported on converted PT2E modules
     quantizer = PT2EQuantizer().set_global(config)
     return qm, {"quant_config": QuantConfig(pt2e_quantizer=quantizer)}

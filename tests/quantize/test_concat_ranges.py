@@ -131,7 +131,7 @@ def test_classifier_kept_float(backend, tmp_path, tiny_dense):
     ctx = CompileContext(tmp_path, "t", b.options_type(), calib, "minmax", use_cache=False, float_layers=("fc",))
     art = b.compile(tiny_dense, calib[:1], "int8", ctx)
     if backend == "tflite":
-        assert art.ops.get("DEQUANTIZE") == 1  # the float FULLY_CONNECTED's input
+        assert _float_ops(art.path) == {"FULLY_CONNECTED": 1}
     else:
         assert art.ops["quantized_decomposed.dequantize_per_channel"] == 4  # 5 weighted layers, 1 float
     with torch.no_grad():
@@ -139,12 +139,60 @@ def test_classifier_kept_float(backend, tmp_path, tiny_dense):
     assert sqnr_db(ref, run(art, calib[:8].numpy())) > 20.0
 
 
-def test_tflite_refuses_to_claim_a_float_layer_it_quantized(tmp_path, tiny_dense):
-    from edgecn.errors import EdgecnError
+def _float_ops(path) -> dict[str, int]:
+    """Ops of a .tflite that read a float32 activation and float32 weights, read from the file."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    details = it.get_tensor_details()
+    found: dict[str, int] = {}
+    for op in it._get_ops_details():
+        if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and all(
+                np.dtype(details[i]["dtype"]) == np.float32 for i in op["inputs"][:2]):
+            found[op["op_name"]] = found.get(op["op_name"], 0) + 1
+    return found
+
+
+def test_tflite_keeps_a_layer_between_int8_neighbours_float(tmp_path, tiny_dense):
+    """The converter folds dequantize -> conv -> quantize into an int8 conv; the layer must
+    still come out float, with int8 on both sides."""
     calib = torch.randn(24, 3, 12, 12, generator=torch.Generator().manual_seed(1))
     b = BACKENDS.get("tflite")
     ctx = CompileContext(tmp_path, "t", b.options_type(), calib, "minmax", use_cache=False, float_layers=("conv",))
-    with pytest.raises(EdgecnError, match="quantized layer"):
-        b.compile(tiny_dense, calib[:1], "int8", ctx)
-    assert not list(tmp_path.glob("*.tflite")), "no artifact claiming a float layer is left behind"
+    art = b.compile(tiny_dense, calib[:1], "int8", ctx)
+    assert _float_ops(art.path) == {"CONV_2D": 1}
+    assert art.input["dtype"] == "int8" and art.output["dtype"] == "int8"
+    assert not list(tmp_path.glob("*.float-source.tflite")), "the fp32 source is not left behind"
+    with torch.no_grad():
+        ref = tiny_dense(calib[:8]).numpy()
+    assert sqnr_db(ref, run(art, calib[:8].numpy())) > 20.0
+
+
+def test_tflite_dense_layers_kept_float_in_a_lowered_condensenet(tmp_path, randomize_bn):
+    """Two 1x1 convs reading a dense concatenation (every leaf has the same name in the file)
+    stay float, the others int8."""
+    from edgecn.condense import condense_model, set_progress
+    from edgecn.models import create_model
+    from edgecn.passes import LoweringConfig, rewrite
+    from edgecn.targets import get_target
+
+    torch.manual_seed(0)
+    model = randomize_bn(create_model("condensenet-light", num_classes=10, input_size=32))
+    set_progress(model, 1.0)
+    model = condense_model(model.eval()).eval()
+    gen = torch.Generator().manual_seed(1)
+    calib, x = torch.randn(32, 3, 32, 32, generator=gen), torch.randn(8, 3, 32, 32, generator=gen)
+    lowered, _ = rewrite(model, LoweringConfig.from_dict(get_target("rpi5").lowering, "tflite"), x[:1])
+    keep = tuple(n for n, _ in lowered.named_modules() if n.endswith("conv_1.conv_dense_shuffled_bn"))[1:3]
+    assert len(keep) == 2
+    b = BACKENDS.get("tflite")
+    plain = b.compile(lowered, x[:1], "int8", CompileContext(tmp_path, "a", b.options_type(), calib, "minmax", use_cache=False))
+    kept = b.compile(lowered, x[:1], "int8", CompileContext(tmp_path, "b", b.options_type(), calib, "minmax",
+                                                             use_cache=False, float_layers=keep))
+    assert _float_ops(plain.path) == {}
+    assert sum(_float_ops(kept.path).values()) == 2
+    assert kept.ops["CONV_2D"] == plain.ops["CONV_2D"]
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert sqnr_db(ref, run(kept, x.numpy())) > 20.0
