@@ -15,6 +15,7 @@ from edgecn.errors import EdgecnError
 from edgecn.quantize.calibration import RangeCache, cache_key
 from edgecn.quantize.observer import RangeObserver
 from edgecn.quantize import equalize
+from edgecn.quantize.bias import correct_biases
 from edgecn.quantize.prepare import explicit_batchnorms
 
 GUARD_TOLERANCE = 1e-3
@@ -174,7 +175,8 @@ def _kind(quantizer) -> str:
 
 def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Tensor,
                          make_quantizer: Callable[[], object], config, ctx, *,
-                         fold_quantize: bool = True) -> torch.fx.GraphModule:
+                         fold_quantize: bool = True,
+                         edit: Callable[[torch.fx.GraphModule], None] | None = None) -> torch.fx.GraphModule:
     """The int8 graph for one PT2E backend, following ``ctx`` (calibration, method, float layers).
 
     Args:
@@ -186,6 +188,8 @@ def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Te
             replaced by ``RangeObserver(ctx.method)``.
         ctx: a ``edgecn.backends.CompileContext``.
         fold_quantize: see ``quantize_pt2e``.
+        edit: the backend's own edit of the converted graph's ranges, made before the output
+            biases are corrected (``edgecn.quantize.bias``), so the correction sees the final ranges.
     """
     if ctx.calib is None:
         raise EdgecnError("an int8 artifact needs a calibration set", "pass calibration data (training data or --calibration-images)")
@@ -200,4 +204,8 @@ def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Te
         key = cache_key(model, ctx.calib, backend, _kind(quantizer), ctx.method, ctx.percentile,
                         sorted(ctx.float_layers), tuple(example.shape))
         cache = RangeCache(key)
-    return quantize_pt2e(model, example, quantizer, ctx.calib, cache=cache, fold_quantize=fold_quantize)
+    qm = quantize_pt2e(model, example, quantizer, ctx.calib, cache=cache, fold_quantize=fold_quantize)
+    if edit is not None:
+        edit(qm)
+    correct_biases(qm, model, ctx.calib)
+    return qm
