@@ -25,7 +25,7 @@ from edgecn.build.config import BuildConfig, BuildResult
 from edgecn.build.report import deflated_size, manifest_dict, markdown_report
 from edgecn.build.validate import compare, top1
 from edgecn.errors import EdgecnError
-from edgecn.fileio import atomic_dir, atomic_write_text, sha256_file
+from edgecn.fileio import atomic_dir, atomic_write_bytes, atomic_write_text, sha256_file
 from edgecn.logs import native_output_to
 from edgecn.models.stats import count
 from edgecn.runner.evaluate import learned_nothing
@@ -68,6 +68,12 @@ class Built:
     method: str | None                # calibration method (int8 only)
     float_layers: tuple[str, ...]     # layers kept in float (int8 only)
     spec: str                         # "embedded", or the sidecar file carrying the spec
+    files: dict = dataclasses.field(default_factory=dict, repr=False)  # path -> bytes as validated (int8 only)
+
+    def restore(self) -> None:
+        """Write the files back as they were validated (another attempt wrote over them)."""
+        for path, data in self.files.items():
+            atomic_write_bytes(path, data)
 
 
 
@@ -110,6 +116,23 @@ EVAL_CHUNK = 32
 """Images per forward pass when the float model scores the held-out split."""
 
 
+STEP_SHOWN_S = 5.0
+"""A progress line that took longer than this since the previous one says how long: [+84 s]."""
+
+
+def _progress(terminal):
+    """``say(text)``: one progress line, with the seconds since the last line when it was a long step."""
+    last = [time.perf_counter()]
+
+    def say(text: str) -> None:
+        now = time.perf_counter()
+        took = now - last[0]
+        last[0] = now
+        print(text + (f"  [+{took:.0f} s]" if took >= STEP_SHOWN_S else ""), file=terminal, flush=True)
+
+    return say
+
+
 def build(cfg: BuildConfig) -> BuildResult:
     """Build every artifact ``cfg.target`` wants, validate each and write the build folder.
 
@@ -119,7 +142,7 @@ def build(cfg: BuildConfig) -> BuildResult:
     """
     start = time.perf_counter()
     terminal = _terminal()
-    say = (lambda text: print(text, file=terminal, flush=True)) if cfg.progress else (lambda *a, **k: None)
+    say = _progress(terminal) if cfg.progress else (lambda *a, **k: None)
     target = get_target(cfg.target)
     backends = _backends(cfg, target)
     say(f"[build] target {target.name}: backends {', '.join(backends)}, precisions {', '.join(target.precisions)}")
@@ -350,8 +373,10 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
         result = compare(art, held.x, held.y, held.float_logits)
         sqnr = "identical logits" if result["sqnr_db"] is None else f"SQNR {result['sqnr_db']:.1f} dB"
         say(f"[build] {backend.name} {precision}: top-1 {result['top1']:.2f}% (float {held.float_top1:.2f}%), {sqnr}")
+        # Attempts write the same file: an int8 one keeps its bytes, so the one chosen is not compiled again.
+        files = {f: f.read_bytes() for f in (art.path, sidecar) if f is not None} if precision == "int8" else {}
         return Built(art, result, held.float_top1 - result["top1"], method if precision == "int8" else None, floats,
-                     sidecar.name if sidecar else "embedded")
+                     sidecar.name if sidecar else "embedded", files)
 
     built = attempt(first_method, ())
     if precision != "int8" or _good(built, cfg):
@@ -365,8 +390,8 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
     within = [b for b in tried if b.drop <= cfg.max_drop]
     if within:  # top-1 holds: ship the most faithful logits
         keep = max(within, key=lambda b: math.inf if b.result["sqnr_db"] is None else b.result["sqnr_db"])
-        if keep is not built:  # every attempt writes the same file: make the chosen one again (deterministic)
-            keep = attempt(keep.method, ())
+        if keep is not built:
+            keep.restore()
         if not _good(keep, cfg):
             keep.artifact.notes.append(f"int8 logit SQNR {keep.result['sqnr_db']:.1f} dB is below {MIN_SQNR_DB:g} dB "
                                        "with every calibration method (top-1 holds)")
@@ -439,7 +464,9 @@ def _owning_layer(path: str, layers: set[str]) -> str | None:
 
 def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: BuildConfig, backend: str,
                        diagnosis=None) -> Built:
-    """Keep the layers the diagnosis blames in float, one more each try, with the best method."""
+    """Keep the fewest of the layers the diagnosis blames in float, with the best method: all of
+    them first (a build they cannot save fails after one compile), then the shortest prefix of
+    the ranking that holds, by bisection: at most 1 + log2(MAX_FLOAT_LAYERS) compiles."""
     ranking = _float_candidates(model, calib, diagnosis)
     if not ranking:
         last.artifact.path.unlink(missing_ok=True)
@@ -451,24 +478,38 @@ def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: Bui
             f"calibration method, and {why}; report.md lists the costliest int8 sites",
             "raise --max-drop, try a larger --calibration-size or --calibration-images closer to the deployment "
             "data, or build fp32 only with --precision fp32")
-    floats: list[str] = []
-    while len(floats) < min(MAX_FLOAT_LAYERS, len(ranking)):
-        floats.append(ranking[len(floats)])
+    floats = tuple(ranking[:MAX_FLOAT_LAYERS])
+
+    def attempt_floats(n: int) -> Built:
         last.artifact.path.unlink(missing_ok=True)
         try:
-            last = attempt(best.method, tuple(floats))
+            return attempt(best.method, floats[:n])
         except EdgecnError as e:
             raise EdgecnError(f"{backend} int8 loses {best.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
                               f"with every calibration method, and keeping layers in float failed: {e.what}",
                               e.fix) from e
+
+    # All candidates at once first: when even that loses too much, fail after one compile. Then
+    # the shortest prefix of the ranking that holds, by bisection (more float layers lose less).
+    last = held = attempt_floats(len(floats))
+    if held.drop > cfg.max_drop:
+        held.artifact.path.unlink(missing_ok=True)
+        raise EdgecnError(
+            f"{backend} int8 loses {held.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
+            f"even with {len(floats)} layer(s) kept in float ({', '.join(floats)})",
+            "raise --max-drop, try a larger --calibration-size or --calibration-images closer to the deployment "
+            "data, or build fp32/fp16 only with --precision")
+    lo, hi = 0, len(floats)  # floats[:lo] loses too much (none kept: the methods above); floats[:hi] holds
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        last = attempt_floats(mid)
         if last.drop <= cfg.max_drop:
-            return last
-    last.artifact.path.unlink(missing_ok=True)
-    raise EdgecnError(
-        f"{backend} int8 loses {last.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
-        f"even with {len(floats)} layer(s) kept in float ({', '.join(floats)})",
-        "raise --max-drop, try a larger --calibration-size or --calibration-images closer to the deployment "
-        "data, or build fp32/fp16 only with --precision")
+            hi, held = mid, last
+        else:
+            lo = mid
+    if last is not held:
+        held.restore()
+    return held
 
 
 def _entry(built: Built, held: Heldout, ds, rewrites, macs: int, stage: Path) -> dict:

@@ -7,7 +7,7 @@ from edgecn.build import pipeline
 from edgecn.errors import EdgecnError
 
 
-def _tracking(monkeypatch, fail_until, good_method=None):
+def _tracking(monkeypatch, fail_until, good_method=None, backend_name="tensorrt"):
     """Judge top-1 by a stand-in: float 50 %, int8 5 points lower while fewer than
     ``fail_until`` layers are float and the calibration method is not ``good_method``
     (a random-weight model is at chance level)."""
@@ -15,7 +15,7 @@ def _tracking(monkeypatch, fail_until, good_method=None):
 
     from edgecn.backends import BACKENDS
 
-    real_compare, backend = pipeline.compare, BACKENDS.get("tensorrt")
+    real_compare, backend = pipeline.compare, BACKENDS.get(backend_name)
     state = {}
 
     def compile(model, example, precision, ctx):  # each attempt's own context: what it was asked to build
@@ -28,7 +28,7 @@ def _tracking(monkeypatch, fail_until, good_method=None):
                  and state["ctx"].method != good_method)
         return {**out, "top1": 45.0 if lossy else 50.0}
 
-    monkeypatch.setitem(BACKENDS._entries, "tensorrt", dataclasses.replace(backend, compile=compile))
+    monkeypatch.setitem(BACKENDS._entries, backend_name, dataclasses.replace(backend, compile=compile))
     monkeypatch.setattr(pipeline, "compare", compare)
     monkeypatch.setattr(pipeline, "top1", lambda logits, labels: 50.0)
 
@@ -51,6 +51,35 @@ def test_sensitive_layer_is_kept_float_until_the_drop_holds(checkpoint, tmp_path
                  and getattr(producers.get(n.input[1]), "op_type", None) == "DequantizeLinear"]
     float_ops = [n for n in m.graph.node if n.op_type in ("Conv", "Gemm") and n not in quantized]
     assert len(float_ops) == 1, "exactly the one sensitive layer runs in float"
+
+
+def test_tflite_layer_kept_float_is_float_in_the_file(checkpoint, tmp_path, monkeypatch):
+    """The .tflite converter folds a float layer between int8 neighbours back into int8; the
+    build's .tflite keeps it float (read from the file's tensors), and says how it was made."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    _tracking(monkeypatch, fail_until=1, backend_name="tflite")
+    chosen = []
+
+    def candidates(model, calib, diagnosis):  # a 1x1 conv reading a dense concatenation
+        chosen[:] = [n for n, _ in model.named_modules() if n.endswith("conv_1.conv_dense_shuffled_bn")][1:2]
+        return list(chosen)
+
+    monkeypatch.setattr(pipeline, "_float_candidates", candidates)
+    cfg = BuildConfig(target="rpi5", checkpoint=str(checkpoint), out_dir=str(tmp_path), max_drop=1.0,
+                      calibration_size=32, precisions=("int8",), backends=("tflite",), progress=False)
+    result = build(cfg)
+    (art,) = result.artifacts
+    assert len(chosen) == 1 and art["float_layers"] == chosen
+    assert any("ai-edge-quantizer" in n for n in art["notes"])
+    it = Interpreter(model_path=str(result.folder / art["path"]),
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    details = it.get_tensor_details()
+    float_ops = [op for op in it._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+                 and all(np.dtype(details[i]["dtype"]) == np.float32 for i in op["inputs"][:2])]
+    assert len(float_ops) == 1
+    assert art["input"]["dtype"] == "int8", "the rest stays int8, input included"
 
 
 def test_build_fails_when_float_layers_do_not_help(checkpoint, tmp_path, monkeypatch):
@@ -100,7 +129,7 @@ def _sqnr_by_method(monkeypatch, sqnr: dict):
 
 def test_low_sqnr_tries_the_other_methods_and_ships_the_most_faithful(checkpoint, tmp_path, monkeypatch):
     """Top-1 within --max-drop is not enough: below 20 dB of logit SQNR the other methods are
-    tried, and of those within --max-drop the best SQNR ships (rebuilt when it was not the last)."""
+    tried, and of those within --max-drop the best SQNR ships (its validated file put back, not compiled again)."""
     _sqnr_by_method(monkeypatch, {"percentile": 15.0, "minmax": 18.0, "entropy": 17.0})
     cfg = BuildConfig(**{**_cfg(checkpoint, tmp_path).__dict__, "calibration": "default"})
     (art,) = build(cfg).artifacts
