@@ -32,6 +32,8 @@ class CompileContext:
         percentile: percentile for the ``percentile`` method.
         float_layers: module names to keep in float in an int8 artifact.
         use_cache: reuse cached calibration ranges.
+        bias_correction: subtract each layer's mean int8 error from its bias
+            (``edgecn.quantize.bias``); off for the diagnosis, which measures the errors.
     """
 
     out_dir: Path
@@ -42,6 +44,7 @@ class CompileContext:
     percentile: float = 99.99
     float_layers: tuple[str, ...] = ()
     use_cache: bool = True
+    bias_correction: bool = True
 
 
 @dataclasses.dataclass

@@ -423,7 +423,9 @@ def _diagnose(backend, model, example, ctx, held: Heldout, say):
         return None
     say(f"[build] {backend.name} int8: finding where the int8 graph departs from float "
         f"(each activation site alone, {DIAGNOSIS_IMAGES} held-out images)")
-    graph = backend.int8_graph(model, example, ctx)
+    # Without bias correction: it offsets the errors of all sites together, so with it on, one
+    # site alone (or the weights alone) would be measured against biases made for all of them.
+    graph = backend.int8_graph(model, example, dataclasses.replace(ctx, bias_correction=False))
     weights_only, sites = int8_sites(graph, model, torch.from_numpy(held.x[:DIAGNOSIS_IMAGES]))
     for line in summary(weights_only, sites):
         say(f"[build]   {line}")

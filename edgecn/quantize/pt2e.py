@@ -207,5 +207,6 @@ def quantize_for_backend(backend: str, model: torch.nn.Module, example: torch.Te
     qm = quantize_pt2e(model, example, quantizer, ctx.calib, cache=cache, fold_quantize=fold_quantize)
     if edit is not None:
         edit(qm)
-    correct_biases(qm, model, ctx.calib)
+    if ctx.bias_correction:
+        correct_biases(qm, model, ctx.calib)
     return qm

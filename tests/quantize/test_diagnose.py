@@ -17,7 +17,7 @@ def _int8_graph(model, calib, equalize: bool, monkeypatch):
 
     if not equalize:
         monkeypatch.setattr(eq, "equalize_concat_channels", lambda m, c, batch=16: (m, 0))
-    ctx = CompileContext(None, "wide", calib=calib, method="minmax", use_cache=False)
+    ctx = CompileContext(None, "wide", calib=calib, method="minmax", use_cache=False, bias_correction=False)
     return quantize_for_backend("executorch", model, calib[:1], XNNPACKQuantizer,
                                 get_symmetric_quantization_config(is_per_channel=True), ctx)
 
