@@ -56,8 +56,7 @@ def test_sensitive_layer_is_kept_float_until_the_drop_holds(checkpoint, tmp_path
 def test_tflite_layer_kept_float_is_float_in_the_file(checkpoint, tmp_path, monkeypatch):
     """The .tflite converter folds a float layer between int8 neighbours back into int8; the
     build's .tflite keeps it float (read from the file's tensors), and says how it was made."""
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tests.quantize.test_concat_ranges import _float_ops
 
     _tracking(monkeypatch, fail_until=1, backend_name="tflite")
     chosen = []
@@ -73,12 +72,7 @@ def test_tflite_layer_kept_float_is_float_in_the_file(checkpoint, tmp_path, monk
     (art,) = result.artifacts
     assert len(chosen) == 1 and art["float_layers"] == chosen
     assert any("ai-edge-quantizer" in n for n in art["notes"])
-    it = Interpreter(model_path=str(result.folder / art["path"]),
-                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    details = it.get_tensor_details()
-    float_ops = [op for op in it._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-                 and all(np.dtype(details[i]["dtype"]) == np.float32 for i in op["inputs"][:2])]
-    assert len(float_ops) == 1
+    assert _float_ops(result.folder / art["path"]) == {"CONV_2D": 1}
     assert art["input"]["dtype"] == "int8", "the rest stays int8, input included"
 
 

@@ -102,18 +102,7 @@ def test_a_gather_of_a_concat_joins_its_range():
 
 def test_dense_condensenet_int8_tflite_keeps_20db(tmp_path, randomize_bn):
     """condensenet-light lowered for rpi5, int8 .tflite: below 20 dB before concat ranges were shared."""
-    from edgecn.condense import condense_model, set_progress
-    from edgecn.models import create_model
-    from edgecn.passes import LoweringConfig, rewrite
-    from edgecn.targets import get_target
-
-    torch.manual_seed(0)
-    model = randomize_bn(create_model("condensenet-light", num_classes=10, input_size=32))
-    set_progress(model, 1.0)
-    model = condense_model(model.eval()).eval()
-    gen = torch.Generator().manual_seed(1)
-    calib, x = torch.randn(32, 3, 32, 32, generator=gen), torch.randn(8, 3, 32, 32, generator=gen)
-    lowered, _ = rewrite(model, LoweringConfig.from_dict(get_target("rpi5").lowering, "tflite"), x[:1])
+    model, lowered, calib, x = _lowered_light(randomize_bn)
     b = BACKENDS.get("tflite")
     ctx = CompileContext(tmp_path, "cn", b.options_type(), calib, "minmax", use_cache=False)
     art = b.compile(lowered, x[:1], "int8", ctx)
@@ -172,18 +161,7 @@ def test_tflite_keeps_a_layer_between_int8_neighbours_float(tmp_path, tiny_dense
 def test_tflite_dense_layers_kept_float_in_a_lowered_condensenet(tmp_path, randomize_bn):
     """Two 1x1 convs reading a dense concatenation (every leaf has the same name in the file)
     stay float, the others int8."""
-    from edgecn.condense import condense_model, set_progress
-    from edgecn.models import create_model
-    from edgecn.passes import LoweringConfig, rewrite
-    from edgecn.targets import get_target
-
-    torch.manual_seed(0)
-    model = randomize_bn(create_model("condensenet-light", num_classes=10, input_size=32))
-    set_progress(model, 1.0)
-    model = condense_model(model.eval()).eval()
-    gen = torch.Generator().manual_seed(1)
-    calib, x = torch.randn(32, 3, 32, 32, generator=gen), torch.randn(8, 3, 32, 32, generator=gen)
-    lowered, _ = rewrite(model, LoweringConfig.from_dict(get_target("rpi5").lowering, "tflite"), x[:1])
+    model, lowered, calib, x = _lowered_light(randomize_bn)
     keep = tuple(n for n, _ in lowered.named_modules() if n.endswith("conv_1.conv_dense_shuffled_bn"))[1:3]
     assert len(keep) == 2
     b = BACKENDS.get("tflite")
@@ -196,3 +174,21 @@ def test_tflite_dense_layers_kept_float_in_a_lowered_condensenet(tmp_path, rando
     with torch.no_grad():
         ref = model(x).numpy()
     assert sqnr_db(ref, run(kept, x.numpy())) > 20.0
+
+
+def _lowered_light(randomize_bn):
+    """condensenet-light (realistic BN statistics), condensed and lowered for rpi5's .tflite; random
+    calibration and test images."""
+    from edgecn.condense import condense_model, set_progress
+    from edgecn.models import create_model
+    from edgecn.passes import LoweringConfig, rewrite
+    from edgecn.targets import get_target
+
+    torch.manual_seed(0)
+    model = randomize_bn(create_model("condensenet-light", num_classes=10, input_size=32))
+    set_progress(model, 1.0)
+    model = condense_model(model.eval()).eval()
+    gen = torch.Generator().manual_seed(1)
+    calib, x = torch.randn(32, 3, 32, 32, generator=gen), torch.randn(8, 3, 32, 32, generator=gen)
+    lowered, _ = rewrite(model, LoweringConfig.from_dict(get_target("rpi5").lowering, "tflite"), x[:1])
+    return model, lowered, calib, x
