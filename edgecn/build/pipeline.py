@@ -35,7 +35,18 @@ MAX_FLOAT_LAYERS = 6
 """Most layers ``--max-drop`` keeps in float before giving up."""
 
 METHOD_ORDER = ("minmax", "percentile", "entropy")
-"""Calibration methods an int8 artifact that loses too much is retried with, in this order."""
+"""Calibration methods an int8 artifact that misses its checks is retried with."""
+
+GENTLER_PERCENTILE = 10.0
+"""Besides the recipe's percentile (99.99), its gentler step is tried: a tenth of the share clipped
+(99.999). The dense blocks of a trained CondenseNet-74-c8 at 224x224 keep a few extreme values per
+tensor that min-max spends the whole int8 range on and 99.99 clips too deep."""
+
+EMULATED_IMAGES = 64
+"""Held-out images the int8 reference graph of each calibration is scored on before compiling."""
+
+MAX_RETRY_COMPILES = 2
+"""Most calibrations compiled after the first, in the order the emulation ranks them."""
 
 DIAGNOSIS_IMAGES = 4
 """Held-out images each int8 site is measured on when an int8 artifact fails its checks."""
@@ -67,7 +78,8 @@ class Built:
     drop: float                       # float top-1 minus the artifact's, in points
     method: str | None                # calibration method (int8 only)
     float_layers: tuple[str, ...]     # layers kept in float (int8 only)
-    spec: str                         # "embedded", or the sidecar file carrying the spec
+    percentile: float | None = None   # the calibration's percentile (int8 only; used by the percentile method)
+    spec: str = "embedded"            # "embedded", or the sidecar file carrying the spec
     files: dict = dataclasses.field(default_factory=dict, repr=False)  # path -> bytes as validated (int8 only)
 
     def restore(self) -> None:
@@ -75,6 +87,28 @@ class Built:
         for path, data in self.files.items():
             atomic_write_bytes(path, data)
 
+
+
+class SearchBudget:
+    """The time an int8 artifact that missed its checks may spend searching (``--search-time``).
+
+    Each step (a compile, the scoring of calibrations, the diagnosis) is priced at the first
+    compile's time, and one that would not finish inside the budget is not started; the search
+    then ships what holds or fails, saying which step it skipped. So a build's time is bounded
+    by its compiles, not by how many calibrations and layers there are to try.
+    """
+
+    def __init__(self, seconds: float, step_s: float, what: str, say):
+        self.seconds, self.step_s, self.what, self.say = seconds, step_s, what, say
+        self.start = time.perf_counter()
+
+    def fits(self, step: str) -> bool:
+        spent = time.perf_counter() - self.start
+        if spent + self.step_s <= self.seconds:
+            return True
+        self.say(f"[build] {self.what}: not {step}: {spent:.0f} s of --search-time {self.seconds:g} s spent, "
+                 f"and a step takes about {self.step_s:.0f} s")
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,20 +386,23 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
     """Compile, check and validate; for int8, search until ``max_drop`` and ``MIN_SQNR_DB`` hold.
 
     An int8 artifact that loses more than ``max_drop`` top-1 points, or whose logits are less
-    than ``MIN_SQNR_DB`` from float's, is rebuilt with the other calibration methods (unless
-    ``--calibration-method`` fixed one): which method keeps a model accurate depends on the
-    model (a trained CondenseNet-86 in .tflite: min-max 29.8 dB, percentile 18.5 dB), and it
-    costs no speed. Of the methods within ``max_drop``, the one with the best SQNR ships. When
-    none is within ``max_drop``, the most sensitive layers are kept in float, one at a time,
-    with the method that lost least.
+    than ``MIN_SQNR_DB`` from float's, is rebuilt with other calibrations (unless
+    ``--calibration-method`` fixed one): which one keeps a model accurate depends on the model
+    (a trained CondenseNet-86 in .tflite: min-max 29.8 dB, percentile 18.5 dB), and it costs no
+    speed. Where the backend has a quantized reference graph (PT2E), the other calibrations are
+    first scored on it (``_rank_calibrations``: seconds each, where a compile takes minutes at
+    224x224), and only those scoring above the one that missed are compiled, best first, at most
+    ``MAX_RETRY_COMPILES``; elsewhere each is compiled in turn. Of those within ``max_drop``, the one with the best SQNR ships. When
+    none is within ``max_drop``, the layers the diagnosis blames are kept in float, with the
+    calibration that lost least.
     """
-    first_method = ctx.method
-
-    def attempt(method: str, floats: tuple[str, ...]) -> Built:
-        extra = [f"calibration {method}"] if precision == "int8" and method != first_method else []
+    def attempt(calibration: tuple[str, float], floats: tuple[str, ...]) -> Built:
+        method, percentile = calibration
+        extra = [f"calibration {_label(calibration)}"] if precision == "int8" and calibration != first else []
         extra += [f"float: {', '.join(floats)}"] if floats else []
         say(f"[build] {backend.name} {precision}: compiling" + (f" ({'; '.join(extra)})" if extra else ""))
-        art = backend.compile(model, example, precision, dataclasses.replace(ctx, method=method, float_layers=floats))
+        art = backend.compile(model, example, precision, dataclasses.replace(ctx, method=method, percentile=percentile,
+                                                                             float_layers=floats))
         sidecar = embed_spec(art.path, artifact_spec(held.spec["model"], held.spec["data"], held.spec["labels"], art,
                                                       held.spec["normalize"]))
         if backend.check is not None:
@@ -374,16 +411,26 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
         sqnr = "identical logits" if result["sqnr_db"] is None else f"SQNR {result['sqnr_db']:.1f} dB"
         say(f"[build] {backend.name} {precision}: top-1 {result['top1']:.2f}% (float {held.float_top1:.2f}%), {sqnr}")
         # Attempts write the same file: an int8 one keeps its bytes, so the one chosen is not compiled again.
-        files = {f: f.read_bytes() for f in (art.path, sidecar) if f is not None} if precision == "int8" else {}
-        return Built(art, result, held.float_top1 - result["top1"], method if precision == "int8" else None, floats,
-                     sidecar.name if sidecar else "embedded", files)
+        int8 = precision == "int8"
+        files = {f: f.read_bytes() for f in (art.path, sidecar) if f is not None} if int8 else {}
+        return Built(art, result, held.float_top1 - result["top1"], method if int8 else None, floats,
+                     percentile=percentile if int8 else None,
+                     spec=sidecar.name if sidecar else "embedded", files=files)
 
-    built = attempt(first_method, ())
+    first = (ctx.method, ctx.percentile)
+    started = time.perf_counter()
+    built = attempt(first, ())
     if precision != "int8" or _good(built, cfg):
         return built
+    budget = SearchBudget(cfg.search_s, time.perf_counter() - started, f"{backend.name} int8", say)
     tried = [built]
-    for method in (m for m in METHOD_ORDER if cfg.method is None and m != first_method):
-        built = attempt(method, ())
+    others = [c for c in _calibrations(ctx) if c != first] if cfg.method is None else []
+    if others and backend.int8_graph is not None and budget.fits("scoring the other calibrations"):
+        others = _rank_calibrations(backend, model, example, ctx, first, others, held, say)[:MAX_RETRY_COMPILES]
+    for calibration in others:
+        if not budget.fits(f"compiling with calibration {_label(calibration)}"):
+            break
+        built = attempt(calibration, ())
         tried.append(built)
         if _good(built, cfg):
             break
@@ -394,18 +441,76 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
             keep.restore()
         if not _good(keep, cfg):
             keep.artifact.notes.append(f"int8 logit SQNR {keep.result['sqnr_db']:.1f} dB is below {MIN_SQNR_DB:g} dB "
-                                       "with every calibration method (top-1 holds)")
-        say(f"[build] {backend.name} int8: kept calibration {keep.method}")
+                                       f"with every calibration tried ({', '.join(_label(_choice(b)) for b in tried)}; "
+                                       "top-1 holds)")
+        say(f"[build] {backend.name} int8: kept calibration {_label(_choice(keep))}")
         return keep
     best = min(tried, key=lambda b: b.drop)
-    diagnosis = _diagnose(backend, model, example, dataclasses.replace(ctx, method=best.method), held, say)
+    if not budget.fits("finding where the int8 graph departs from float"):
+        raise _out_of_time(backend.name, built, best, cfg, budget)
+    diagnosis = _diagnose(backend, model, example, dataclasses.replace(ctx, method=best.method,
+                                                                       percentile=_choice(best)[1]), held, say)
     try:
-        return _keep_layers_float(attempt, built, best, model, ctx.calib, cfg, backend.name, diagnosis)
+        return _keep_layers_float(lambda floats: attempt(_choice(best), floats), built, best, model, ctx.calib, cfg,
+                                  backend.name, diagnosis, budget)
     except EdgecnError as e:
         if diagnosis is not None:
             weights_only, sites = diagnosis
             e.details = {"weights_only_sqnr_db": weights_only, "int8_sites": [s.as_dict() for s in sites[:DIAGNOSED_SITES]]}
         raise
+
+
+def _calibrations(ctx) -> list[tuple[str, float]]:
+    """Every calibration a build may try: ``(method, percentile)`` for each of ``METHOD_ORDER``, the
+    percentile method at the recipe's percentile and at its gentler step."""
+    gentler = 100.0 - (100.0 - ctx.percentile) / GENTLER_PERCENTILE
+    out = []
+    for method in METHOD_ORDER:
+        for p in ((ctx.percentile, gentler) if method == "percentile" else (ctx.percentile,)):
+            out.append((method, p))
+    return out
+
+
+def _choice(built: Built) -> tuple[str, float]:
+    """The ``(method, percentile)`` an int8 artifact was calibrated with."""
+    return built.method, built.percentile
+
+
+def _label(calibration: tuple[str, float]) -> str:
+    method, percentile = calibration
+    return f"percentile {percentile:g}" if method == "percentile" else method
+
+
+def _rank_calibrations(backend, model, example, ctx, first, others, held: Heldout, say) -> list[tuple[str, float]]:
+    """The calibrations in ``others`` whose quantized reference graph scores a better logit SQNR than
+    ``first``'s, best first.
+
+    The reference graph is what the backend's converter turns into the artifact (its ranges,
+    bias correction and backend edits included), run in torch on ``EMULATED_IMAGES`` held-out
+    images: its SQNR is not the runtime's (the kernels round differently) but ranks calibrations
+    as the runtime does. The first calibration's score is the bar: one that scores below the
+    one that already missed is not worth a compile.
+    """
+    images = torch.from_numpy(held.x[:EMULATED_IMAGES])
+    reference = held.float_logits[:EMULATED_IMAGES]
+    scores = {}
+    for calibration in [first, *others]:
+        method, percentile = calibration
+        graph = backend.int8_graph(model, example, dataclasses.replace(ctx, method=method, percentile=percentile))
+        with torch.no_grad():
+            logits = torch.cat([graph(x.unsqueeze(0)) for x in images]).numpy()
+        scores[calibration] = _sqnr(reference, logits)
+    ranked = sorted(others, key=lambda c: -scores[c])
+    say(f"[build] {backend.name} int8: logit SQNR of the int8 reference graph on {len(images)} held-out images, "
+        f"per calibration: " + ", ".join(f"{_label(c)} {scores[c]:.1f} dB" for c in [first, *ranked]))
+    return [c for c in ranked if scores[c] > scores[first]]
+
+
+def _sqnr(reference: np.ndarray, got: np.ndarray) -> float:
+    from edgecn.metrics import sqnr_db
+
+    value = sqnr_db(reference, got)
+    return math.inf if value is None else value
 
 
 def _good(built: Built, cfg: BuildConfig) -> bool:
@@ -430,6 +535,16 @@ def _diagnose(backend, model, example, ctx, held: Heldout, say):
     for line in summary(weights_only, sites):
         say(f"[build]   {line}")
     return weights_only, sites
+
+
+def _out_of_time(backend: str, last: Built, best: Built, cfg: BuildConfig, budget: SearchBudget) -> EdgecnError:
+    """The error of an int8 artifact whose search ran out of time (its last file removed)."""
+    last.artifact.path.unlink(missing_ok=True)
+    return EdgecnError(
+        f"{backend} int8 loses {best.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) with every "
+        f"calibration tried, and --search-time {cfg.search_s:g} s ran out before layers could be kept in float",
+        f"pass a longer --search-time (a compile of this artifact takes about {budget.step_s:.0f} s), raise "
+        "--max-drop, or build fp32 only with --precision fp32")
 
 
 def _float_candidates(model, calib, diagnosis) -> list[str]:
@@ -465,7 +580,7 @@ def _owning_layer(path: str, layers: set[str]) -> str | None:
 
 
 def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: BuildConfig, backend: str,
-                       diagnosis=None) -> Built:
+                       diagnosis=None, budget: SearchBudget | None = None) -> Built:
     """Keep the fewest of the layers the diagnosis blames in float, with the best method: all of
     them first (a build they cannot save fails after one compile), then the shortest prefix of
     the ranking that holds, by bisection: at most 1 + log2(MAX_FLOAT_LAYERS) compiles."""
@@ -481,11 +596,13 @@ def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: Bui
             "raise --max-drop, try a larger --calibration-size or --calibration-images closer to the deployment "
             "data, or build fp32 only with --precision fp32")
     floats = tuple(ranking[:MAX_FLOAT_LAYERS])
+    if budget is not None and not budget.fits(f"keeping {len(floats)} layer(s) in float"):
+        raise _out_of_time(backend, last, best, cfg, budget)
 
     def attempt_floats(n: int) -> Built:
         last.artifact.path.unlink(missing_ok=True)
         try:
-            return attempt(best.method, floats[:n])
+            return attempt(floats[:n])
         except EdgecnError as e:
             raise EdgecnError(f"{backend} int8 loses {best.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
                               f"with every calibration method, and keeping layers in float failed: {e.what}",
@@ -503,6 +620,8 @@ def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: Bui
             "data, or build fp32/fp16 only with --precision")
     lo, hi = 0, len(floats)  # floats[:lo] loses too much (none kept: the methods above); floats[:hi] holds
     while hi - lo > 1:
+        if budget is not None and not budget.fits(f"trying fewer than {hi} layer(s) in float"):
+            break  # ship what holds: more float layers than needed is slower, not wrong
         mid = (lo + hi) // 2
         last = attempt_floats(mid)
         if last.drop <= cfg.max_drop:
@@ -526,7 +645,9 @@ def _entry(built: Built, held: Heldout, ds, rewrites, macs: int, stage: Path) ->
         "float_layers": list(built.float_layers), "notes": art.notes, "device_steps": art.device_steps,
         "rewrites": sorted({f"{r['pass']}:{r['choice']}" for r in rewrites}),
         "kept": _counts(rewrites.kept),
-        **({"calibration_method": built.method} if built.method else {}), "spec": built.spec, **art.extra,
+        **({"calibration_method": built.method} if built.method else {}),
+        **({"calibration_percentile": built.percentile} if built.method == "percentile" else {}),
+        "spec": built.spec, **art.extra,
     }
 
 

@@ -38,16 +38,24 @@ def _size(a: dict) -> str:
     return f"{raw} ({a['size_zip_bytes'] / 1024:.1f}K zipped)" if "size_zip_bytes" in a else raw
 
 
+def _calibration(a: dict) -> str | None:
+    """``minmax``, ``percentile 99.999``: how an int8 artifact was calibrated (None: not int8)."""
+    method = a.get("calibration_method")
+    if method == "percentile" and a.get("calibration_percentile") is not None:
+        return f"percentile {a['calibration_percentile']:g}"
+    return method
+
+
 def markdown_report(manifest: dict) -> str:
     """A short markdown report: one row per artifact, then what to do on the device."""
     rows = []
     for a in manifest["artifacts"]:
         drop = a["float_top1"] - a["top1"]
         rows.append([a["path"], a["backend"], a["precision"], _size(a), f"{a['top1']:.2f}",
-                     f"{drop:+.2f}", "identical" if a["sqnr_db"] is None else f"{a['sqnr_db']:.1f}", a.get("calibration_method") or "-",
+                     f"{drop:+.2f}", "identical" if a["sqnr_db"] is None else f"{a['sqnr_db']:.1f}", _calibration(a) or "-",
                      ", ".join(a["float_layers"]) or "-"])
     calib = manifest["calibration"]
-    used = sorted({a["calibration_method"] for a in manifest["artifacts"] if a.get("calibration_method")})
+    used = sorted({_calibration(a) for a in manifest["artifacts"] if a.get("calibration_method")})
     methods = ", ".join(used) if used else calib["method"]  # what the int8 artifacts shipped with
     calibration = (f"Calibration: {methods} on {calib['size']} images ({calib['source']})." if calib["size"]
                    else "No calibration (no int8 artifact).")
