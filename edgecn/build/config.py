@@ -28,9 +28,9 @@ class BuildConfig:
         calibration_size: images drawn from the training data (overrides the recipe).
         method: calibration method (overrides the recipe).
         max_drop: most top-1 points an int8 artifact may lose against float.
-        search_s: seconds each int8 artifact may spend, after its first compile, on other
-            calibrations and layers kept in float; no step starts that would not finish in it
-            (a step is priced at the first compile's time).
+        time_limit_s: seconds after which the build starts no more steps of an int8 artifact's
+            fidelity search (other calibrations, layers kept in float): a step is priced at that
+            artifact's first compile, and one that would end past the limit is skipped.
         lowering: ``target`` (the target's [lowering] table), ``auto`` (every choice timed
             on the backend's runtime) or ``none`` (no rewrites).
         precisions: only these precisions (default: the target's).
@@ -53,7 +53,7 @@ class BuildConfig:
     calibration_size: int | None = None
     method: str | None = None
     max_drop: float = 1.0
-    search_s: float = 300.0
+    time_limit_s: float = 600.0
     lowering: str = "target"
     precisions: tuple[str, ...] | None = None
     backends: tuple[str, ...] | None = None
@@ -66,8 +66,8 @@ class BuildConfig:
             raise EdgecnError(f"unknown lowering mode {self.lowering!r}", f"use one of {', '.join(LOWERING_MODES)}")
         if not 0 <= self.max_drop <= 100:
             raise EdgecnError(f"max drop {self.max_drop} is out of range", "pass --max-drop in top-1 points, e.g. 1.0")
-        if not 0 <= self.search_s <= 86_400:
-            raise EdgecnError(f"search time {self.search_s} is out of range", "pass --search-time in seconds, e.g. 300")
+        if not 0 <= self.time_limit_s <= 864_000:
+            raise EdgecnError(f"time limit {self.time_limit_s} is out of range", "pass --time-limit in seconds, e.g. 600")
         if self.calibration_size is not None and self.calibration_size < 1:
             raise EdgecnError(f"calibration size {self.calibration_size} must be positive", "pass --calibration-size N with N >= 1")
         from edgecn.targets import PRECISIONS

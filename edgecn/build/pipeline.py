@@ -90,24 +90,22 @@ class Built:
 
 
 class SearchBudget:
-    """The time an int8 artifact that missed its checks may spend searching (``--search-time``).
+    """When an int8 artifact's fidelity search must stop (``--time-limit``).
 
-    Each step (a compile, the scoring of calibrations, the diagnosis) is priced at the first
-    compile's time, and one that would not finish inside the budget is not started; the search
+    Each step (a compile, the scoring of calibrations, the diagnosis) is priced at the artifact's
+    first compile, and one that would end past the build's deadline is not started; the search
     then ships what holds or fails, saying which step it skipped. So a build's time is bounded
-    by its compiles, not by how many calibrations and layers there are to try.
+    whatever the model, not by how many calibrations and layers there are to try.
     """
 
-    def __init__(self, seconds: float, step_s: float, what: str, say):
-        self.seconds, self.step_s, self.what, self.say = seconds, step_s, what, say
-        self.start = time.perf_counter()
+    def __init__(self, deadline: float, limit_s: float, step_s: float, what: str, say):
+        self.deadline, self.limit_s, self.step_s, self.what, self.say = deadline, limit_s, step_s, what, say
 
     def fits(self, step: str) -> bool:
-        spent = time.perf_counter() - self.start
-        if spent + self.step_s <= self.seconds:
+        if time.perf_counter() + self.step_s <= self.deadline:
             return True
-        self.say(f"[build] {self.what}: not {step}: {spent:.0f} s of --search-time {self.seconds:g} s spent, "
-                 f"and a step takes about {self.step_s:.0f} s")
+        self.say(f"[build] {self.what}: not {step}: it would end the build past --time-limit {self.limit_s:g} s "
+                 f"(a step takes about {self.step_s:.0f} s)")
         return False
 
 
@@ -210,7 +208,8 @@ def build(cfg: BuildConfig) -> BuildResult:
                                      use_cache=cfg.use_cache)
                 for precision in precisions:
                     with _artifact_failures(failed, backend_name, (precision,), say):
-                        built = _compile_validated(backend, lowered, example, precision, ctx, held, cfg, say)
+                        built = _compile_validated(backend, lowered, example, precision, ctx, held, cfg, say,
+                                                   start + cfg.time_limit_s)
                         entries.append(_entry(built, held, ds, rewrites, macs, stage))
         if failed and not entries:
             # Nothing passed: fail as a whole, so the previous good build folder stays.
@@ -382,7 +381,8 @@ def _cost_table_choices(model, target, backend: str, lowering, example, say) -> 
     return choices
 
 
-def _compile_validated(backend, model, example, precision, ctx, held, cfg: BuildConfig, say) -> Built:
+def _compile_validated(backend, model, example, precision, ctx, held, cfg: BuildConfig, say,
+                       deadline: float = math.inf) -> Built:
     """Compile, check and validate; for int8, search until ``max_drop`` and ``MIN_SQNR_DB`` hold.
 
     An int8 artifact that loses more than ``max_drop`` top-1 points, or whose logits are less
@@ -422,7 +422,7 @@ def _compile_validated(backend, model, example, precision, ctx, held, cfg: Build
     built = attempt(first, ())
     if precision != "int8" or _good(built, cfg):
         return built
-    budget = SearchBudget(cfg.search_s, time.perf_counter() - started, f"{backend.name} int8", say)
+    budget = SearchBudget(deadline, cfg.time_limit_s, time.perf_counter() - started, f"{backend.name} int8", say)
     tried = [built]
     others = [c for c in _calibrations(ctx) if c != first] if cfg.method is None else []
     if others and backend.int8_graph is not None and budget.fits("scoring the other calibrations"):
@@ -542,8 +542,8 @@ def _out_of_time(backend: str, last: Built, best: Built, cfg: BuildConfig, budge
     last.artifact.path.unlink(missing_ok=True)
     return EdgecnError(
         f"{backend} int8 loses {best.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) with every "
-        f"calibration tried, and --search-time {cfg.search_s:g} s ran out before layers could be kept in float",
-        f"pass a longer --search-time (a compile of this artifact takes about {budget.step_s:.0f} s), raise "
+        f"calibration tried, and keeping layers in float would end the build past --time-limit {cfg.time_limit_s:g} s",
+        f"pass a longer --time-limit (a compile of this artifact takes about {budget.step_s:.0f} s), raise "
         "--max-drop, or build fp32 only with --precision fp32")
 
 

@@ -25,10 +25,10 @@ def configure(p):
                    help="how int8 ranges are chosen from calibration data (default: the recipe's; when an int8 "
                         "artifact loses more than --max-drop, the others are tried unless this is given)")
     p.add_argument("--max-drop", type=number(float, 0, 100), default=1.0, help="most top-1 points an int8 artifact may lose (default 1.0)")
-    p.add_argument("--search-time", type=number(float, 0, 86_400), default=300.0, metavar="SECONDS",
-                   help="time each int8 artifact that misses its checks may spend on other calibrations and layers "
-                        "kept in float, after its first compile (default: %(default)g; a step is started only if it "
-                        "fits, priced at the first compile's time)")
+    p.add_argument("--time-limit", type=number(float, 0, 864_000), default=600.0, metavar="SECONDS",
+                   help="start no step of an int8 artifact's fidelity search (other calibrations, layers kept in "
+                        "float) that would end the build past this many seconds; a step is priced at the artifact's "
+                        "first compile (default: %(default)g)")
     p.add_argument("--lowering", default="target", choices=["target", "auto", "none"],
                    help="rewrites: the target's choices, timed per backend (auto), or none")
     p.add_argument("--precision", action="append", default=None, help="only this precision (repeatable)")
@@ -49,7 +49,7 @@ def run(args):
 
     cfg = BuildConfig(target=args.target, checkpoint=args.checkpoint, data=args.data, out_dir=args.out,
                       epochs=args.epochs, input_size=args.input_size, calibration=args.calibration, calibration_images=args.calibration_images,
-                      calibration_size=args.calibration_size, method=args.calibration_method, max_drop=args.max_drop, search_s=args.search_time,
+                      calibration_size=args.calibration_size, method=args.calibration_method, max_drop=args.max_drop, time_limit_s=args.time_limit,
                       lowering=args.lowering, precisions=tuple(args.precision) if args.precision else None,
                       backends=tuple(args.backend) if args.backend else None,
                       use_cache=not args.no_cache, progress=not args.quiet, tool_logs=args.verbose)

@@ -173,8 +173,8 @@ def test_a_failing_int8_artifact_is_diagnosed_and_fails_fast(checkpoint, tmp_pat
     assert lines[0].startswith("where int8 departs from float") and sites[0]["layer"] in lines[2]
 
 
-def test_the_search_stops_when_its_time_is_spent(checkpoint, tmp_path, monkeypatch):
-    """--search-time 0: after the first compile no other step fits; the build fails at once,
+def test_the_search_stops_at_the_time_limit(checkpoint, tmp_path, monkeypatch):
+    """--time-limit 0: after the first compile no other step fits; the build fails at once,
     saying which step it skipped and how to allow it, and leaves no artifact behind."""
     import dataclasses
 
@@ -189,14 +189,14 @@ def test_the_search_stops_when_its_time_is_spent(checkpoint, tmp_path, monkeypat
         return backend.compile(model, example, precision, ctx)
 
     monkeypatch.setitem(BACKENDS._entries, "tensorrt", dataclasses.replace(backend, compile=compile))
-    cfg = BuildConfig(**{**_cfg(checkpoint, tmp_path).__dict__, "search_s": 0.0})
-    with pytest.raises(EdgecnError, match="--search-time 0 s ran out") as info:
+    cfg = BuildConfig(**{**_cfg(checkpoint, tmp_path).__dict__, "time_limit_s": 0.0})
+    with pytest.raises(EdgecnError, match="past --time-limit 0 s") as info:
         build(cfg)
-    assert len(compiled) == 1 and "--search-time" in info.value.fix
+    assert len(compiled) == 1 and "--time-limit" in info.value.fix
     assert not (tmp_path / "condensenet-light-jetson-orin-nano").exists()
 
 
-def test_bisection_stops_at_the_search_time_and_ships_what_holds(checkpoint, tmp_path, monkeypatch):
+def test_bisection_stops_at_the_time_limit_and_ships_what_holds(checkpoint, tmp_path, monkeypatch):
     """Time for the float-layer compile but not for fewer layers: the artifact with every blamed
     layer in float ships (slower than needed, not wrong)."""
     _tracking(monkeypatch, fail_until=1)
