@@ -30,10 +30,11 @@ def configure(p):
     p.add_argument("--input-size", type=number(int, 8, 4096), default=None, help="image side in pixels (default: 16 for digits, else the model's own, e.g. 32 for condensenet-light)")
     p.add_argument("--epochs", type=number(int, 1, 10_000), default=None,
                    help="epochs (default: the model family's: 12, or 30 for SqueezeNet)")
-    p.add_argument("--batch-size", type=number(int, 1, 65_536), default=d["batch_size"].default, help="images per step and process (default: %(default)s)")
+    p.add_argument("--batch-size", type=number(int, 1, 65_536), default=None,
+                   help="images per step and process (default: the family's: 64, or 32 for ImageNet-style models or inputs over 96 px)")
     p.add_argument("--lr", type=number(float, 0, 10, lo_open=True), default=None,
                    help="peak learning rate, cosine-annealed per step (default: the family's, scaled with "
-                        "--batch-size: SGD at 0.1 per 64 images for CIFAR-style CondenseNet and DenseNet, 0.2 per 256 "
+                        "--batch-size: SGD at 0.1 per 64 images for CIFAR-style CondenseNet and DenseNet, 0.05 per 32 "
                         "for ImageNet-style models or inputs over 96 px; AdamW at 0.001 for SqueezeNet)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default: the family's")
     p.add_argument("--weight-decay", type=number(float, 0, 1), default=None, help="default: the family's (1e-4)")

@@ -25,10 +25,11 @@ class TrainConfig:
             (32 for CIFAR-style models).
         epochs: passes over the training split; ``None``: the family's (12; 30 for SqueezeNet).
             The condensing stages take the first half.
-        batch_size: images per step and per process.
+        batch_size: images per step and per process; ``None``: the family's (64; 32 for
+            ImageNet-style models or inputs, see ``edgecn.train.recipes``).
         lr: peak learning rate of the per-iteration cosine schedule; ``None``: the model family's
             at this batch size (``edgecn.train.recipes``: for CondenseNet and DenseNet, SGD at 0.1
-            per 64 images for CIFAR-style models and inputs, 0.2 per 256 when either the model
+            per 64 images for CIFAR-style models and inputs, 0.05 per 32 when either the model
             or the input is ImageNet-style, above 96 px a side; AdamW at 1e-3 for SqueezeNet).
         seed: seeds weights, data order and augmentation; same seed, same result.
         out_dir: where ``last.pt`` (every epoch) and ``final.pt`` go.
@@ -56,7 +57,7 @@ class TrainConfig:
     data: str = "digits"
     input_size: int | None = None
     epochs: int | None = None
-    batch_size: int = 64
+    batch_size: int | None = None
     lr: float | None = None
     seed: int = 0
     out_dir: str = "runs/train"
@@ -82,8 +83,10 @@ class TrainConfig:
         object.__setattr__(self, "model", MODELS.canonical(self.model))
         if self.input_size is not None:
             _at_least("input size", self.input_size, 8)
-        _at_least("batch size", self.batch_size, 2, "batch norm needs at least two images per step")
         solver = self.solver()
+        if self.batch_size is None:
+            object.__setattr__(self, "batch_size", solver.batch_size)
+        _at_least("batch size", self.batch_size, 2, "batch norm needs at least two images per step")
         if self.lr is None:
             object.__setattr__(self, "lr", solver.lr_for(self.batch_size))
         for name in ("weight_decay", "optimizer", "warmup_epochs", "epochs"):

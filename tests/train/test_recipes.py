@@ -20,7 +20,8 @@ def test_family_defaults_fill_only_what_is_not_given():
     cn = TrainConfig(model="condensenet-86")
     assert (cn.optimizer, cn.lr, cn.warmup_epochs, cn.epochs, cn.weight_decay) == ("sgd", 0.1, 0.0, 12, 1e-4)
     big = TrainConfig(model="condensenet-74-c8", input_size=224)
-    assert (big.optimizer, big.lr, big.warmup_epochs, big.epochs) == ("sgd", 0.05, 1.0, 12)
+    assert (big.optimizer, big.batch_size, big.lr, big.warmup_epochs, big.epochs) == ("sgd", 32, 0.05, 1.0, 12)
+    assert (cn.batch_size, sq.batch_size) == (64, 64)
     mine = TrainConfig(model="squeezenet1_1", lr=0.01, optimizer="sgd", epochs=3)
     assert (mine.optimizer, mine.lr, mine.epochs, mine.warmup_epochs) == ("sgd", 0.01, 3, 1.0)
     with pytest.raises(EdgecnError, match="optimizer"):
@@ -30,14 +31,14 @@ def test_family_defaults_fill_only_what_is_not_given():
 
 
 def test_sgd_rates_follow_the_published_recipe_per_image():
-    """CIFAR recipe: 0.1 per 64 images; ImageNet recipe: 0.2 per 256, with a one-epoch warm-up.
+    """CIFAR recipe: 0.1 per 64 images; ImageNet recipe: 0.05 per 32, with a one-epoch warm-up.
 
     The ImageNet recipe applies when the model is an ImageNet variant (its wide classifier input
     is what needs the lower rate) or the input is ImageNet-size; the rate scales with the batch.
     """
     for batch in (32, 64, 128):
         assert TrainConfig(model="condensenet-86", batch_size=batch).lr == pytest.approx(0.1 * batch / 64)
-        assert TrainConfig(model="condensenet-74-c8", input_size=224, batch_size=batch).lr == pytest.approx(0.2 * batch / 256)
+        assert TrainConfig(model="condensenet-74-c8", input_size=224, batch_size=batch).lr == pytest.approx(0.05 * batch / 32)
     small_on_big = TrainConfig(model="condensenet-74-c4", input_size=64)
     assert (small_on_big.lr, small_on_big.warmup_epochs) == (0.05, 1.0)
     big_on_small = TrainConfig(model="condensenet-light", input_size=128)
