@@ -592,7 +592,7 @@ def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: Bui
                else "no single layer's int8 costs enough to keep it in float (the error is spread over the graph)")
         raise EdgecnError(
             f"{backend} int8 loses {best.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) with every "
-            f"calibration method, and {why}; report.md lists the costliest int8 sites",
+            f"calibration tried, and {why}; report.md lists the costliest int8 sites",
             "raise --max-drop, try a larger --calibration-size or --calibration-images closer to the deployment "
             "data, or build fp32 only with --precision fp32")
     floats = tuple(ranking[:MAX_FLOAT_LAYERS])
@@ -605,7 +605,7 @@ def _keep_layers_float(attempt, last: Built, best: Built, model, calib, cfg: Bui
             return attempt(floats[:n])
         except EdgecnError as e:
             raise EdgecnError(f"{backend} int8 loses {best.drop:.2f} top-1 points (more than --max-drop {cfg.max_drop}) "
-                              f"with every calibration method, and keeping layers in float failed: {e.what}",
+                              f"with every calibration tried, and keeping layers in float failed: {e.what}",
                               e.fix) from e
 
     # All candidates at once first: when even that loses too much, fail after one compile. Then
