@@ -33,8 +33,13 @@ def _tracking(monkeypatch, fail_until, good_method=None, backend_name="tensorrt"
     monkeypatch.setattr(pipeline, "top1", lambda logits, labels: 50.0)
 
 
+UNLIMITED = 864_000.0
+"""--time-limit for the tests of what the search does: on a loaded machine a compile can take minutes,
+and these tests are about the steps, not the clock (the clock has its own tests below)."""
+
+
 def _cfg(checkpoint, out):
-    return BuildConfig(target="jetson", checkpoint=str(checkpoint), out_dir=str(out), max_drop=1.0,
+    return BuildConfig(target="jetson", checkpoint=str(checkpoint), out_dir=str(out), max_drop=1.0, time_limit_s=UNLIMITED,
                        calibration_size=32, precisions=("int8",), progress=False)
 
 
@@ -66,7 +71,7 @@ def test_tflite_layer_kept_float_is_float_in_the_file(checkpoint, tmp_path, monk
         return list(chosen)
 
     monkeypatch.setattr(pipeline, "_float_candidates", candidates)
-    cfg = BuildConfig(target="rpi5", checkpoint=str(checkpoint), out_dir=str(tmp_path), max_drop=1.0,
+    cfg = BuildConfig(target="rpi5", checkpoint=str(checkpoint), out_dir=str(tmp_path), max_drop=1.0, time_limit_s=UNLIMITED,
                       calibration_size=32, precisions=("int8",), backends=("tflite",), progress=False)
     result = build(cfg)
     (art,) = result.artifacts
@@ -157,7 +162,7 @@ def test_a_failing_int8_artifact_is_diagnosed_and_fails_fast(checkpoint, tmp_pat
     monkeypatch.setitem(BACKENDS._entries, "executorch", dataclasses.replace(backend, compile=compile))
     monkeypatch.setattr(pipeline, "compare", compare)
     monkeypatch.setattr(pipeline, "top1", lambda logits, labels: 50.0)
-    cfg = BuildConfig(target="rpi5", checkpoint=str(checkpoint), out_dir=str(tmp_path), calibration_size=16,
+    cfg = BuildConfig(target="rpi5", checkpoint=str(checkpoint), out_dir=str(tmp_path), calibration_size=16, time_limit_s=UNLIMITED,
                       backends=("executorch",), precisions=("int8",), progress=False)
     with pytest.raises(EdgecnError, match="no single layer's int8 costs enough") as info:
         build(cfg)

@@ -51,7 +51,7 @@ def test_a_diverging_run_exits_2_naming_the_step_the_loss_and_the_fix(tmp_path):
                        env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
     assert r.returncode == 2, (r.stdout[-2000:], r.stderr[-2000:])
     assert "training diverged at epoch 1, step" in r.stderr, r.stderr[-2000:]
-    assert "--lr 0.3 -> 0.05, this model's default at batch 64" in r.stderr and "--warmup-epochs 0 -> 1" in r.stderr
+    assert "--lr 0.3 -> 0.05, this model's default at batch 32" in r.stderr and "--warmup-epochs 0 -> 1" in r.stderr
     assert "nothing was saved" in r.stderr
     assert not (out / "final.pt").exists() and not (out / "last.pt").exists()
 
