@@ -14,10 +14,10 @@ from edgecn.runner.manifest import Manifest
 def _fail_int8(monkeypatch, error):
     real = pipeline._compile_validated
 
-    def compile_validated(backend, model, example, precision, ctx, held, cfg, say):
+    def compile_validated(backend, model, example, precision, *args, **kwargs):
         if precision == "int8":
             raise error
-        return real(backend, model, example, precision, ctx, held, cfg, say)
+        return real(backend, model, example, precision, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "_compile_validated", compile_validated)
 
