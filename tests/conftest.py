@@ -1,6 +1,9 @@
-"""Shared test settings: small thread pools (CI has 2 cores) and a fixed seed."""
+"""Shared test settings (small thread pools: CI has 2 cores; a fixed seed) and the one trained build."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -39,3 +42,19 @@ def randomize_bn(model):
 @pytest.fixture(scope="session", name="randomize_bn")
 def _randomize_bn_fixture():
     return randomize_bn
+
+
+@pytest.fixture(scope="session")
+def rpi5_build(tmp_path_factory) -> Path:
+    """The demo's model (condensenet-light on digits, at 16x16 and 4 epochs to stay quick) trained and
+    built for rpi5: int8 and fp32 ``.tflite`` and ``.pte``. Made once per session, in its own
+    processes, and shared by every test that needs a trained model's artifacts (ARM lane, app API)."""
+    root = tmp_path_factory.mktemp("rpi5-build")
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    for args in (["train", "--model", "condensenet-light", "--input-size", "16", "--epochs", "4", "--out", "runs"],
+                 ["build", "--target", "rpi5", "--checkpoint", "runs/final.pt", "--out", "build", "--quiet"]):
+        proc = subprocess.run([sys.executable, "-m", "edgecn", *args], capture_output=True, text=True, cwd=root,
+                              timeout=900, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    (folder,) = (root / "build").iterdir()
+    return folder

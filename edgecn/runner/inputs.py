@@ -69,7 +69,7 @@ def folder_inputs(folder: str | Path, spec: TensorSpec, labels: list[str]) -> In
     arrays, targets = [], []
     for p in files:
         try:
-            arrays.append(prepare(_read(p)[None], spec))
+            arrays.append(prepare(read_image(p)[None], spec))
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # np.load reads a "PK" file as .npz
             raise EdgecnError(f"input file {str(p)!r} cannot be used ({type(e).__name__}: {str(e)[:120]})",
                               "remove or replace it (images, or .npy arrays HxWxC in [0, 1])") from e
@@ -78,7 +78,11 @@ def folder_inputs(folder: str | Path, spec: TensorSpec, labels: list[str]) -> In
     return Inputs(f"folder:{folder}", arrays, targets if has_labels else None)
 
 
-def _read(p: Path) -> np.ndarray:
+def read_image(p: Path) -> np.ndarray:
+    """An image file (decoded with Pillow) or a .npy array (never unpickled) as HxWxC float32 in [0, 1].
+
+    Raises OSError/ValueError for what cannot be used; callers name the file in their error.
+    """
     if p.suffix.lower() == ".npy":
         head = np.load(p, allow_pickle=False, mmap_mode="r")  # never unpickle; shape and dtype before data
         if not isinstance(head, np.ndarray):

@@ -8,7 +8,6 @@ the emulated machine is made of.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,29 +28,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line("arm lane (qemu-aarch64, Debian bookworm arm64, python 3.11): " + "; ".join(lines))
 
 
-def edgecn(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "edgecn", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, env=dict(os.environ, OMP_NUM_THREADS="2"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
 @pytest.fixture(scope="session")
 def emulator() -> Emulator:
     why = unavailable()
     if why:
         pytest.skip(why)
     return Emulator.prepare(say=lambda line: print(line, file=sys.stderr))
-
-
-@pytest.fixture(scope="session")
-def rpi5_build(tmp_path_factory) -> Path:
-    """The demo's model (condensenet-light on digits, at 16x16 and 4 epochs to stay quick) built for rpi5."""
-    root = tmp_path_factory.mktemp("arm-build")
-    edgecn(["train", "--model", "condensenet-light", "--input-size", "16", "--epochs", "4", "--out", "runs"], root)
-    edgecn(["build", "--target", "rpi5", "--checkpoint", "runs/final.pt", "--out", "build", "--quiet"], root)
-    (folder,) = (root / "build").iterdir()
-    return folder
 
 
 @pytest.fixture(scope="session")
