@@ -70,7 +70,7 @@ def test_deep_greyscale_keeps_its_range(tmp_path, mode, value, want):
 
 def test_npy_inputs_of_every_wrong_kind_are_refused(tmp_path):
     """.npy inputs (profile --data FOLDER): only plain numeric HxW or HxWxC arrays, never unpickled."""
-    from edgecn.runner.inputs import _read
+    from edgecn.runner.inputs import read_image
 
     cases = {"structured": np.zeros((4, 4), dtype=[("a", "f4"), ("b", "i4")]), "complex": np.zeros((4, 4), np.complex64),
              "strings": np.array([["a", "b"]]), "objects": np.array([[1, None]], dtype=object),
@@ -80,13 +80,13 @@ def test_npy_inputs_of_every_wrong_kind_are_refused(tmp_path):
         p = tmp_path / f"{name}.npy"
         np.save(p, arr, allow_pickle=True)
         with pytest.raises((ValueError, EdgecnError)):
-            _read(p)
+            read_image(p)
         COUNTS["bad_inputs"] += 1
     np.savez(tmp_path / "archive.npz", a=np.zeros(3))
     (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
     with pytest.raises(ValueError):
-        _read(tmp_path / "archive.npy")
-    assert _read(_saved(tmp_path / "ok.npy", np.ones((4, 4), np.uint8))).shape == (4, 4, 1)
+        read_image(tmp_path / "archive.npy")
+    assert read_image(_saved(tmp_path / "ok.npy", np.ones((4, 4), np.uint8))).shape == (4, 4, 1)
 
 
 def _saved(path, arr):
