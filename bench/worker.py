@@ -15,12 +15,11 @@ through edgecn's runner (.pte in the native runner).
 from __future__ import annotations
 
 import json
-import statistics
 import sys
-import time
 
-from edgecn.runner import open_runner
+from edgecn.runner import measure, open_runner
 from edgecn.runner.inputs import input_spec, random_inputs
+from edgecn.runner.measure import Plan
 
 WARMUP = 5
 SLOW_S = 3.0
@@ -28,35 +27,26 @@ SLOW_S = 3.0
 such as a training form whose convs are not delegated, gets one inference per round)."""
 
 
-def timed(runner, arrays, seconds: float, min_runs: int) -> dict:
+def timed(runner, inputs, seconds: float, min_runs: int) -> dict:
     """Back-to-back inferences for ``seconds`` (at least ``min_runs`` unless they take over
-    ``SLOW_S``); median of per-call times."""
-    times = []
-    start = time.perf_counter()
-    while True:
-        elapsed = time.perf_counter() - start
-        if times and elapsed >= seconds and (len(times) >= min_runs or elapsed >= SLOW_S):
-            break
-        runner.infer(arrays[len(times) % len(arrays)])
-        times.append(runner.last_inference_time())
-    return {"median_ms": statistics.median(times) * 1e3, "runs": len(times)}
+    ``SLOW_S``); median of per-call times. The runner's own loop (``edgecn profile``'s), with
+    the stopping rule as a ``Plan``: at least ``min_runs`` and ``seconds``, cut at ``SLOW_S``
+    (or ``seconds`` when longer) once one run is in."""
+    result = measure.timed(runner, inputs, Plan(runs=min_runs, min_seconds=seconds, max_seconds=SLOW_S))
+    return {"median_ms": result["latency_ms"]["median"], "runs": result["runs"]}
 
 
 def main(argv: list[str]) -> int:
     path, threads = argv[0], int(argv[1])
     with open_runner(path, threads=threads) as runner:
-        arrays = random_inputs(input_spec(runner.inputs[0], None), count=4).arrays
-        start = time.perf_counter()
-        for i in range(WARMUP):
-            runner.infer(arrays[i % len(arrays)])
-            if time.perf_counter() - start > SLOW_S:
-                break
+        inputs = random_inputs(input_spec(runner.inputs[0], None), count=4)
+        measure.first_and_warmup(runner, inputs, Plan(warmup=WARMUP - 1, warmup_seconds=0.0, max_seconds=SLOW_S))
         print(json.dumps({"ready": True, "load_ms": runner.load_time * 1e3}), flush=True)
         for line in sys.stdin:
             words = line.split()
             if not words or words[0] == "quit":
                 break
-            print(json.dumps(timed(runner, arrays, float(words[1]), int(words[2]))), flush=True)
+            print(json.dumps(timed(runner, inputs, float(words[1]), int(words[2]))), flush=True)
     return 0
 
 

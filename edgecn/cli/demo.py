@@ -27,16 +27,15 @@ def run(args):
     from edgecn.build import BuildConfig, build
     from edgecn.fileio import atomic_write_text
     from edgecn.runner import report
-    from edgecn.runner.cli import build_parser, profile_local
+    from edgecn.runner.session import ProfileRequest, profile
 
     result = build(BuildConfig(target=args.target, checkpoint=args.checkpoint, out_dir=args.out))
     runnable = [str(result.folder / a["path"]) for a in result.artifacts
                 if a["path"].endswith((".tflite", ".pte", ".onnx"))]
     print(f"\nProfiling {len(runnable)} artifacts from {result.folder} on this machine "
           f"(on the device: `edgecn profile {result.folder}/*.tflite`):\n")
-    pargs = build_parser().parse_args([*runnable, "--runs", str(args.runs), "--threads", ",".join(map(str, args.threads)),
-                                       "--accuracy", "--data", "digits"])
-    doc = profile_local(pargs)
+    doc = profile(ProfileRequest(tuple(runnable), threads=tuple(args.threads), runs=args.runs, accuracy=True,
+                                 data="digits"))
     print(report.render(doc))
     # What the README's demo table is made from (bench/readme_demo.py), so the table cannot drift from a run.
     manifest = json.loads((result.folder / "manifest.json").read_text())

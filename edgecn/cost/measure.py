@@ -137,25 +137,14 @@ def time_rounds(files: dict[str, Path], timer: Timer) -> tuple[dict[str, list[fl
 
 
 def _time_once(files: dict[str, Path], timer: Timer) -> tuple[dict[str, float], dict]:
-    from edgecn.runner.cli import build_parser, profile_local
+    from edgecn.runner.session import ProfileRequest, Remote, profile
 
-    argv = [str(p) for p in files.values()] + ["--runs", str(timer.runs), "--warmup", str(timer.warmup),
-                                                "--threads", str(timer.threads), "--force"]
-    if len({Path(p).suffix.lower() for p in files.values()}) == 1:
-        argv.append("--batch")  # one runtime: one process for all (else one process per file, as profile does)
-    if timer.remote:
-        argv += ["--remote", timer.remote, "--remote-python", timer.remote_python]
-        argv += ["--ssh-key", timer.ssh_key] if timer.ssh_key else []
-        for opt in timer.ssh_options:
-            argv += ["--ssh-option", opt]
-        argv += ["--accept-new-host-key"] if timer.accept_new_host_key else []
-    args = build_parser().parse_args(argv)
-    if timer.remote:
-        from edgecn.runner.remote import profile_remote
-
-        doc = profile_remote(args)
-    else:
-        doc = profile_local(args)
+    remote = (Remote(timer.remote, timer.remote_python, timer.ssh_key, tuple(timer.ssh_options),
+                     timer.accept_new_host_key) if timer.remote else None)
+    # one runtime: one process for all (else one process per file, as profile does)
+    batch = len({Path(p).suffix.lower() for p in files.values()}) == 1
+    doc = profile(ProfileRequest(tuple(str(p) for p in files.values()), threads=(timer.threads,), runs=timer.runs,
+                                 warmup=timer.warmup, force=True, batch=batch, keep_samples=False, remote=remote))
     by_name = {Path(p).name: n for n, p in files.items()}
     out, versions = {}, {}
     for r in doc["results"]:

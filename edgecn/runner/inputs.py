@@ -1,6 +1,6 @@
-"""Inputs for profiling: random, images from a folder, or sklearn's digits, shaped and quantized per the manifest.
+"""Inputs for profiling: random, images from a folder, or the held-out digits, shaped and quantized per the manifest.
 
-Torch-free; sklearn and Pillow are optional (only the sources that need them do).
+Torch-free; Pillow is needed only for image files (the digits ship with the runner).
 """
 
 from __future__ import annotations
@@ -45,18 +45,12 @@ def random_inputs(spec: TensorSpec, count: int = 8, seed: int = 0) -> Inputs:
 
 
 def digits_inputs(spec: TensorSpec) -> Inputs:
-    """sklearn's 1,797 handwritten digits (8x8, shipped with sklearn), resized to the input size."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise EdgecnError("--data digits needs scikit-learn", "pip install scikit-learn, or pass --data FOLDER") from None
-    from edgecn.splits import stratified_split
+    """The 359 held-out handwritten digits (8x8, shipped with the runner), resized to the input size."""
+    from edgecn.runner.digits import heldout
 
-    d = load_digits()
-    _, held = stratified_split(np.asarray(d.target))  # the split training and the build scored
-    images = (d.images[held] / 16.0).astype(np.float32)[..., None]  # N, 8, 8, 1 in [0, 1]
-    return Inputs("digits (held-out split)", [prepare(img[None], spec) for img in images],
-                  [int(t) for t in d.target[held]])
+    images, labels = heldout()
+    return Inputs("digits (held-out split)", [prepare(img[None, ..., None], spec) for img in images],
+                  [int(t) for t in labels])
 
 
 def folder_inputs(folder: str | Path, spec: TensorSpec, labels: list[str]) -> Inputs:

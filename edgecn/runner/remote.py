@@ -78,7 +78,8 @@ def runner_zip(out: Path) -> Path:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         native = pkg / "runner" / "native"  # the .pte runner's source: the device compiles it for itself
         for f in [*(pkg / name for name in TORCH_FREE_CORE), *sorted((pkg / "runner").glob("*.py")),
-                  *sorted(native.glob("*.py")), *sorted(native.glob("*.cpp"))]:
+                  *sorted(native.glob("*.py")), *sorted(native.glob("*.cpp")),
+                  *sorted((pkg / "runner" / "data").glob("*.npz"))]:
             z.write(f, f"edgecn/{f.relative_to(pkg).as_posix()}")
     return out
 
@@ -201,11 +202,12 @@ def remote_python(ssh: "Ssh", requested: str, suffixes: set[str], say=None) -> s
                       "~/venv/bin/pip install 'edgecn[runner]'), or pass --remote-python PATH")
 
 
-def profile_remote(args) -> dict:
-    """Profile ``args.artifacts`` on ``args.remote``; returns the device's JSON document."""
-    ssh = Ssh(args.remote, args.ssh_key, args.ssh_option, getattr(args, "accept_new_host_key", False))
-    data = _local_data_folder(args.data)
-    python = remote_python(ssh, args.remote_python, {Path(a).suffix.lower() for a in args.artifacts},
+def profile_remote(request) -> dict:
+    """Profile a ``session.ProfileRequest`` on its ``remote`` device; returns the device's JSON document."""
+    remote = request.remote
+    ssh = Ssh(remote.url, remote.ssh_key, list(remote.ssh_options), remote.accept_new_host_key)
+    data = _local_data_folder(request.data)
+    python = remote_python(ssh, remote.python, {Path(a).suffix.lower() for a in request.artifacts},
                            say=lambda line: print(line, file=sys.stderr))
     remote_dir = ssh.run(["mktemp", "-d"]).stdout.strip()
     if not _SAFE_REMOTE_DIR.match(remote_dir):
@@ -213,22 +215,23 @@ def profile_remote(args) -> dict:
     try:
         with tempfile.TemporaryDirectory(prefix="edgecn-remote-") as tmp:
             stage = Path(tmp)
-            names = _stage(args.artifacts, stage, args.force)
+            names = _stage(list(request.artifacts), stage, request.force)
             ssh.run(["mkdir", *[f"{remote_dir}/{n.split('/')[0]}" for n in names]])
             ssh.copy([runner_zip(stage / ZIP_NAME)], remote_dir)
             for n in names:
                 ssh.copy(sorted((stage / n.split("/")[0]).iterdir()), f"{remote_dir}/{n.split('/')[0]}")
             if data is not None:  # under a generated name: the folder's own name never reaches a shell
                 ssh.copy([data], remote_dir, "data")
-        words = ["env", f"PYTHONPATH={remote_dir}/{ZIP_NAME}", python, "-m", "edgecn.runner",
-                 *[f"{remote_dir}/{n}" for n in names], "--json", *_passthrough(args, data and f"{remote_dir}/data")]
+        there = request.replace(artifacts=tuple(f"{remote_dir}/{n}" for n in names), remote=None,
+                                data=f"{remote_dir}/data" if data is not None else request.data)
+        words = ["env", f"PYTHONPATH={remote_dir}/{ZIP_NAME}", python, "-m", "edgecn.runner", *there.to_argv()]
         proc = ssh.run(words, check=False)
         if proc.returncode not in (0, 3):  # 3: some failed, the rest measured (kept)
             ssh._fail(proc, python)
         doc = json.loads(proc.stdout)
     finally:
         ssh.run(["rm", "-rf", remote_dir], check=False)
-    for r, a in zip(doc["results"], [a for a in args.artifacts for _ in (args.threads or [None])]):
+    for r, a in zip(doc["results"], [a for a in request.artifacts for _ in (request.threads or [None])]):
         r["remote"] = {"host": ssh.dest, "path": r["artifact"]}
         r["artifact"], r["name"] = str(a), Path(a).name
     return doc
@@ -242,18 +245,3 @@ def _local_data_folder(data: str | None) -> Path | None:
     if not folder.is_dir():
         raise EdgecnError(f"--data {data!r} is not a folder", "pass a folder of images (one subfolder per class), or digits")
     return folder
-
-
-def _passthrough(args, remote_data: str | None = None) -> list[str]:
-    out = []
-    for flag, value in (("--runs", args.runs), ("--duration", args.duration), ("--fps", args.fps), ("--warmup", args.warmup),
-                        ("--threads", ",".join(map(str, args.threads)) if args.threads else None)):
-        if value is not None:
-            out += [flag, str(value)]
-    if remote_data:
-        out += ["--data", remote_data]
-    elif args.data:
-        out += ["--data", args.data]
-    out += [f for f, on in (("--accuracy", args.accuracy), ("--op-profile", args.op_profile), ("--force", args.force),
-                            ("--batch", getattr(args, "batch", False))) if on]
-    return out

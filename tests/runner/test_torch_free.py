@@ -99,11 +99,12 @@ def test_pte_in_a_venv_without_torch_or_executorch(no_torch_python, artifacts, t
     reference, _ = outputs(BINDING_OUTPUTS, pte, tmp_path / "binding.npy")  # ExecuTorch's Python binding, with torch
     assert torch_loaded == "False"
     np.testing.assert_array_equal(native, reference)  # int8: the same kernels, bit for bit
-    proc = run_runner(artifacts / "model.pte", "--runs", "20", "--threads", "1", "--json",
-                      python=str(no_torch_python), env=env)  # (--accuracy on digits would need scikit-learn here)
+    proc = run_runner(artifacts / "model.pte", "--runs", "20", "--threads", "1", "--json", "--accuracy", "--data",
+                      "digits", python=str(no_torch_python), env=env)  # the digits ship with the runner: no scikit-learn
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(proc.stdout)["results"][0]
     assert r["versions"]["runner"].startswith("edgecn-pte-runner") and r["integrity"]["verified"] and r["runs"] == 20
+    assert r["accuracy"]["samples"] == 359
 
 
 def test_accuracy_on_an_image_folder_with_only_the_runner_extra(no_torch_python, artifacts, tmp_path):

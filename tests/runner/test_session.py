@@ -1,0 +1,81 @@
+"""The profile session API: one request object, one argv form, the same results as the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgecn.errors import EdgecnError
+from edgecn.runner.cli import build_parser
+from edgecn.runner.session import ProfileRequest, Remote, profile
+
+REPO = Path(__file__).resolve().parents[2]
+
+REQUESTS = [
+    ProfileRequest(("a.tflite",)),
+    ProfileRequest(("a.tflite", "b.pte"), threads=(1, 2, 4), runs=7, warmup=0, force=True),
+    ProfileRequest(("a.onnx",), duration=2.5, fps=30.0, accuracy=True, data="digits"),
+    ProfileRequest(("x/a.tflite",), threads=(3,), runs=1, op_profile=True, data="my images/", batch=True),
+]
+
+
+@pytest.mark.parametrize("request_", REQUESTS, ids=range(len(REQUESTS)))
+def test_to_argv_is_what_the_command_line_parses_back(request_):
+    again = ProfileRequest.from_args(build_parser().parse_args(request_.to_argv()))
+    assert again == request_
+
+
+def test_the_remote_comes_from_the_command_line_and_stays_out_of_the_argv():
+    args = build_parser().parse_args(["m.tflite", "--remote", "pi@host:2222", "--remote-python", "~/venv/bin/python",
+                                      "--ssh-key", "k", "--ssh-option", "Compression=yes", "--accept-new-host-key"])
+    req = ProfileRequest.from_args(args)
+    assert req.remote == Remote("pi@host:2222", "~/venv/bin/python", "k", ("Compression=yes",), True)
+    assert not any(a.startswith("--remote") or a.startswith("--ssh") for a in req.to_argv())
+
+
+def test_plan_follows_benchmark_model_unless_told():
+    assert ProfileRequest(("a.tflite",)).plan().describe() == \
+        "at least 50 runs and 1 s, at most 150 s, after at least 10 warm-up runs and 0.5 s"
+    plan = ProfileRequest(("a.tflite",), runs=5, warmup=2).plan()
+    assert (plan.runs, plan.min_seconds, plan.warmup, plan.warmup_seconds) == (5, 0.0, 2, 0.0)
+
+
+def test_bad_requests_are_refused_before_anything_runs():
+    with pytest.raises(EdgecnError, match="nothing to profile"):
+        ProfileRequest(())
+    with pytest.raises(EdgecnError, match="do not mix"):
+        ProfileRequest(("a.tflite",), op_profile=True, fps=30)
+    with pytest.raises(EdgecnError, match="does not exist"):
+        profile(ProfileRequest(("no/such.tflite",), runs=1))
+
+
+def test_profile_here_and_in_children_matches_the_command_line(artifacts):
+    tflite = str(artifacts / "model.tflite")
+    one = profile(ProfileRequest((tflite,), threads=(1,), runs=5, warmup=1))
+    (r,) = one["results"]
+    assert one["format"] == "edgecn-profile" and r["runs"] == 5 and r["threads"] == 1 and r["integrity"]["verified"]
+    sweep = profile(ProfileRequest((tflite,), threads=(1, 2), runs=5, warmup=1, keep_samples=False))
+    assert [r["threads"] for r in sweep["results"]] == [1, 2]
+    assert all(r["samples_ms"] is None and r["runs"] == 5 for r in sweep["results"])
+    cli = subprocess.run([sys.executable, "-m", "edgecn.runner", *ProfileRequest((tflite,), threads=(1,), runs=5,
+                                                                                 warmup=1).to_argv()],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    (c,) = json.loads(cli.stdout)["results"]
+    assert {k: c[k] for k in ("name", "runs", "threads", "precision")} == {k: r[k] for k in ("name", "runs", "threads",
+                                                                                             "precision")}
+
+
+def test_the_benchmarks_worker_times_with_the_runners_loop(artifacts):
+    """bench/worker.py (held open, timed on request) stops as its Plan says: at least MIN_RUNS and SECONDS."""
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "worker.py"), str(artifacts / "model.tflite"), "1"],
+                          input="time 0.05 7\ntime 0 3\nquit\n", capture_output=True, text=True, cwd=REPO,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ready, first, second = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert ready["ready"] and first["runs"] >= 7 and second["runs"] == 3 and 0 < first["median_ms"] < 1000
