@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -65,9 +66,11 @@ class Runner:
     runtime = ""
     """Name of the runtime, as reported."""
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, content: bytes | None = None):
         self.path = Path(path)
         self.threads = threads
+        self.content = content
+        self._copy: tempfile.TemporaryDirectory | None = None
         self.active = False
         self.load_time: float | None = None
         self.import_time: float | None = None
@@ -111,9 +114,30 @@ class Runner:
         return self._last
 
     def deactivate(self) -> None:
-        """Release the runtime's session."""
+        """Release the runtime's session (and the private copy of the bytes, if one was made)."""
         self._unload()
         self.active = False
+        if self._copy is not None:
+            self._copy.cleanup()
+            self._copy = None
+
+    def model_file(self) -> Path:
+        """A file holding exactly the bytes to run, for runtimes that load by name.
+
+        Without ``content`` that is the artifact itself. With it (the bytes whose sha256 was
+        checked), a private copy: a new folder only this user can enter, the file created
+        there, removed on ``deactivate``. So a file replaced after it was verified is never
+        what runs.
+        """
+        if self.content is None:
+            return self.path
+        if self._copy is None:
+            self._copy = tempfile.TemporaryDirectory(prefix="edgecn-verified-")  # mode 0700
+            target = Path(self._copy.name) / f"model{self.path.suffix.lower()}"
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.content)
+        return Path(self._copy.name) / f"model{self.path.suffix.lower()}"
 
     def versions(self) -> dict[str, str]:
         """Versions of the runtime libraries in use."""
@@ -174,13 +198,16 @@ class Runner:
         return [np.ascontiguousarray(a) for a in arrays]
 
 
-def open_runner(path: str | os.PathLike, threads: int | None = None, check: bool = True, **options) -> Runner:
+def open_runner(path: str | os.PathLike, threads: int | None = None, check: bool = True,
+                content: bytes | None = None, **options) -> Runner:
     """A runner for ``path`` (not yet active; use it as a context manager).
 
     Args:
         path: a .tflite, .pte, .onnx, .engine or .plan file.
         threads: intra-op threads (None: the runtime's default).
         check: validate the file's structure first, so a damaged file gives an error, not a crash.
+        content: the artifact's bytes, already read (and verified): these run, not what the file
+            holds by the time the runtime would open it.
         **options: runner-specific options.
     """
     from edgecn.runner.check import check_artifact
@@ -188,5 +215,5 @@ def open_runner(path: str | os.PathLike, threads: int | None = None, check: bool
     path = Path(path)
     cls = runner_class(path)
     if check:
-        check_artifact(path)
-    return cls(path, threads=threads, **options)
+        check_artifact(path, content)
+    return cls(path, threads=threads, content=content, **options)

@@ -27,11 +27,21 @@ def _check(*suffixes: str):
     return add
 
 
-def check_artifact(path: str | os.PathLike) -> None:
-    """Raise EdgecnError if ``path`` is missing, empty, or structurally broken for its format."""
+def check_artifact(path: str | os.PathLike, content: bytes | None = None) -> None:
+    """Raise EdgecnError if ``path`` is missing, empty, or structurally broken for its format.
+
+    With ``content`` (the bytes read from ``path`` once), those bytes are checked, not the file.
+    """
     import mmap
 
     path = Path(path)
+    if content is not None:
+        if not content:
+            raise EdgecnError(f"artifact {str(path)!r} is empty (0 bytes)", _FIX)
+        check = _CHECKS.get(path.suffix.lower())
+        if check is not None:
+            check(path, content)
+        return
     if not path.exists():
         raise EdgecnError(f"artifact {str(path)!r} does not exist", "pass the path of a built artifact")
     if not path.is_file():

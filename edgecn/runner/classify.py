@@ -16,7 +16,8 @@ wrote beside or inside the artifact, so the int8 ``.tflite`` (int8 NHWC input) a
 ``.pte`` (float NCHW input) of one build are used with the same code and answer alike.
 
 Before anything runs, the artifact is checked as ``edgecn profile`` checks it: its sha256
-against ``manifest.json`` in its folder, or, copied alone, the spec it carries.
+against ``manifest.json`` in its folder, or, copied alone, the spec it carries. The bytes that
+were hashed are the bytes that run (read once; a file replaced afterwards changes nothing).
 """
 
 from __future__ import annotations
@@ -90,10 +91,10 @@ class Classifier:
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, allow_unverified: bool = False):
-        from edgecn.runner.profile import verify
+        from edgecn.runner.profile import read_verified
 
         self.path = Path(path)
-        entry, integrity = verify(self.path, allow_unverified)
+        entry, integrity, content = read_verified(self.path, allow_unverified)
         if entry is None:
             raise EdgecnError(f"{str(self.path)!r} carries no input spec (size, normalisation, layout, quantization), "
                               "so its answers to an image would be wrong",
@@ -104,7 +105,7 @@ class Classifier:
         self.precision = entry.precision
         self.verified = bool(integrity.get("verified"))
         self._labels = tuple(str(x) for x in integrity.get("labels") or ())
-        self.runner = open_runner(self.path, threads=threads)
+        self.runner = open_runner(self.path, threads=threads, content=content)  # the bytes verified run
         self._quant: dict | None = None
 
     @property

@@ -34,8 +34,8 @@ class OnnxRunner(Runner):
 
     runtime = "onnxruntime"
 
-    def __init__(self, path, threads=None, profile: bool = False):
-        super().__init__(path, threads)
+    def __init__(self, path, threads=None, content: bytes | None = None, profile: bool = False):
+        super().__init__(path, threads, content)
         self._profile = profile
 
     def _session(self, profile_dir: str | None):
@@ -50,7 +50,8 @@ class OnnxRunner(Runner):
             opts.enable_profiling = True
             opts.profile_file_prefix = os.path.join(profile_dir, "ort")
         try:
-            return ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+            source = self.content if self.content is not None else str(self.path)
+            return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for invalid graphs
             raise EdgecnError(f"onnxruntime could not load {str(self.path)!r}: {str(e).splitlines()[0]}",
                               "rebuild the artifact, or check the opset against your onnxruntime version") from e

@@ -34,16 +34,20 @@ class Options:
     keep_samples: bool = True
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+MAX_ARTIFACT_BYTES = 2 << 30
+"""Largest artifact read (a .tflite flatbuffer cannot exceed 2 GiB; engines and programs here are far smaller)."""
 
 
 def verify(path: Path, force: bool) -> tuple[ArtifactEntry | None, dict]:
-    """The manifest entry for ``path`` after checking its sha256 against the manifest of its folder.
+    """``read_verified`` without the bytes (for a check before anything runs)."""
+    entry, info, _ = read_verified(path, force)
+    return entry, info
+
+
+def read_verified(path: Path, force: bool) -> tuple[ArtifactEntry | None, dict, bytes]:
+    """The manifest entry for ``path`` after checking its sha256 against the manifest of its folder,
+    and the bytes that were hashed: hand those to the runtime (``open_runner(content=...)``), so
+    what runs is what was verified, even if the file is replaced in between.
 
     One rule: an artifact is verified against ``manifest.json`` in the folder it is named in.
     A symlink is followed only within that folder; a name the manifest does not list, a link
@@ -54,15 +58,19 @@ def verify(path: Path, force: bool) -> tuple[ArtifactEntry | None, dict]:
         raise EdgecnError(f"artifact {str(path)!r} does not exist", "pass the path of a built artifact")
     if not path.is_file():
         raise EdgecnError(f"artifact {str(path)!r} is not a regular file", "pass the path of a built artifact file")
+    from edgecn.limits import read_file
+
+    content = read_file(path, "artifact", MAX_ARTIFACT_BYTES)
     manifest = find_manifest_for(path)
-    actual = sha256_of(path)
+    actual = hashlib.sha256(content).hexdigest()
     if manifest is None:
         spec = read_spec(path)
         info = {"manifest": None, "sha256": actual, "verified": False, "reason": "no manifest in its folder",
                 "spec": "carried by the artifact" if spec else None}
         if spec is None:
-            return None, info
-        return entry_from_spec(path, spec), {**info, "labels": spec.get("labels") or [], "data": spec.get("data")}
+            return None, info, content
+        return (entry_from_spec(path, spec), {**info, "labels": spec.get("labels") or [], "data": spec.get("data")},
+                content)
     problem = _location_problem(path, manifest)
     entry = manifest.find(path) or (manifest.find(path.resolve()) if problem is None else None)
     if problem is None and entry is None:
@@ -77,7 +85,7 @@ def verify(path: Path, force: bool) -> tuple[ArtifactEntry | None, dict]:
             "labels": manifest.labels, "data": manifest.raw.get("data")}
     if problem is not None:
         info["reason"] = problem
-    return entry, info
+    return entry, info, content
 
 
 def _location_problem(path: Path, manifest) -> str | None:
@@ -91,8 +99,8 @@ def _location_problem(path: Path, manifest) -> str | None:
 def profile_artifact(path: str | os.PathLike, opts: Options) -> dict:
     """Everything measured for one artifact, as a JSON-ready dict."""
     path = Path(path)
-    entry, integrity = verify(path, opts.force)
-    runner = open_runner(path, threads=opts.threads)
+    entry, integrity, content = read_verified(path, opts.force)
+    runner = open_runner(path, threads=opts.threads, content=content)
     with sysinfo.SensorSampler() as sensors:
         with runner:
             feed = _inputs(runner, entry, opts, integrity.get("labels") or [], integrity.get("data"))

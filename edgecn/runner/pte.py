@@ -48,7 +48,7 @@ class PteRunner(Runner):
         self._binary = native_binary()
 
     def _load(self):
-        self._process = NativeProcess(self._binary, self.path, self.threads)
+        self._process = NativeProcess(self._binary, self.model_file(), self.threads)
 
     def _details(self):
         return self._process.inputs, self._process.outputs
@@ -74,7 +74,7 @@ class PteRunner(Runner):
 
         with tempfile.TemporaryDirectory(prefix="edgecn-etdump-") as tmp:
             dump = Path(tmp) / "run.etdp"
-            process = NativeProcess(self._binary, self.path, self.threads, etdump=dump)
+            process = NativeProcess(self._binary, self.model_file(), self.threads, etdump=dump)
             try:
                 for _ in range(runs):
                     process.run([feed])

@@ -75,7 +75,9 @@ class TFLiteRunner(Runner):
             # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from C++ as it
             # applies the delegate (TF_CPP_MIN_LOG_LEVEL does not reach it); other lines pass.
             with native_stderr_filtered(keep=lambda line: not line.startswith("INFO: ")):
-                self._it = self._cls(model_path=str(self.path), num_threads=self.threads)
+                source = ({"model_content": self.content} if self.content is not None
+                          else {"model_path": str(self.path)})
+                self._it = self._cls(**source, num_threads=self.threads)
                 self._it.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise EdgecnError(f"LiteRT could not load {str(self.path)!r}: {str(e).splitlines()[0]}",

@@ -36,7 +36,7 @@ class TensorRTRunner(Runner):
             raise EdgecnError("pycuda is not installed", "pip install pycuda (needed to move data to the GPU)") from None
         self._cuda = cuda
         logger = trt.Logger(trt.Logger.WARNING)
-        engine = trt.Runtime(logger).deserialize_cuda_engine(self.path.read_bytes())
+        engine = trt.Runtime(logger).deserialize_cuda_engine(self.content if self.content is not None else self.path.read_bytes())
         if engine is None:
             raise EdgecnError(f"TensorRT could not deserialize {str(self.path)!r}",
                               "engines only load with the TensorRT version and GPU that built them: rebuild on this device")

@@ -165,3 +165,39 @@ def test_edgecn_classify_answers_files_and_folders(rpi5_build, digits, tmp_path)
     bad = subprocess.run([sys.executable, "-m", "edgecn", "classify", art, str(folder / "bad.png")],
                          capture_output=True, text=True, cwd=REPO, timeout=300)
     assert bad.returncode == 2 and "bad.png" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("suffix", [".tflite", ".pte"])
+def test_the_bytes_verified_are_the_bytes_that_run(rpi5_build, digits, tmp_path, suffix, native):
+    """A file replaced between the sha256 check and the load: the verified bytes still run, not the new file."""
+    folder = tmp_path / "build"
+    shutil.copytree(rpi5_build, folder)
+    art = _int8(folder)[suffix]
+    with Classifier(_int8(rpi5_build)[suffix]) as reference:
+        want = reference.predict(digits[0][0]).logits
+    model = Classifier(art)  # verified here; loaded by open()
+    art.write_bytes(b"\0" * 4096)  # replaced before the runtime opens it
+    with model:
+        assert model.verified
+        np.testing.assert_array_equal(model.predict(digits[0][0]).logits, want)
+    if suffix == ".pte":  # the private copy the native runner loaded is gone with the session
+        assert model.runner._copy is None
+
+
+def test_profile_runs_the_bytes_it_verified(artifacts, tmp_path, monkeypatch):
+    from edgecn.runner import profile as profile_mod
+    from edgecn.runner.profile import Options, profile_artifact
+
+    folder = tmp_path / "a"
+    shutil.copytree(artifacts, folder, ignore=shutil.ignore_patterns("int8", "steady"))
+    real = profile_mod.read_verified
+
+    def verify_then_replace(path, force):
+        out = real(path, force)
+        Path(path).write_bytes(b"garbage" * 100)  # the race: replaced right after the check
+        return out
+
+    monkeypatch.setattr(profile_mod, "read_verified", verify_then_replace)
+    plan = profile_mod.measure.Plan(runs=3, min_seconds=0.0, warmup=0, warmup_seconds=0.0)
+    r = profile_artifact(folder / "model.tflite", Options(threads=1, plan=plan))
+    assert r["integrity"]["verified"] and r["runs"] == 3
