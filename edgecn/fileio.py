@@ -71,12 +71,26 @@ def _check_parent_writable(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+    """Yield a temporary path; on success its content lands at ``path``, the one write path of edgecn.
 
-    On any exception (including KeyboardInterrupt) the temporary file is removed and
-    ``path`` is left exactly as it was.
+    - A regular file (or a new name) is replaced atomically: the temporary file is created
+      exclusively (``mkstemp``: a fresh name, never opened through an existing one) beside it.
+    - A symlink is written through: its target is replaced atomically and the link survives.
+    - A character device or FIFO (``/dev/null``, ``/dev/stdout``, a named pipe) is written to as
+      a stream after the content is complete, never replaced by a file; the temporary file then
+      lives in a private temporary folder. Sockets and block devices are refused.
+
+    On any exception (including KeyboardInterrupt) the temporary file is removed and ``path``
+    is left exactly as it was.
     """
     path = Path(path)
+    kind = _output_kind(path)
+    if kind == "stream":
+        with _stream_output(path) as tmp:
+            yield tmp
+        return
+    if kind == "link":
+        path = _link_target(path)
     _check_parent_writable(path)
     try:
         if path.is_dir():
@@ -98,6 +112,59 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _output_kind(path: Path) -> str:
+    """"file" (a regular file, a folder or nothing yet), "link" or "stream"; EdgecnError for what cannot take output."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "file"
+    except OSError as e:
+        raise write_error(path, e) from e
+    if stat.S_ISLNK(st.st_mode):
+        return "link"
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        return "stream"
+    if stat.S_ISSOCK(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        raise EdgecnError(f"{str(path)!r} is a {'socket' if stat.S_ISSOCK(st.st_mode) else 'block device'}, "
+                          "not a file edgecn can write", "choose a file name for the output")
+    return "file"
+
+
+def _link_target(path: Path) -> Path:
+    """Where a symlink output really goes (the link itself is kept); a stream target is refused here."""
+    try:
+        target = Path(os.path.realpath(path, strict=False))
+    except (OSError, RuntimeError) as e:  # a link loop
+        raise EdgecnError(f"output {str(path)!r} is a link that cannot be followed ({e})",
+                          "remove the link or choose another output name") from e
+    if target.is_symlink():  # realpath stops at a loop without an error on some Pythons
+        raise EdgecnError(f"output {str(path)!r} is a link that cannot be followed (a loop)",
+                          "remove the link or choose another output name")
+    if _output_kind(target) == "stream":
+        raise EdgecnError(f"output {str(path)!r} is a link to the device or pipe {str(target)!r}",
+                          "name the device itself, or choose a file name")
+    return target
+
+
+@contextlib.contextmanager
+def _stream_output(path: Path) -> Iterator[Path]:
+    """A private temporary file; when complete, its bytes are written to the device or FIFO ``path``."""
+    folder = tempfile.mkdtemp(prefix="edgecn-out-")  # 0700: nobody else can plant or read the temporary file
+    tmp = Path(folder) / "output"
+    tmp.touch(mode=0o600, exist_ok=False)
+    try:
+        yield tmp
+        try:
+            with open(tmp, "rb") as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except OSError as e:
+            raise write_error(path, e) from e
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

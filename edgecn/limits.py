@@ -129,19 +129,119 @@ def read_file(path, what: str, max_bytes: int) -> bytes:
 
 
 
+MAX_DEPTH = 32
+"""Deepest nesting of objects/tables and lists in any JSON or TOML file edgecn reads (its own are at most 6)."""
+MAX_STRING = 1 << 16
+"""Longest string (or key) in those files, in characters: names, labels and notes, never megabytes."""
+MAX_INT_DIGITS = 30
+"""Most digits an integer in those files may have (Python refuses to convert past 4,300)."""
+
+
+class _Unreadable:
+    """A value the parser met but edgecn will not take (an integer of thousands of digits, NaN, Infinity),
+    kept as a marker so ``check_tree`` can name the field it is in."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+
+def _int(text: str):
+    digits = len(text.lstrip("+-"))
+    return int(text) if digits <= MAX_INT_DIGITS else _Unreadable(f"an integer of {digits:,} digits")
+
+
+def _float(text: str):
+    value = float(text)
+    return value if math.isfinite(value) else _Unreadable(f"{text[:20]!r}, which overflows a float")
+
+
+def parse_json(data: bytes, what: str, where: str, fix: str):
+    """``data`` as JSON with edgecn's limits; EdgecnError names the field that breaks one.
+
+    Every JSON file edgecn reads comes through here (manifests, artifact specs, cost tables,
+    cached ranges, compressed-weight headers), so each kind of bad content gets one clear
+    error: not UTF-8, not JSON, nested too deep, an integer of thousands of digits, NaN or
+    Infinity, a string of megabytes.
+    """
+    import json
+
+    from edgecn.errors import EdgecnError
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise EdgecnError(f"{what} {where!r} is not UTF-8 text ({e.reason})", fix) from e
+    try:
+        value = json.loads(text, parse_int=_int, parse_float=_float,
+                           parse_constant=lambda c: _Unreadable(f"{c}, which JSON does not allow"))
+    except RecursionError as e:
+        raise EdgecnError(f"{what} {where!r} is nested too deep to read (more than {MAX_DEPTH} levels)", fix) from e
+    except ValueError as e:  # json.JSONDecodeError is a ValueError
+        raise EdgecnError(f"{what} {where!r} is not valid JSON ({str(e)[:120]})", fix) from e
+    check_tree(value, what, where, fix)
+    return value
+
+
+def check_tree(value, what: str, where: str, fix: str) -> None:
+    """Walk a parsed JSON/TOML value (without recursion) and refuse depth, strings and numbers past the limits."""
+    from edgecn.errors import EdgecnError
+
+    stack = [(value, "", 0)]
+    while stack:
+        v, field, depth = stack.pop()
+        name = field or "top level"
+        name = name if len(name) <= 80 else name[:77] + "..."
+        if depth > MAX_DEPTH:
+            raise EdgecnError(f"{what} {where!r}: {name} is nested more than {MAX_DEPTH} levels deep", fix)
+        if isinstance(v, _Unreadable):
+            raise EdgecnError(f"{what} {where!r}: field {name!r} is {v.why}", fix)
+        if isinstance(v, str):
+            if len(v) > MAX_STRING:
+                raise EdgecnError(f"{what} {where!r}: field {name!r} is a string of {len(v):,} characters "
+                                  f"(at most {MAX_STRING:,})", fix)
+        elif isinstance(v, int) and not isinstance(v, bool):
+            if v and math.log10(abs(v)) >= MAX_INT_DIGITS:  # TOML integers come here unchecked
+                raise EdgecnError(f"{what} {where!r}: field {name!r} is an integer of more than {MAX_INT_DIGITS} "
+                                  "digits", fix)
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise EdgecnError(f"{what} {where!r}: field {name!r} is {v}, not a finite number", fix)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                key = str(k)
+                if len(key) > MAX_STRING:
+                    raise EdgecnError(f"{what} {where!r}: a key of {len(key):,} characters in {name!r}", fix)
+                stack.append((x, f"{field}.{key}" if field else key, depth + 1))
+        elif isinstance(v, list):
+            stack.extend((x, f"{field}[{i}]", depth + 1) for i, x in enumerate(v))
+
+
+def read_json(path, what: str, max_bytes: int, fix: str):
+    """A JSON file of at most ``max_bytes``, read and checked by ``parse_json``."""
+    return parse_json(read_file(path, what, max_bytes), what, str(path), fix)
+
+
 def read_toml(path, what: str, fix_syntax: str = "fix the syntax on that line") -> dict:
     """A small TOML file (a target, a calibration recipe, a compression config) as a dict.
 
     Every TOML edgecn reads goes through here, so each kind of bad file gets the same clear
-    error: missing, not a regular file, too large (``read_file``), not UTF-8, not TOML.
+    error: missing, not a regular file, too large (``read_file``), not UTF-8, not TOML, nested
+    too deep, an integer of thousands of digits, a string of megabytes (``check_tree``).
     """
     import tomllib
 
     from edgecn.errors import EdgecnError
 
     try:
-        return tomllib.loads(read_file(path, what, MiB).decode("utf-8"))
+        value = tomllib.loads(read_file(path, what, MiB).decode("utf-8"))
     except UnicodeDecodeError as e:
         raise EdgecnError(f"{what} {str(path)!r} is not UTF-8 text ({e.reason})", "save it as UTF-8") from e
     except tomllib.TOMLDecodeError as e:
         raise EdgecnError(f"{what} {str(path)!r} is not valid TOML ({e})", fix_syntax) from e
+    except RecursionError as e:
+        raise EdgecnError(f"{what} {str(path)!r} is nested too deep to read (more than {MAX_DEPTH} levels)",
+                          fix_syntax) from e
+    except ValueError as e:  # an integer past Python's 4,300-digit conversion limit
+        raise EdgecnError(f"{what} {str(path)!r} holds a value that cannot be read ({str(e)[:120]})", fix_syntax) from e
+    check_tree(value, what, str(path), fix_syntax)
+    return value

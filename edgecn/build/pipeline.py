@@ -256,9 +256,14 @@ def _artifact_failures(failed: list[dict], backend: str, precisions, say):
 
 def _previous_artifacts(folder: Path) -> set[tuple[str, str]]:
     """(path, precision) of each artifact an earlier build's manifest in ``folder`` lists (empty if none or unreadable)."""
+    from edgecn.limits import MiB, read_json
+
+    if not (folder / "manifest.json").is_file():
+        return set()
     try:
-        return {(a["path"], a["precision"]) for a in json.loads((folder / "manifest.json").read_text())["artifacts"]}
-    except (OSError, ValueError, KeyError, TypeError):
+        manifest = read_json(folder / "manifest.json", "manifest", 16 * MiB, "")
+        return {(a["path"], a["precision"]) for a in manifest["artifacts"]}
+    except (EdgecnError, KeyError, TypeError):
         return set()
 
 

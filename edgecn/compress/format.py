@@ -117,10 +117,13 @@ def _parse_body(body: bytes, hdr_len: int) -> tuple[dict, dict[str, np.ndarray]]
     start = _PREFIX.size
     if hdr_len > len(body) - start:
         raise _Corrupt("header runs past the end of the file")
+    from edgecn.errors import EdgecnError
+    from edgecn.limits import parse_json
+
     try:
-        header = json.loads(body[start:start + hdr_len].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise _Corrupt("header is not valid JSON") from e
+        header = parse_json(bytes(body[start:start + hdr_len]), "header", "", "")
+    except EdgecnError as e:
+        raise _Corrupt(e.what.replace("header ''", "header")) from e
     payload = memoryview(body)[start + hdr_len:]
     if not isinstance(header, dict) or not isinstance(header.get("config"), dict) \
             or not isinstance(header.get("tensors"), list):

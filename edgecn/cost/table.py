@@ -88,20 +88,13 @@ def boundary_key(shape) -> str:
     return "x".join(str(int(s)) for s in shape)
 
 
-def _refuse(constant: str):
-    raise ValueError(f"{constant} is not allowed in strict JSON")
-
-
 def load_table(path: str | Path) -> CostTable:
     """Read a table written by ``CostTable.save``; a file that is not one is an error saying so."""
-    from edgecn.limits import read_file
+    from edgecn.limits import read_json
 
     path = Path(path)
     fix = f"measure it again with `edgecn tune --target TARGET --out {path}`"
-    try:
-        doc = json.loads(read_file(path, "cost table", 64 << 20).decode("utf-8"), parse_constant=_refuse)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise EdgecnError(f"cost table {str(path)!r} is not valid JSON ({e})", fix) from e
+    doc = read_json(path, "cost table", 64 << 20, fix)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise EdgecnError(f"{str(path)!r} is not an edgecn cost table (no \"format\": \"{FORMAT}\")", fix)
     if doc.get("version") != VERSION:

@@ -197,9 +197,14 @@ class RangeCache:
         return self.folder / f"{self.key}.json"
 
     def load(self) -> dict | None:
+        from edgecn.errors import EdgecnError
+        from edgecn.limits import read_json
+
+        if not self.path.exists():
+            return None
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return read_json(self.path, "cached calibration ranges", 64 << 20, "")
+        except EdgecnError:
             return None  # a damaged entry is just recomputed
 
     def store(self, ranges: dict) -> None:

@@ -30,7 +30,6 @@ Any extra keys are kept and ignored, so newer builds stay readable.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from pathlib import Path
@@ -81,16 +80,11 @@ class Manifest:
         path = Path(path)
         if path.is_dir():
             path = path / "manifest.json"
-        from edgecn.limits import MiB, read_file
+        from edgecn.limits import MiB, read_json
 
         if not path.exists():
             raise EdgecnError(f"manifest {str(path)!r} does not exist", "pass a build folder made by `edgecn build`")
-        data = read_file(path, "manifest", 16 * MiB)
-        try:
-            raw = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-            raise EdgecnError(f"manifest {str(path)!r} is not valid JSON ({str(e)[:100] or type(e).__name__})",
-                              "rebuild with `edgecn build`; the file is truncated or was edited") from e
+        raw = read_json(path, "manifest", 16 * MiB, "rebuild with `edgecn build`; the file is truncated or was edited")
         return cls.from_dict(raw, path)
 
     @classmethod

@@ -1,7 +1,8 @@
 """``--remote ssh://user@host[:port]``: copy the runner and the artifacts to a device, profile there, bring JSON back.
 
 Torch-free. The runner travels as a zip of the torch-free files (edgecn/__init__.py,
-edgecn/errors.py, edgecn/metrics.py, edgecn/registry.py, edgecn/splits.py, edgecn/runner/*.py) that the device's python imports with zipimport.
+edgecn/errors.py, edgecn/fileio.py, edgecn/limits.py, edgecn/metrics.py, edgecn/registry.py,
+edgecn/splits.py, edgecn/runner/*.py) that the device's python imports with zipimport.
 ssh and scp are run with argument lists; the one command string the remote shell sees is
 built with shlex.quote, and artifacts are copied under generated names, so no file name
 ever reaches a shell.
@@ -22,10 +23,11 @@ from pathlib import Path
 import edgecn
 from edgecn.errors import EdgecnError
 from edgecn.runner.manifest import find_manifest_for
-from edgecn.runner.spec import sidecar
+from edgecn.limits import read_file
+from edgecn.runner.spec import MAX_SPEC_BYTES, sidecar
 
 ZIP_NAME = "edgecn_runner.zip"
-TORCH_FREE_CORE = ("__init__.py", "errors.py", "limits.py", "metrics.py", "registry.py", "splits.py")
+TORCH_FREE_CORE = ("__init__.py", "errors.py", "fileio.py", "limits.py", "metrics.py", "registry.py", "splits.py")
 """Modules outside edgecn/runner that the runner imports; tests check nothing else is needed."""
 _SAFE_REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
 
@@ -135,23 +137,25 @@ class Ssh:
 
 
 def _stage(artifacts: list[str], stage: Path, force: bool) -> list[str]:
-    """Copy each artifact under a generated name, with a manifest rewritten to that name (sha256 re-checked remotely)."""
+    """Stage each artifact under a generated name: the bytes whose sha256 was checked here (a file,
+    not a link: what is copied is what was verified), the manifest rewritten to that name (the
+    device checks the sha256 again), or, for an artifact copied alone, the spec it carries."""
     from edgecn.runner.check import check_artifact
-    from edgecn.runner.profile import verify
+    from edgecn.runner.profile import read_verified
 
     names = []
     for i, a in enumerate(artifacts):
         path = Path(a)
-        entry, _ = verify(path, force)
-        check_artifact(path)
+        entry, _, content = read_verified(path, force)
+        check_artifact(path, content)
         sub = stage / f"a{i}"
         sub.mkdir()
         name = f"model{path.suffix.lower()}"
-        (sub / name).symlink_to(path.resolve())
+        (sub / name).write_bytes(content)
         if sidecar(path).is_file():  # the .pte's spec travels with it
-            (sub / sidecar(Path(name)).name).symlink_to(sidecar(path).resolve())
-        if entry is not None:
-            manifest = find_manifest_for(path)
+            (sub / sidecar(Path(name)).name).write_bytes(read_file(sidecar(path), "artifact spec", MAX_SPEC_BYTES))
+        manifest = find_manifest_for(path) if entry is not None else None
+        if manifest is not None and manifest.find(path) is not None:
             raw = dict(manifest.raw, artifacts=[dict(entry.raw, path=name)])
             (sub / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
         names.append(f"a{i}/{name}")
@@ -221,7 +225,9 @@ def profile_remote(request) -> dict:
             for n in names:
                 ssh.copy(sorted((stage / n.split("/")[0]).iterdir()), f"{remote_dir}/{n.split('/')[0]}")
             if data is not None:  # under a generated name: the folder's own name never reaches a shell
-                ssh.copy([data], remote_dir, "data")
+                (stage / "data").mkdir()
+                stage_data(data, stage / "data", say=lambda line: print(line, file=sys.stderr))
+                ssh.copy([stage / "data"], remote_dir, "data")
         there = request.replace(artifacts=tuple(f"{remote_dir}/{n}" for n in names), remote=None,
                                 data=f"{remote_dir}/data" if data is not None else request.data)
         words = ["env", f"PYTHONPATH={remote_dir}/{ZIP_NAME}", python, "-m", "edgecn.runner", *there.to_argv()]
@@ -245,3 +251,48 @@ def _local_data_folder(data: str | None) -> Path | None:
     if not folder.is_dir():
         raise EdgecnError(f"--data {data!r} is not a folder", "pass a folder of images (one subfolder per class), or digits")
     return folder
+
+
+def stage_data(folder: Path, stage: Path, say=None) -> tuple[int, list[str]]:
+    """Copy into ``stage`` what the device's runner reads from ``folder``: the image and .npy files
+    that are regular files inside it, never following a link (a link could lead to a key or a
+    secret outside the folder). Returns (files staged, what was skipped and why); ``say`` tells
+    the user about the skipped ones."""
+    import shutil
+    import stat
+
+    from edgecn.runner.inputs import IMAGE_SUFFIXES
+
+    wanted = IMAGE_SUFFIXES + (".npy",)
+    staged, skipped = 0, []
+    root = folder.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        for d in list(dirnames):
+            if (here / d).is_symlink():
+                skipped.append(f"{(here / d).relative_to(root)}/ (a link to a folder)")
+                dirnames.remove(d)
+        dirnames.sort()
+        for name in sorted(filenames):
+            src = here / name
+            rel = src.relative_to(root)
+            st = os.lstat(src)
+            if stat.S_ISLNK(st.st_mode):
+                skipped.append(f"{rel} (a link)")
+            elif not stat.S_ISREG(st.st_mode):
+                skipped.append(f"{rel} (not a regular file)")
+            elif src.suffix.lower() not in wanted:
+                skipped.append(f"{rel} (not an image or .npy)")
+            else:
+                dst = stage / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst, follow_symlinks=False)
+                staged += 1
+    if skipped and say:
+        say(f"edgecn: --data {str(folder)!r}: {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} not sent to the "
+            f"device ({'; '.join(skipped[:5])}{'; ...' if len(skipped) > 5 else ''}): only image and .npy files "
+            "that are regular files inside the folder go")
+    if not staged:
+        raise EdgecnError(f"--data {str(folder)!r} holds no image or .npy files that can be sent",
+                          f"put {', '.join(wanted)} files there (links are not followed)")
+    return staged, skipped

@@ -184,13 +184,10 @@ def plot(doc: dict, out: str | Path) -> None:
             line.legend(loc="upper right", fontsize=8)
         hist.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    tmp = Path(out).with_name(f".{Path(out).name}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=100)
-        tmp.replace(out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
-        raise EdgecnError(f"could not write the plot {str(out)!r}: {e.strerror or e}",
-                          "pass --plot a path in a folder you can write to") from e
+    from edgecn.fileio import atomic_path
+
+    try:  # the one write path: an exclusive temporary name, replaced whole (or streamed to a device)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
     finally:
         plt.close(fig)  # never leave a half-written plot where a good one was

@@ -15,7 +15,6 @@ The spec (JSON): ``{"format": "edgecn-artifact-spec", "version": 1, "model": {..
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 import struct
@@ -47,11 +46,9 @@ def read_spec(path: str | os.PathLike) -> dict | None:
         raw = read_file(sidecar(p), "artifact spec", MAX_SPEC_BYTES)
     if raw is None:
         return None
-    try:
-        spec = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EdgecnError(f"the spec carried by {str(p)!r} is not valid JSON ({e})",
-                          "rebuild the artifact with `edgecn build`") from e
+    from edgecn.limits import parse_json
+
+    spec = parse_json(raw, "the spec carried by", str(p), "rebuild the artifact with `edgecn build`")
     if not isinstance(spec, dict) or spec.get("format") != FORMAT or spec.get("version") != VERSION:
         raise EdgecnError(f"the spec carried by {str(p)!r} is not an {FORMAT} version {VERSION}",
                           "rebuild the artifact with this edgecn version")

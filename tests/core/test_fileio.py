@@ -96,3 +96,71 @@ def test_written_files_and_folders_follow_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o750
     assert stat.S_IMODE((tmp_path / "d" / "manifest.json").stat().st_mode) == 0o640
+
+
+def test_a_symlink_output_is_written_through_and_survives(tmp_path):
+    target = tmp_path / "real" / "out.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "real" / "fresh.json")
+    atomic_write_bytes(dangling, b"fresh")
+    assert dangling.is_symlink() and (tmp_path / "real" / "fresh.json").read_bytes() == b"fresh"
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(loop)
+    with pytest.raises(EdgecnError, match="link"):
+        atomic_write_bytes(loop, b"x")
+    assert loop.is_symlink() and (tmp_path / "loop2").is_symlink()
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["fresh.json", "out.json"]  # no temp left
+
+
+def test_a_fifo_output_is_streamed_not_replaced(tmp_path):
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    atomic_write_bytes(fifo, b"streamed")
+    reader.join(timeout=30)
+    assert got == [b"streamed"] and fifo.is_fifo()
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+def test_a_character_device_output_is_written_not_replaced(tmp_path):
+    import stat
+
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+    except (PermissionError, OSError) as e:
+        pytest.skip(f"cannot make a device node here ({e.strerror}): the FIFO test covers streams")
+    atomic_write_bytes(node, b"discarded")
+    assert stat.S_ISCHR(os.lstat(node).st_mode) and [p.name for p in tmp_path.iterdir()] == ["null"]
+
+
+def test_a_socket_output_is_refused(tmp_path):
+    import socket
+
+    path = tmp_path / "sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))
+        with pytest.raises(EdgecnError, match="socket"):
+            atomic_write_bytes(path, b"x")
+
+
+def test_a_planted_link_at_an_old_temporary_name_is_not_followed(tmp_path):
+    """Temporary names are created exclusively: a link planted where a predictable name would be stays unused."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "plot.png"
+    for planted in (".plot.png.tmp.png", ".plot.png.tmp", "plot.png.tmp", ".plot.png.partial"):
+        (tmp_path / planted).symlink_to(victim)
+    atomic_write_bytes(out, b"png")
+    assert victim.read_text() == "keep me" and out.read_bytes() == b"png"

@@ -80,7 +80,7 @@ def test_table_round_trip_and_bad_files(tmp_path):
     assert back == table and back.boundary_ms((1, 8, 4, 4)) == 0.01 and back.boundary_ms((1, 8, 4, 4), False) is None
     assert back.converts("abc", 0) and back.converts("unknown", 1)
     for text, why in (("{", "not valid JSON"), ('{"format": "x"}', "not an edgecn cost table"),
-                      (path.read_text().replace("0.5", "NaN"), "not valid JSON"),
+                      (path.read_text().replace("0.5", "NaN"), "is NaN, which JSON does not allow"),
                       (path.read_text().replace("0.5", "-1"), "malformed"),
                       (path.read_text().replace('"version": 1', '"version": 9'), "version 9")):
         path.write_text(text)

@@ -168,3 +168,55 @@ def test_a_remote_python_without_the_runtime_is_named_with_the_fix(ssh_server, a
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "lacks numpy, a runtime for .tflite" in proc.stderr and "--remote-python" in proc.stderr
+
+
+def test_only_regular_image_files_inside_the_data_folder_go_to_the_device(ssh_server, artifacts, tmp_path):
+    """A link in --data (to a file or folder outside it) is not followed; what is skipped is said."""
+    import numpy as np
+
+    from edgecn.runner.remote import stage_data
+
+    outside = tmp_path / "outside"
+    (outside / "keys").mkdir(parents=True)
+    np.save(outside / "secret.npy", np.full((8, 8), 0.5, np.float32))
+    (outside / "keys" / "id_ed25519.npy").write_bytes((outside / "secret.npy").read_bytes())
+    data = tmp_path / "data"
+    for label in ("0", "1"):
+        (data / label).mkdir(parents=True)
+        for i in range(3):
+            np.save(data / label / f"{i}.npy", np.random.default_rng(i).random((8, 8), dtype=np.float32))
+    (data / "0" / "secret.npy").symlink_to(outside / "secret.npy")
+    (data / "1" / "keys").symlink_to(outside / "keys")
+    (data / "notes.txt").write_text("not an image")
+    os.mkfifo(data / "0" / "pipe.npy")
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    said: list[str] = []
+    staged, skipped = stage_data(data, stage, say=said.append)
+    assert staged == 6 and sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*.npy")) == [
+        f"{label}/{i}.npy" for label in ("0", "1") for i in range(3)]
+    assert not any(p.is_symlink() for p in stage.rglob("*"))
+    assert len(skipped) == 4 and "0/secret.npy (a link)" in said[0] and "1/keys/ (a link to a folder)" in said[0]
+    proc = subprocess.run(_remote(ssh_server, ssh_server["known"], artifacts / "model.tflite", "--accuracy", "--data",
+                                  data, "--runs", "3", "--threads", "1", "--json")
+                          + ["--ssh-option", "StrictHostKeyChecking=no"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["results"][0]["accuracy"]["samples"] == 6  # the links' targets were not scored
+    assert "not sent to the device" in proc.stderr and "secret.npy (a link)" in proc.stderr
+
+
+def test_an_artifact_copied_alone_profiles_on_the_device_as_here(ssh_server, rpi5_build, tmp_path):
+    """A .tflite without its build folder carries its spec; --remote runs it as a local profile does."""
+    (art,) = [p for p in rpi5_build.iterdir() if p.name.endswith("int8.tflite")]
+    alone = Path(shutil.copy(art, tmp_path / "model.tflite"))
+    args = ("--accuracy", "--data", "digits", "--runs", "3", "--threads", "1", "--json")
+    remote = subprocess.run(_remote(ssh_server, ssh_server["known"], alone, *args)
+                            + ["--ssh-option", "StrictHostKeyChecking=no"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    local = subprocess.run([sys.executable, "-m", "edgecn.runner", str(alone), *args], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300)
+    assert remote.returncode == 0 and local.returncode == 0, remote.stderr[-2000:] + local.stderr[-2000:]
+    got, want = (json.loads(p.stdout)["results"][0] for p in (remote, local))
+    assert got["accuracy"] == want["accuracy"] and got["accuracy"]["samples"] == 359
+    assert got["integrity"]["verified"] is False and got["integrity"]["spec"] == "carried by the artifact"
