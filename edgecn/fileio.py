@@ -120,7 +120,7 @@ def _output_kind(path: Path) -> str:
 
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there yet (the folder check says the rest)
         return "file"
     except OSError as e:
         raise write_error(path, e) from e
