@@ -27,7 +27,7 @@ def run(args):
     from edgecn.errors import EdgecnError
     from edgecn.report import table
     from edgecn.runner import Classifier
-    from edgecn.runner.inputs import IMAGE_SUFFIXES, read_image
+    from edgecn.runner.inputs import IMAGE_SUFFIXES, image_file
 
     files = []
     for name in args.images:
@@ -42,7 +42,7 @@ def run(args):
     answers = []
     with Classifier(args.artifact, threads=args.threads, allow_unverified=args.force) as model:
         for f in files:
-            answers.append((f, model.predict(_image(f, read_image))))
+            answers.append((f, model.predict(image_file(f))))
     if args.json:
         print(json.dumps({"artifact": args.artifact, "verified": model.verified,
                           "results": [{"image": str(f), **r.to_dict(args.top)} for f, r in answers]}, indent=2))
@@ -54,17 +54,3 @@ def run(args):
         print(f"(unverified: no manifest in its folder lists {args.artifact} with this sha256)")
     return 0
 
-
-def _image(path, read_image):
-    """``path`` as HxWxC floats in [0, 1]; EdgecnError names the file and what is wrong with it."""
-    import zipfile
-
-    from edgecn.errors import EdgecnError
-
-    try:
-        return read_image(path)
-    except EdgecnError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise EdgecnError(f"image {str(path)!r} cannot be used ({type(e).__name__}: {str(e)[:120]})",
-                          "pass image files (PNG, JPEG, ...) or .npy arrays HxW[xC] in [0, 1]") from e

@@ -167,10 +167,10 @@ def to_unit_float(image: Any, layout: str = "HWC") -> np.ndarray:
     if layout not in LAYOUTS:
         raise EdgecnError(f"image layout {layout!r} is not one of {', '.join(LAYOUTS)}",
                           "pass layout='HWC' (what PIL, OpenCV and camera APIs give) or 'CHW'")
-    if isinstance(image, (str, os.PathLike)):
-        from edgecn.runner.images import open_image
+    if isinstance(image, (str, os.PathLike)):  # an image file or a .npy array, read as profile --data reads them
+        from edgecn.runner.inputs import image_file
 
-        return np.asarray(open_image(image, "RGB"), dtype=np.float32) / 255.0
+        return to_unit_float(image_file(Path(image)))
     if _is_pil(image):
         return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     if not isinstance(image, np.ndarray):

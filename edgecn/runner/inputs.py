@@ -62,14 +62,19 @@ def folder_inputs(folder: str | Path, spec: TensorSpec, labels: list[str]) -> In
     names = labels or sorted({p.parent.name for p in files if p.parent != folder})
     arrays, targets = [], []
     for p in files:
-        try:
-            arrays.append(prepare(read_image(p)[None], spec))
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # np.load reads a "PK" file as .npz
-            raise EdgecnError(f"input file {str(p)!r} cannot be used ({type(e).__name__}: {str(e)[:120]})",
-                              "remove or replace it (images, or .npy arrays HxWxC in [0, 1])") from e
+        arrays.append(prepare(image_file(p)[None], spec))
         targets.append(names.index(p.parent.name) if p.parent.name in names else -1)
     has_labels = all(t >= 0 for t in targets)
     return Inputs(f"folder:{folder}", arrays, targets if has_labels else None)
+
+
+def image_file(p: Path) -> np.ndarray:
+    """``read_image``, with what cannot be used as an EdgecnError naming the file (profile's --data, classify)."""
+    try:
+        return read_image(p)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # np.load reads a "PK" file as .npz
+        raise EdgecnError(f"input file {str(p)!r} cannot be used ({type(e).__name__}: {str(e)[:120]})",
+                          "remove or replace it (images, or .npy arrays HxWxC in [0, 1])") from e
 
 
 def read_image(p: Path) -> np.ndarray:
