@@ -86,8 +86,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     kind = _output_kind(path)
     if kind == "stream":
-        with _stream_output(path) as tmp:
-            yield tmp
+        try:
+            with _stream_output(path) as tmp:
+                yield tmp
+        except OSError as e:  # the content could not be made (a full disk): the device or FIFO got nothing
+            raise write_error(path, e) from e
         return
     if kind == "link":
         path = _link_target(path)

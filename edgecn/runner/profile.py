@@ -114,7 +114,7 @@ def profile_artifact(path: str | os.PathLike, opts: Options) -> dict:
     if not opts.keep_samples:
         result["samples_ms"] = result["start_offsets_s"] = None
     return {"artifact": str(path), "name": path.name, "runtime": runner.runtime, "versions": versions,
-            "threads": opts.threads, "size_bytes": path.stat().st_size, "integrity": _strip(integrity),
+            "threads": opts.threads, "size_bytes": len(content), "integrity": _strip(integrity),
             "precision": entry.precision if entry else None,
             "input": {"source": feed.timing.source, "shape": list(runner.inputs[0].shape), "dtype": runner.inputs[0].dtype},
             "import_ms": runner.import_time * 1e3, "load_ms": runner.load_time * 1e3, "first_ms": first * 1e3,
