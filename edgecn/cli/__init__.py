@@ -17,6 +17,7 @@ from typing import Callable
 from edgecn import __version__
 from edgecn.errors import TERMINATED_EXIT, USER_ERROR_EXIT, EdgecnError, Terminated, raise_on_sigterm
 from edgecn.registry import Registry
+from edgecn.terminal import safe_output
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +90,12 @@ def missing_dependency_fix(module: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``edgecn ...``; returns the exit status. Everything printed goes through ``terminal.safe_output``."""
+    with safe_output():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)

@@ -13,7 +13,8 @@ import sys
 from edgecn.errors import TERMINATED_EXIT, USER_ERROR_EXIT, EdgecnError, Terminated, raise_on_sigterm
 from edgecn.limits import number, numbers
 from edgecn.runner import report
-from edgecn.runner.session import ProfileRequest, profile
+from edgecn.runner.session import STOP_WITH_INPUT, ProfileRequest, profile
+from edgecn.terminal import safe_output
 
 INCOMPLETE_EXIT = 3
 """Some artifacts or thread settings failed, the others were measured (as ``edgecn build``'s 3)."""
@@ -49,6 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--remote: trust a device's host key the first time it is seen and record it in known_hosts "
                         "(ssh's StrictHostKeyChecking=accept-new); a changed key is still refused")
     p.add_argument("--batch", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(STOP_WITH_INPUT, action="store_true", help=argparse.SUPPRESS)
+    # STOP_WITH_INPUT: a runner started by another process (a profile's child, the device side
+    # of --remote) is handed a pipe as stdin that its starter never writes; when the starter is
+    # gone (killed, even with SIGKILL, or its ssh connection dropped) the pipe closes and the
+    # runner stops as on SIGTERM, stopping its own children, instead of running on unseen.
     # --batch: every artifact in this one process, one after another (one runtime, one thread
     # setting). For many small artifacts of one kind (edgecn tune's layers), where starting a
     # process per artifact costs more than timing it; peak memory is then the batch's.
@@ -94,8 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with safe_output():  # no control character from a device, file or name reaches the terminal
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     raise_on_sigterm()
+    if args.stop_with_input:
+        stop_when_input_closes()
     try:
         return run(args)
     except EdgecnError as e:
@@ -109,3 +122,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgecn profile: interrupted", file=sys.stderr)
         return 130
+
+
+def stop_when_input_closes(grace_s: float = 10.0) -> None:
+    """Watch stdin in a thread; at its end, SIGTERM this process (its clean-up runs: child
+    processes are stopped, private copies removed), and leave after ``grace_s`` regardless."""
+    import os
+    import signal
+    import threading
+
+    def watch():
+        try:
+            while os.read(0, 1 << 16):
+                pass
+        except OSError:
+            pass
+        backstop = threading.Timer(grace_s, os._exit, (TERMINATED_EXIT,))
+        backstop.daemon = True
+        backstop.start()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="edgecn-stop-with-input", daemon=True).start()

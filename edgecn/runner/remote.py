@@ -2,7 +2,7 @@
 
 Torch-free. The runner travels as a zip of the torch-free files (edgecn/__init__.py,
 edgecn/errors.py, edgecn/fileio.py, edgecn/limits.py, edgecn/metrics.py, edgecn/registry.py,
-edgecn/splits.py, edgecn/runner/*.py) that the device's python imports with zipimport.
+edgecn/splits.py, edgecn/terminal.py, edgecn/runner/*.py) that the device's python imports with zipimport.
 ssh and scp are run with argument lists; the one command string the remote shell sees is
 built with shlex.quote, and artifacts are copied under generated names, so no file name
 ever reaches a shell.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shlex
 import subprocess
 import sys
@@ -27,9 +28,12 @@ from edgecn.limits import read_file
 from edgecn.runner.spec import MAX_SPEC_BYTES, sidecar
 
 ZIP_NAME = "edgecn_runner.zip"
-TORCH_FREE_CORE = ("__init__.py", "errors.py", "fileio.py", "limits.py", "metrics.py", "registry.py", "splits.py")
+TORCH_FREE_CORE = ("__init__.py", "errors.py", "fileio.py", "limits.py", "metrics.py", "registry.py", "splits.py",
+                   "terminal.py")
 """Modules outside edgecn/runner that the runner imports; tests check nothing else is needed."""
-_SAFE_REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
+_REMOTE_DIR = re.compile(r"/(?:[A-Za-z0-9_][A-Za-z0-9._-]*/)*edgecn\.[A-Za-z0-9]{10}")
+"""What the device's mktemp may answer: an absolute path to a folder named edgecn.XXXXXXXXXX, no
+'..', nothing a shell reads. Only such a folder is ever removed (rm -rf) on a device."""
 
 
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
@@ -104,11 +108,20 @@ class Ssh:
             options.append(f"ConnectTimeout={CONNECT_TIMEOUT_S}")
         self.common = (["-i", key] if key else []) + [a for o in options for a in ("-o", o)]
 
-    def run(self, words: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, words: list[str], check: bool = True, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+        """Run ``words`` on the device; ``stdout`` is what the command printed.
+
+        The command prints a random marker first, and only what follows it is kept: a login
+        shell that prints a banner or a greeting from its rc files adds nothing to the answer.
+        stdin is empty unless given (ssh would otherwise read the user's terminal).
+        """
         port = ["-p", str(self.port)] if self.port else []
-        command = " ".join(shlex.quote(w) for w in words)
+        marker = f"edgecn-answer-{secrets.token_hex(8)}"
+        command = f"printf '%s\\n' {marker}; " + " ".join(shlex.quote(w) for w in words)
         # Every option, then "--": the destination and the command can never be read as options.
-        proc = subprocess.run(["ssh", *self.common, *port, "--", self.dest, command], capture_output=True, text=True)
+        proc = subprocess.run(["ssh", *self.common, *port, "--", self.dest, command], stdin=stdin,
+                              capture_output=True, encoding="utf-8", errors="replace")
+        proc.stdout = proc.stdout.partition(marker + "\n")[2]
         if check and proc.returncode != 0:
             self._fail(proc, words[0])
         return proc
@@ -191,7 +204,7 @@ def remote_python(ssh: "Ssh", requested: str, suffixes: set[str], say=None) -> s
             found = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
         except (ValueError, IndexError):
             found = None
-        if found is None:
+        if not isinstance(found, dict):
             tried.append(f"{python} (not found or not runnable)")
             continue
         missing = [k for k in ("numpy", *sorted(suffixes)) if not found.get(k)]
@@ -207,40 +220,65 @@ def remote_python(ssh: "Ssh", requested: str, suffixes: set[str], say=None) -> s
 
 
 def profile_remote(request) -> dict:
-    """Profile a ``session.ProfileRequest`` on its ``remote`` device; returns the device's JSON document."""
+    """Profile a ``session.ProfileRequest`` on its ``remote`` device; returns the device's JSON document.
+
+    Nothing of the run stays on the device: its temporary folder is removed by the command that
+    ran there (also when the runner failed, or stopped because the host went away) and again by
+    the host; the runner there stops when the host's ssh ends (Ctrl-C, SIGTERM, even SIGKILL of
+    the host: see ``session.tether``).
+    """
+    from edgecn.runner.session import STOP_WITH_INPUT, read_document, tether
+
     remote = request.remote
     ssh = Ssh(remote.url, remote.ssh_key, list(remote.ssh_options), remote.accept_new_host_key)
     data = _local_data_folder(request.data)
     python = remote_python(ssh, remote.python, {Path(a).suffix.lower() for a in request.artifacts},
                            say=lambda line: print(line, file=sys.stderr))
-    remote_dir = ssh.run(["mktemp", "-d"]).stdout.strip()
-    if not _SAFE_REMOTE_DIR.match(remote_dir):
-        raise EdgecnError(f"unexpected temp folder {remote_dir!r} on {ssh.dest}", "check the device's mktemp")
-    try:
-        with tempfile.TemporaryDirectory(prefix="edgecn-remote-") as tmp:
-            stage = Path(tmp)
-            names = _stage(list(request.artifacts), stage, request.force)
+    with tempfile.TemporaryDirectory(prefix="edgecn-remote-") as tmp:
+        stage = Path(tmp)  # everything is staged here before a folder exists on the device
+        names = _stage(list(request.artifacts), stage, request.force)
+        runner_zip(stage / ZIP_NAME)
+        if data is not None:  # under a generated name: the folder's own name never reaches a shell
+            (stage / "data").mkdir()
+            stage_data(data, stage / "data", say=lambda line: print(line, file=sys.stderr))
+        remote_dir = _remote_temp_dir(ssh)
+        try:
             ssh.run(["mkdir", *[f"{remote_dir}/{n.split('/')[0]}" for n in names]])
-            ssh.copy([runner_zip(stage / ZIP_NAME)], remote_dir)
+            ssh.copy([stage / ZIP_NAME], remote_dir)
             for n in names:
                 ssh.copy(sorted((stage / n.split("/")[0]).iterdir()), f"{remote_dir}/{n.split('/')[0]}")
-            if data is not None:  # under a generated name: the folder's own name never reaches a shell
-                (stage / "data").mkdir()
-                stage_data(data, stage / "data", say=lambda line: print(line, file=sys.stderr))
+            if data is not None:
                 ssh.copy([stage / "data"], remote_dir, "data")
-        there = request.replace(artifacts=tuple(f"{remote_dir}/{n}" for n in names), remote=None,
-                                data=f"{remote_dir}/data" if data is not None else request.data)
-        words = ["env", f"PYTHONPATH={remote_dir}/{ZIP_NAME}", python, "-m", "edgecn.runner", *there.to_argv()]
-        proc = ssh.run(words, check=False)
-        if proc.returncode not in (0, 3):  # 3: some failed, the rest measured (kept)
-            ssh._fail(proc, python)
-        doc = json.loads(proc.stdout)
-    finally:
-        ssh.run(["rm", "-rf", remote_dir], check=False)
+            there = request.replace(artifacts=tuple(f"{remote_dir}/{n}" for n in names), remote=None,
+                                    data=f"{remote_dir}/data" if data is not None else request.data)
+            runner = ["env", f"PYTHONPATH={remote_dir}/{ZIP_NAME}", python, "-m", "edgecn.runner", *there.to_argv(),
+                      STOP_WITH_INPUT]
+            # sh removes the folder when the runner ends, however it ends: the host may be gone by then.
+            words = ["sh", "-c", 'd="$1"; shift; "$@"; s=$?; rm -rf "$d"; exit "$s"', "sh", remote_dir, *runner]
+            with tether() as stdin:
+                proc = ssh.run(words, check=False, stdin=stdin)
+            if proc.returncode not in (0, 3):  # 3: some failed, the rest measured (kept)
+                ssh._fail(proc, python)
+        finally:
+            ssh.run(["rm", "-rf", remote_dir], check=False)
+    expected = len(request.artifacts) * len(request.threads or [None])
+    doc = read_document(proc.stdout, f"the runner on {ssh.dest}", expected)
     for r, a in zip(doc["results"], [a for a in request.artifacts for _ in (request.threads or [None])]):
         r["remote"] = {"host": ssh.dest, "path": r["artifact"]}
         r["artifact"], r["name"] = str(a), Path(a).name
     return doc
+
+
+def _remote_temp_dir(ssh: "Ssh") -> str:
+    """A new private folder on the device (mktemp -d, in its TMPDIR), its answer checked."""
+    proc = ssh.run(["sh", "-c", 'mktemp -d "${TMPDIR:-/tmp}/edgecn.XXXXXXXXXX"'])
+    answer = proc.stdout.strip()
+    if not _REMOTE_DIR.fullmatch(answer) or "/../" in answer:
+        from edgecn.terminal import visible
+
+        raise EdgecnError(f"mktemp on {ssh.dest} answered {visible(answer)[:120]!r}, not a new temporary folder",
+                          "check that `mktemp -d` works on the device and that its TMPDIR is a plain path")
+    return answer
 
 
 def _local_data_folder(data: str | None) -> Path | None:

@@ -15,10 +15,11 @@ the runner on the device.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from edgecn.errors import EdgecnError
 from edgecn.runner.measure import Plan
@@ -158,27 +159,131 @@ def profile(request: ProfileRequest) -> dict:
 
 
 FORMAT = "edgecn-profile"
+_NUMBER = (int, float)
+_MEASURED = {"artifact": str, "name": str, "runtime": str, "runs": int, "load_ms": _NUMBER, "first_ms": _NUMBER,
+             "throughput_ips": _NUMBER, "latency_ms": dict, "integrity": dict}
+"""What the host reads from each measured result (report, plots, tables); a failed one needs only a name and its error."""
+_LATENCY = ("min", "mean", "median", "p10", "p90", "p99", "max")
+_DOC_FIX = ("check the runner there: run `python -m edgecn.runner ARTIFACT --json` on it by hand, and install the same "
+            "edgecn version there as here")
+
+
+def read_document(text: str, source: str, results: int, controls_allowed: bool = False) -> dict:
+    """The ``edgecn-profile`` document a runner process printed, checked before anything reads it.
+
+    ``source`` names who answered (a device over ssh, a child process) and ``results`` how many
+    results were asked for. Text, a JSON list, missing or mistyped keys, a string holding a
+    terminal control character: each is an EdgecnError naming ``source`` and showing (escaped,
+    shortened) what came back, never a KeyError or a raw escape sequence on the user's screen.
+    ``controls_allowed``: for this machine's own child processes, whose strings are the user's
+    own file names (printed escaped all the same).
+    """
+    from edgecn.limits import parse_json
+    from edgecn.terminal import visible
+
+    shown = repr(visible(text.strip())[:100] + ("..." if len(text.strip()) > 100 else ""))
+    try:
+        doc = parse_json(text.encode("utf-8", "surrogateescape"), "the answer of", source, _DOC_FIX)
+    except EdgecnError as e:
+        reason = e.what.partition(f"{source!r} ")[2] or e.what
+        raise EdgecnError(f"{source} answered {shown}, which is not an {FORMAT} JSON document: it {reason}",
+                          _DOC_FIX) from None
+    problem = _document_problem(doc, results, controls_allowed)
+    if problem:
+        raise EdgecnError(f"{source} answered a document that {problem}: {shown}", _DOC_FIX)
+    return doc
+
+
+def _document_problem(doc, results: int, controls_allowed: bool = False) -> str | None:
+    if not isinstance(doc, dict):
+        return f"is a JSON {type(doc).__name__}, not an object"
+    if doc.get("format") != FORMAT or doc.get("version") != 1:
+        return f"is not {FORMAT} version 1 (format {doc.get('format')!r}, version {doc.get('version')!r})"
+    if not isinstance(doc.get("environment"), dict) or not isinstance(doc.get("results"), list):
+        return "lacks its environment or results"
+    if len(doc["results"]) != results:
+        return f"holds {len(doc['results'])} results where {results} were asked for"
+    for i, r in enumerate(doc["results"]):
+        problem = _result_problem(r)
+        if problem:
+            return f"has results[{i}] {problem}"
+    bad = None if controls_allowed else _invisible(doc)
+    return f"holds a terminal control character in {bad}" if bad else None
+
+
+def _result_problem(r) -> str | None:
+    if not isinstance(r, dict):
+        return "that is not an object"
+    wanted = {"name": str, "error": str} if "error" in r else _MEASURED
+    for key, kind in wanted.items():
+        value = r.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"without {key!r} as {getattr(kind, '__name__', 'a number')}"
+    if r.get("threads") is not None and (not isinstance(r["threads"], int) or isinstance(r["threads"], bool)):
+        return "with threads that are not a whole number"
+    if "error" not in r:
+        if not all(isinstance(r["latency_ms"].get(k), _NUMBER) for k in _LATENCY):
+            return f"without latency_ms {', '.join(_LATENCY)}"
+        if not isinstance(r["integrity"].get("verified"), bool):
+            return "without integrity.verified"
+    return None
+
+
+def _invisible(value, where: str = "") -> str | None:
+    """Where in ``value`` the first string (key or value) holding a terminal control character is."""
+    from edgecn.terminal import is_visible, visible
+
+    if isinstance(value, str):
+        return None if is_visible(value) else (where or "the document")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        here = f"{where}[{k}]" if isinstance(k, int) else f"{where}.{visible(k)}" if where else visible(k)
+        found = here if isinstance(k, str) and not is_visible(k) else _invisible(v, here)
+        if found:
+            return found
+    return None
 
 
 def _child(request: ProfileRequest) -> list[dict]:
     """Profile one artifact at one thread setting in a fresh python process."""
-    import json
     import subprocess
     import sys
 
     (artifact,), (threads,) = request.artifacts, request.threads
-    proc = subprocess.run([sys.executable, "-m", "edgecn.runner", *request.to_argv()], capture_output=True, text=True,
-                          env=child_env())
+    with tether() as stdin:
+        proc = subprocess.run([sys.executable, "-m", "edgecn.runner", *request.to_argv(), STOP_WITH_INPUT],
+                              stdin=stdin, capture_output=True, text=True, env=child_env())
     if proc.returncode != 0:  # recorded, and the others go on: one bad artifact does not lose the rest
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         last = last.split("error: ", 1)[1] if "edgecn profile: error: " in last else last
         return [{"artifact": artifact, "name": Path(artifact).name, "threads": threads,
                  "error": f"exit {proc.returncode}: {last}"}]
-    results = json.loads(proc.stdout)["results"]
+    results = read_document(proc.stdout, f"the runner process for {artifact!r}", 1, controls_allowed=True)["results"]
     if not request.keep_samples:
         for r in results:
             r["samples_ms"] = r["start_offsets_s"] = None
     return results
+
+
+STOP_WITH_INPUT = "--stop-with-input"
+"""The runner's hidden option: stop when stdin closes (see ``tether``)."""
+
+
+@contextlib.contextmanager
+def tether() -> Iterator[int]:
+    """A pipe's read end to give a child as stdin, its write end held here and never written.
+
+    A child runner started with ``STOP_WITH_INPUT`` stops when the pipe closes: when this block
+    ends, or when this process dies in any way (even SIGKILL: the kernel closes the write end).
+    Through ssh the same pipe reaches the device: ssh passes the end of its input on, and a
+    dropped connection closes the device side's input too.
+    """
+    read, write = os.pipe()  # not inheritable: no child holds the write end open
+    try:
+        yield read
+    finally:
+        os.close(read)
+        os.close(write)
 
 
 def child_env() -> dict[str, str]:

@@ -5,61 +5,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from runner_helpers import REPO
+from sshd_helpers import sshd
 
 HOSTILE = "a b;$(touch pwned)'\".tflite"
 
 
-def _sshd() -> str:
-    found = shutil.which("sshd") or (os.path.exists("/usr/sbin/sshd") and "/usr/sbin/sshd")
-    if not found and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "openssh-server"], capture_output=True, timeout=600)
-        found = shutil.which("sshd") or (os.path.exists("/usr/sbin/sshd") and "/usr/sbin/sshd")
-    if not found:
-        pytest.skip("sshd is not installed and this is not root: apt-get install openssh-server to run this test")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ssh_server(tmp_path_factory):
-    sshd = _sshd()
-    d = tmp_path_factory.mktemp("sshd")
-    for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
-    shutil.copy(d / "client_key.pub", d / "authorized_keys")
-    port = _free_port()
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-        f"UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-        f"PidFile {d / 'sshd.pid'}\nSubsystem sftp internal-sftp\n")
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation folder sshd insists on
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"sshd did not start: {proc.stderr.read().decode()[-1000:]}")
-    user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-    yield {"url": f"ssh://{user}@127.0.0.1:{port}", "key": d / "client_key", "known": d / "known_hosts"}
-    proc.terminate()
-    proc.wait(timeout=10)
+    with sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
 
 
 def test_remote_profile_with_hostile_names(ssh_server, artifacts, tmp_path):

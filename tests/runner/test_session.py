@@ -79,3 +79,67 @@ def test_the_benchmarks_worker_times_with_the_runners_loop(artifacts):
     assert proc.returncode == 0, proc.stderr[-2000:]
     ready, first, second = [json.loads(line) for line in proc.stdout.splitlines()]
     assert ready["ready"] and first["runs"] >= 7 and second["runs"] == 3 and 0 < first["median_ms"] < 1000
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below ``root`` (children, their children, ...), from /proc."""
+    parents = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        parents[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait(predicate, timeout: float) -> bool:
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+@pytest.mark.parametrize("suffix", [".tflite", ".onnx", ".pte"])
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", "SIGINT"])
+def test_a_killed_profile_leaves_no_runner_processes(artifacts, native_env, tmp_path, suffix, sig):
+    """Two artifacts run in child processes (the .pte's child has the native runner below it);
+    however the parent is stopped, even by SIGKILL, its children notice and exit."""
+    import shutil
+    import signal
+
+    folder = tmp_path / "watched"
+    shutil.copytree(artifacts, folder, ignore=shutil.ignore_patterns("int8", "steady"))
+    art = folder / f"model{suffix}"
+    parent = subprocess.Popen([sys.executable, "-m", "edgecn.runner", str(art), str(art), "--duration", "120",
+                               "--threads", "1"], cwd=tmp_path, env=native_env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    below: set[int] = set()
+    try:
+        wanted = 2 if suffix == ".pte" else 1  # the child runner, and the native one under it
+        assert _wait(lambda: len(below.update(_descendants(parent.pid)) or below) >= wanted, 90), "no child started"
+        parent.send_signal(getattr(signal, sig))
+        parent.wait(timeout=30)
+        assert _wait(lambda: not any(map(_alive, below)), 30), f"left running after {sig} of the parent: {below}"
+    finally:
+        for pid in [parent.pid, *below]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        parent.wait()
