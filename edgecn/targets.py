@@ -80,8 +80,9 @@ def targets_dir() -> Path:
     They live in ``edgecn/shipped/targets/`` so a wheel carries them; the checkout's ``targets/``
     is a link to that folder.
     """
-    env = os.environ.get("EDGECN_TARGETS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent / "shipped" / "targets"
+    from edgecn import environment
+
+    return environment.folder(environment.TARGETS, Path(__file__).resolve().parent / "shipped" / "targets")
 
 
 def load_target_file(path: str | os.PathLike) -> Target:

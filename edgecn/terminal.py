@@ -41,7 +41,12 @@ class SafeStream:
         self._stream = stream
 
     def write(self, s: str) -> int:
-        self._stream.write(visible(s))
+        text = visible(s)
+        try:
+            self._stream.write(text)
+        except UnicodeEncodeError:  # PYTHONIOENCODING=ascii, a C locale: what it cannot encode is shown escaped
+            encoding = getattr(self._stream, "encoding", None) or "ascii"
+            self._stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
         return len(s)
 
     def writelines(self, lines) -> None:
@@ -53,14 +58,31 @@ class SafeStream:
 
 
 @contextlib.contextmanager
-def safe_output() -> Iterator[None]:
-    """Print through ``SafeStream`` (stdout and stderr) until the block ends."""
+def safe_output() -> Iterator[bool]:
+    """Print through ``SafeStream`` (stdout and stderr) until the block ends.
+
+    Yields whether stdout is open: a process started with stdout closed (``>&-``) has none, and
+    a command whose output would go nowhere says so instead of failing at its first print. A
+    closed stderr is replaced by the null device (the exit status still tells).
+    """
+    import os
+
     saved = sys.stdout, sys.stderr
-    if not isinstance(sys.stdout, SafeStream):
-        sys.stdout = SafeStream(sys.stdout)
-    if not isinstance(sys.stderr, SafeStream):
-        sys.stderr = SafeStream(sys.stderr)
+    spare = []
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            stream = open(os.devnull, "w")
+            spare.append(stream)
+        if not isinstance(stream, SafeStream):
+            setattr(sys, name, SafeStream(stream))
     try:
-        yield
+        yield saved[0] is not None
     finally:
         sys.stdout, sys.stderr = saved
+        for stream in spare:
+            stream.close()
+
+
+STDOUT_CLOSED = ("standard output is closed", "run it with stdout open (`> /dev/null` discards what it prints)")
+"""The error (what, fix) of a command started with stdout closed."""

@@ -17,7 +17,7 @@ from typing import Callable
 from edgecn import __version__
 from edgecn.errors import TERMINATED_EXIT, USER_ERROR_EXIT, EdgecnError, Terminated, raise_on_sigterm
 from edgecn.registry import Registry
-from edgecn.terminal import safe_output
+from edgecn.terminal import STDOUT_CLOSED, safe_output
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +91,10 @@ def missing_dependency_fix(module: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """``edgecn ...``; returns the exit status. Everything printed goes through ``terminal.safe_output``."""
-    with safe_output():
+    with safe_output() as stdout_open:
+        if not stdout_open:
+            print(f"edgecn: error: {EdgecnError(*STDOUT_CLOSED).message}", file=sys.stderr)
+            return USER_ERROR_EXIT
         return _main(argv)
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from edgecn import environment
 from edgecn.cli import subcommand
 from edgecn.errors import EdgecnError
 from edgecn.limits import number
@@ -80,10 +81,11 @@ def run(args):
                          warmup_epochs=args.warmup_epochs, precision=args.precision,
                          channels_last=args.channels_last, compile=args.compile, workers=args.workers,
                          max_in_memory_mb=args.max_in_memory_mb)
-    if not args.quiet and int(os.environ.get("RANK", "0")) == 0:
+    rank = environment.distributed()[0]  # checked before any work: a wrong one fails here, in one line
+    if not args.quiet and rank == 0:
         print(recipe_line(config), file=sys.stderr)
     result = train(config, progress=not args.quiet)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if rank != 0:
         return 0
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

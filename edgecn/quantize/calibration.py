@@ -60,8 +60,9 @@ def recipes_dir() -> Path:
     They live in ``edgecn/shipped/calibration/`` so a wheel carries them; the checkout's
     ``calibration/`` is a link to that folder.
     """
-    env = os.environ.get("EDGECN_CALIBRATION_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "shipped" / "calibration"
+    from edgecn import environment
+
+    return environment.folder(environment.CALIBRATION, Path(__file__).resolve().parents[1] / "shipped" / "calibration")
 
 
 def load_recipe(name_or_path: str) -> CalibrationRecipe:
@@ -166,7 +167,9 @@ def _tensors(dataset: Any):
 
 def cache_root() -> Path:
     """``$EDGECN_CACHE_DIR`` (default ``~/.cache/edgecn``): calibration ranges and cost tables live under it."""
-    return Path(os.environ.get("EDGECN_CACHE_DIR") or Path.home() / ".cache" / "edgecn")
+    from edgecn import environment
+
+    return environment.cache_dir()
 
 
 def cache_dir() -> Path:

@@ -14,7 +14,7 @@ from edgecn.errors import TERMINATED_EXIT, USER_ERROR_EXIT, EdgecnError, Termina
 from edgecn.limits import number, numbers
 from edgecn.runner import report
 from edgecn.runner.session import STOP_WITH_INPUT, ProfileRequest, profile
-from edgecn.terminal import safe_output
+from edgecn.terminal import STDOUT_CLOSED, safe_output
 
 INCOMPLETE_EXIT = 3
 """Some artifacts or thread settings failed, the others were measured (as ``edgecn build``'s 3)."""
@@ -100,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    with safe_output():  # no control character from a device, file or name reaches the terminal
+    with safe_output() as stdout_open:  # no control character from a device, file or name reaches the terminal
+        if not stdout_open:
+            print(f"edgecn profile: error: {EdgecnError(*STDOUT_CLOSED).message}", file=sys.stderr)
+            return USER_ERROR_EXIT
         return _main(argv)
 
 

@@ -102,6 +102,11 @@ def _dim_order(t: dict) -> tuple[int, ...] | None:
     return None if order == tuple(range(len(order))) else order
 
 
+START_TIMEOUT_S = 300.0
+"""How long the native runner may take to load a program and say what it loaded (a 100 MB
+program loads in seconds; a runner that hangs is named after this)."""
+
+
 class NativeProcess:
     """One ``edgecn-pte-runner`` process holding one loaded program; see pte_runner.cpp for the protocol."""
 
@@ -114,26 +119,67 @@ class NativeProcess:
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=None if verbose else self._log)
         self.seconds = 0.0
-        line = self._proc.stdout.readline()
+        line = self._start_line(binary, path)
         try:
             hello = json.loads(line)
         except ValueError:
+            if line.strip():
+                self._garbage(binary, path, line)
             died = self._died(f"the native .pte runner stopped while loading {str(path)!r}")
             self.close()
             raise EdgecnError(str(died), "re-copy or rebuild the artifact (it may be damaged); if it is sound, "
                                          f"rebuild the runner: `{native.BUILD} --force`") from None
-        if not hello.get("ok"):
+        if isinstance(hello, dict) and hello.get("ok") is False:
             self.close()
             raise EdgecnError(f"ExecuTorch could not load {str(path)!r}: {hello.get('error')}",
                               "the file is damaged or was written by another executorch version: re-copy it, "
                               f"or rebuild it with executorch {_installed_version()}")
-        self.inputs = [TensorInfo(f"input_{i}", tuple(t["shape"]), t["dtype"]) for i, t in enumerate(hello["inputs"])]
-        self.outputs = [TensorInfo(f"output_{i}", tuple(t["shape"]), t["dtype"]) for i, t in enumerate(hello["outputs"])]
-        self._out_bytes = [int(t["nbytes"]) for t in hello["outputs"]]
-        # each tensor's memory order (a program exported channels-last takes NHWC bytes)
-        self._in_order = [_dim_order(t) for t in hello["inputs"]]
-        self._out_order = [_dim_order(t) for t in hello["outputs"]]
-        self.threads = hello.get("threads")
+        try:
+            self.inputs = [TensorInfo(f"input_{i}", tuple(int(d) for d in t["shape"]), str(t["dtype"]))
+                           for i, t in enumerate(hello["inputs"])]
+            self.outputs = [TensorInfo(f"output_{i}", tuple(int(d) for d in t["shape"]), str(t["dtype"]))
+                            for i, t in enumerate(hello["outputs"])]
+            self._out_bytes = [int(t["nbytes"]) for t in hello["outputs"]]
+            # each tensor's memory order (a program exported channels-last takes NHWC bytes)
+            self._in_order = [_dim_order(t) for t in hello["inputs"]]
+            self._out_order = [_dim_order(t) for t in hello["outputs"]]
+            self.threads = hello.get("threads")
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self._garbage(binary, path, line)
+
+    def _start_line(self, binary: Path, path: Path) -> bytes:
+        """The runner's first line (what it loaded), waited for at most ``START_TIMEOUT_S``."""
+        import select
+        import time
+
+        fd, line = self._proc.stdout.fileno(), bytearray()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        # byte by byte: nothing follows the start line until a command is sent, so the buffered
+        # reader used afterwards misses nothing
+        while not line.endswith(b"\n") and len(line) < 1 << 20:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self.close()
+                raise EdgecnError(f"the native .pte runner {str(binary)!r} said nothing for {START_TIMEOUT_S:.0f} s "
+                                  f"while loading {str(path)!r}",
+                                  f"check ${native.ENV_BINARY} (it must be an {native.BINARY_NAME}), or rebuild the "
+                                  f"runner: `{native.BUILD} --force`")
+            chunk = os.read(fd, 1)
+            if not chunk:
+                break
+            line += chunk
+        return bytes(line)
+
+    def _garbage(self, binary: Path, path: Path, line: bytes):
+        from edgecn.terminal import visible
+
+        self._proc.kill()
+        self.close()
+        shown = visible(line.decode("utf-8", "replace").strip())[:100]
+        raise EdgecnError(f"the native .pte runner {str(binary)!r} answered {shown!r} instead of what it loaded "
+                          f"from {str(path)!r}",
+                          f"check ${native.ENV_BINARY} (it must be an {native.BINARY_NAME}), or rebuild the runner: "
+                          f"`{native.BUILD} --force`") from None
 
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         try:

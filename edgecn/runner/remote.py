@@ -1,7 +1,7 @@
 """``--remote ssh://user@host[:port]``: copy the runner and the artifacts to a device, profile there, bring JSON back.
 
 Torch-free. The runner travels as a zip of the torch-free files (edgecn/__init__.py,
-edgecn/errors.py, edgecn/fileio.py, edgecn/limits.py, edgecn/metrics.py, edgecn/registry.py,
+edgecn/environment.py, edgecn/errors.py, edgecn/fileio.py, edgecn/limits.py, edgecn/metrics.py, edgecn/registry.py,
 edgecn/splits.py, edgecn/terminal.py, edgecn/runner/*.py) that the device's python imports with zipimport.
 ssh and scp are run with argument lists; the one command string the remote shell sees is
 built with shlex.quote, and artifacts are copied under generated names, so no file name
@@ -28,8 +28,8 @@ from edgecn.limits import read_file
 from edgecn.runner.spec import MAX_SPEC_BYTES, sidecar
 
 ZIP_NAME = "edgecn_runner.zip"
-TORCH_FREE_CORE = ("__init__.py", "errors.py", "fileio.py", "limits.py", "metrics.py", "registry.py", "splits.py",
-                   "terminal.py")
+TORCH_FREE_CORE = ("__init__.py", "environment.py", "errors.py", "fileio.py", "limits.py", "metrics.py", "registry.py",
+                   "splits.py", "terminal.py")
 """Modules outside edgecn/runner that the runner imports; tests check nothing else is needed."""
 _REMOTE_DIR = re.compile(r"/(?:[A-Za-z0-9_][A-Za-z0-9._-]*/)*edgecn\.[A-Za-z0-9]{10}")
 """What the device's mktemp may answer: an absolute path to a folder named edgecn.XXXXXXXXXX, no

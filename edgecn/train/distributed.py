@@ -8,7 +8,6 @@ weights, so masks stay identical without being communicated.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import torch
 import torch.distributed as dist
@@ -34,9 +33,9 @@ class Context:
 
 def setup() -> Context:
     """Join the process group torchrun describes (gloo on CPU, nccl on CUDA), if any."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    from edgecn import environment
+
+    rank, world, local, _ = environment.distributed()
     if torch.cuda.is_available():
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)

@@ -197,7 +197,9 @@ def default_workers() -> int:
     import os
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
-    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    from edgecn import environment
+
+    local = environment.distributed()[3]
     return max(1, min(8, cores // local - 1))
 
 

@@ -29,11 +29,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from edgecn import environment
 from edgecn.errors import EdgecnError
 
 SOURCE_NAME = "pte_runner.cpp"
 BINARY_NAME = "edgecn-pte-runner"
-ENV_BINARY = "EDGECN_PTE_RUNNER"
+ENV_BINARY = environment.PTE_RUNNER
 """An explicit binary (e.g. one built elsewhere for this machine) wins over the cached build."""
 VERSION = "1.5.1"
 """The executorch release fetched when none is installed: the one edgecn's build writes .pte files with
@@ -87,7 +88,7 @@ def fetch(wheel: Path | None = None) -> Path:
     out = fetched_root()
     if (out / ".complete").exists():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
+    environment.ensure_cache_folder(out.parent)
     with tempfile.TemporaryDirectory(prefix=".executorch-", dir=out.parent) as tmp:
         if wheel is None:
             proc = subprocess.run([sys.executable, "-m", "pip", "download", f"executorch=={VERSION}", "--no-deps",
@@ -122,8 +123,7 @@ def fetch(wheel: Path | None = None) -> Path:
 def cache_dir() -> Path:
     """``$EDGECN_CACHE_DIR/native`` (default ``~/.cache/edgecn/native``, or under ``$XDG_CACHE_HOME``):
     the same cache root as calibration ranges and cost tables."""
-    base = os.environ.get("EDGECN_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgecn"
-    return Path(base) / "native"
+    return environment.cache_dir() / "native"
 
 
 def source() -> bytes:
@@ -183,13 +183,9 @@ def expected_binary() -> Path | None:
 
 def find_binary() -> Path | None:
     """The native runner to use: ``$EDGECN_PTE_RUNNER``, else the cached build for this install."""
-    explicit = os.environ.get(ENV_BINARY)
-    if explicit:
-        path = Path(explicit)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise EdgecnError(f"${ENV_BINARY} is {explicit!r}, which is not an executable file",
-                              f"point it at a built {BINARY_NAME}, or unset it and run `{BUILD}`")
-        return path
+    explicit = environment.program(ENV_BINARY)
+    if explicit is not None:
+        return explicit
     path = expected_binary()
     return path if path is not None and path.is_file() else None
 
@@ -228,7 +224,7 @@ def build(out: Path | None = None, cxx: str | None = None, wheel: Path | None = 
         raise EdgecnError(f"the executorch at {root} lacks {', '.join(f'lib{n}.so' for n in missing) or 'its headers'}",
                           f"reinstall it ({INSTALL} --force-reinstall), or uninstall it and let `{BUILD}` fetch one")
     out = Path(out) if out else expected_binary()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    environment.ensure_cache_folder(out.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(fd)
     src = Path(tmp + ".cpp")
