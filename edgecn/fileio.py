@@ -23,6 +23,19 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def set_aside(path: str | os.PathLike) -> Path:
+    """Move a bad cache entry (a file, a folder, a link) out of the way as ``NAME.bad``, replacing
+    an older one; returns where it went. Kept, not deleted: it may be worth a look."""
+    path = Path(path)
+    bad = path.with_name(path.name + ".bad")
+    if bad.is_dir() and not bad.is_symlink():
+        shutil.rmtree(bad, ignore_errors=True)
+    elif os.path.lexists(bad):
+        bad.unlink()
+    os.replace(path, bad)
+    return bad
+
+
 def write_error(path: Path, e: OSError) -> EdgecnError:
     """An OSError at a write as a user error whose fix fits its cause."""
     fixes = {errno.ENOSPC: "free some disk space or choose another output location",

@@ -81,7 +81,8 @@ def tune_target(target: str, backend: str | None = None, checkpoint: str | None 
     results = []
     for name in backends:
         path = Path(table) if table else default_table_path(tgt, name, threads, remote)
-        costs = load_table(path) if path.exists() else CostTable(name, threads)
+        costs = _cached_table(path, name, threads, say) if table is None else (
+            load_table(path) if path.exists() else CostTable(name, threads))
         if costs.backend != name or costs.threads != threads:
             raise EdgecnError(f"cost table {str(path)!r} holds {costs.backend} times at {costs.threads} thread(s), "
                               f"not {name} at {threads}", "pass another --table, or the matching --backend/--threads")
@@ -92,3 +93,32 @@ def tune_target(target: str, backend: str | None = None, checkpoint: str | None 
         costs.save(path)
         results.append((result, path))
     return results
+
+
+def _cached_table(path: Path, backend: str, threads: int, say) -> "CostTable":
+    """The cost table edgecn keeps in its cache for this target (a new one when there is none).
+
+    A cached table that cannot be read (damaged, truncated, another version, wrong types) is
+    set aside as ``NAME.bad`` with one line, and the tuning starts afresh: it is a cache, and
+    the user never named it. A table the user names (``--table``, a target's cost_table) is
+    the user's file: a bad one is an error.
+    """
+    import os
+
+    from edgecn.cost.table import CostTable, load_table
+    from edgecn.fileio import set_aside
+
+    if not os.path.lexists(path):
+        return CostTable(backend, threads)
+    try:
+        if not path.is_file():
+            raise EdgecnError(f"{str(path)!r} is not a file")
+        costs = load_table(path)
+        if costs.backend == backend and costs.threads == threads:
+            return costs
+        problem = f"holds {costs.backend} times at {costs.threads} thread(s)"
+    except EdgecnError as e:
+        problem = e.what
+    bad = set_aside(path)
+    say(f"[tune] the cached cost table could not be used ({problem}); set aside as {bad.name}, measuring afresh")
+    return CostTable(backend, threads)

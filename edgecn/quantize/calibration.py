@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -199,16 +200,63 @@ class RangeCache:
     def path(self) -> Path:
         return self.folder / f"{self.key}.json"
 
-    def load(self) -> dict | None:
-        from edgecn.errors import EdgecnError
+    def load(self, names=None, say=None) -> dict[str, tuple[float, float]] | None:
+        """The cached ranges (for exactly ``names``, when given), or None: not cached, or a bad entry.
+
+        An entry is trusted only whole: the sha256 it carries matches its ranges, each range is
+        two finite float32 numbers lo <= hi, and it covers exactly the tensors asked for. A bad
+        one (damaged, truncated, hand-edited, another format) is set aside as ``KEY.json.bad``
+        with one line through ``say`` (stderr by default) and the model is calibrated again:
+        never a wrong range, never an error for what is only a cache.
+        """
+        if not os.path.lexists(self.path):
+            return None
+        ranges, problem = self._read()
+        if problem is None and names is not None and set(ranges) != set(names):
+            problem = "is for other tensors"
+        if problem is None:
+            return ranges
+        from edgecn.fileio import set_aside
+
+        bad = set_aside(self.path)
+        line = f"edgecn: cached calibration ranges {str(self.path)!r} {problem}; set aside as {bad.name}, calibrating again"
+        (say or (lambda text: print(text, file=sys.stderr)))(line)
+        return None
+
+    def _read(self) -> tuple[dict, str | None]:
+        import math
+        import stat
+
         from edgecn.limits import read_json
 
-        if not self.path.exists():
-            return None
+        if not stat.S_ISREG(os.lstat(self.path).st_mode):
+            return {}, "is not a file"
         try:
-            return read_json(self.path, "cached calibration ranges", 64 << 20, "")
-        except EdgecnError:
-            return None  # a damaged entry is just recomputed
+            doc = read_json(self.path, "cached calibration ranges", 64 << 20, "")
+        except EdgecnError as e:
+            return {}, f"cannot be read ({e.what.split(' is ', 1)[-1]})"
+        if not isinstance(doc, dict) or doc.get("format") != RANGES_FORMAT or not isinstance(doc.get("ranges"), dict):
+            return {}, "is not an edgecn ranges entry (written by another version, or damaged)"
+        if doc.get("sha256") != _ranges_digest(doc["ranges"]):
+            return {}, "does not match its checksum (damaged or edited)"
+        ranges = {}
+        for name, rng in doc["ranges"].items():
+            ok = (isinstance(rng, list) and len(rng) == 2
+                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rng))
+            if not ok or not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX for v in rng) or rng[0] > rng[1]:
+                return {}, f"holds a range for {name!r} that is not two finite numbers lo <= hi"
+            ranges[name] = (float(rng[0]), float(rng[1]))
+        return ranges, None
 
     def store(self, ranges: dict) -> None:
-        atomic_write_text(self.path, json.dumps(ranges, sort_keys=True))
+        ranges = {str(k): [float(v[0]), float(v[1])] for k, v in ranges.items()}
+        atomic_write_text(self.path, json.dumps({"format": RANGES_FORMAT, "sha256": _ranges_digest(ranges),
+                                                 "ranges": ranges}, sort_keys=True))
+
+
+RANGES_FORMAT = "edgecn-ranges-1"
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _ranges_digest(ranges) -> str:
+    return hashlib.sha256(json.dumps(ranges, sort_keys=True).encode()).hexdigest()

@@ -54,10 +54,10 @@ def quantize_pt2e(model: torch.nn.Module, example: torch.Tensor, quantizer, cali
     prepared = prepare_pt2e(exported, quantizer)
     guard_prepared(model, prepared, example)
     observers = {n: m for n, m in prepared.named_modules() if isinstance(m, RangeObserver)}
-    cached = cache.load() if cache is not None else None
-    if cached is not None and set(cached) == set(observers):
+    cached = cache.load(observers) if cache is not None else None
+    if cached is not None:
         for name, rng in cached.items():
-            observers[name].fixed_range = (float(rng[0]), float(rng[1]))
+            observers[name].fixed_range = rng
         calib = calib[:1]  # weight observers still need one pass
     with torch.no_grad():
         for x in calib:

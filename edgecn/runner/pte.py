@@ -116,8 +116,13 @@ class NativeProcess:
         # ExecuTorch's own log lines, shown only when something fails (all of them with EDGECN_RUNTIME_LOGS=1)
         self._log = tempfile.TemporaryFile()
         verbose = os.environ.get("EDGECN_RUNTIME_LOGS") == "1"
-        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=None if verbose else self._log)
+        try:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=None if verbose else self._log)
+        except OSError as e:  # not a program this machine runs (another architecture, a text file)
+            raise EdgecnError(f"the native .pte runner {str(binary)!r} cannot be started: {e.strerror or e}",
+                              f"check ${native.ENV_BINARY} (it must be an {native.BINARY_NAME} built here), or "
+                              f"rebuild the runner: `{native.BUILD} --force`") from None
         self.seconds = 0.0
         line = self._start_line(binary, path)
         try:

@@ -115,4 +115,4 @@ def test_cache_key_depends_on_weights_data_and_method(tmp_path):
     cache = RangeCache(k, tmp_path)
     assert cache.load() is None
     cache.store({"a": [-1.0, 2.0]})
-    assert RangeCache(k, tmp_path).load() == {"a": [-1.0, 2.0]}
+    assert RangeCache(k, tmp_path).load() == {"a": (-1.0, 2.0)}

@@ -187,7 +187,68 @@ def find_binary() -> Path | None:
     if explicit is not None:
         return explicit
     path = expected_binary()
-    return path if path is not None and path.is_file() else None
+    if path is None or not os.path.lexists(path):
+        return None
+    problem = cache_problem(path)
+    if problem is None:
+        return path
+    from edgecn.fileio import set_aside
+
+    bad = set_aside(path)
+    print(f"edgecn: the cached native .pte runner {str(path)!r} {problem}; set aside as {bad.name}, building it again",
+          file=sys.stderr)
+    return None
+
+
+def _sidecar(binary: Path) -> Path:
+    return binary.with_name(binary.name + ".sha256")
+
+
+def cache_problem(binary: Path) -> str | None:
+    """Why a cached runner must not run (None: it is the one built here, byte for byte).
+
+    A cache is not trusted to be whole: an empty or truncated file, one without its execute
+    bit, a folder or a link in its place, a build for another machine, or bytes that differ
+    from the sha256 recorded when it was built would otherwise fail in ways that blame the
+    artifact, or run something else.
+    """
+    import stat
+
+    st = os.lstat(binary)
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a file"
+    if st.st_size == 0:
+        return "is empty"
+    if not os.access(binary, os.X_OK):
+        return "is not executable"
+    try:
+        recorded = _sidecar(binary).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return "has no record of its build (no .sha256 beside it)"
+    with open(binary, "rb") as f:
+        head = f.read(20)
+    if head[:4] == b"\x7fELF" and _elf_machine(head) != _elf_machine_here():
+        return "was built for another machine"
+    from edgecn.fileio import sha256_file
+
+    if sha256_file(binary) != recorded:
+        return "differs from what was built (damaged or replaced)"
+    return None
+
+
+def _elf_machine(head: bytes) -> int | None:
+    """e_machine of an ELF header (None: not ELF)."""
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        return None
+    return int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+
+
+def _elf_machine_here() -> int | None:
+    try:
+        with open(sys.executable, "rb") as f:
+            return _elf_machine(f.read(20))
+    except OSError:
+        return None
 
 
 def compiler() -> str | None:
@@ -235,6 +296,10 @@ def build(out: Path | None = None, cxx: str | None = None, wheel: Path | None = 
             raise EdgecnError(f"compiling the native .pte runner failed:\n{proc.stderr.strip()[-3000:]}",
                               f"check that {cxx} supports C++17 and that executorch {_version()} is installed whole")
         os.chmod(tmp, 0o755)
+        from edgecn.fileio import atomic_write_text, sha256_file
+
+        # the record first: a binary without one (a build cut short here) is rebuilt, never trusted
+        atomic_write_text(_sidecar(out), sha256_file(tmp) + "\n")
         os.replace(tmp, out)
     finally:
         for leftover in (tmp, src):
