@@ -115,6 +115,8 @@ def realtime(runner: Runner, inputs: Inputs, plan: Plan) -> dict:
             dropped += latest - frame
             frame = latest
         due = t0 + frame * period
+        if lat and due - t0 >= plan.max_seconds:  # the next frame comes after the plan's end: no wait for it
+            break
         _wait_until(due)
         begin = time.perf_counter()
         runner.infer(arrays[frame % n_arrays])

@@ -92,6 +92,8 @@ def runner_zip(out: Path) -> Path:
 
 CONNECT_TIMEOUT_S = 15
 """Seconds ssh waits for a device to answer before giving up (ssh's ConnectTimeout)."""
+SHORT_CALL_S = 120.0
+"""Bound on one short call on the device (the runtime probe, mktemp, mkdir, rm)."""
 
 
 class Ssh:
@@ -106,9 +108,13 @@ class Ssh:
         # an explicit --ssh-option ConnectTimeout=N wins.
         if not any(o.lower().startswith("connecttimeout") for o in options):
             options.append(f"ConnectTimeout={CONNECT_TIMEOUT_S}")
+        # A device that vanishes mid-run (unplugged, rebooted) is noticed in about a minute.
+        if not any(o.lower().startswith("serveralive") for o in options):
+            options += ["ServerAliveInterval=15", "ServerAliveCountMax=4"]
         self.common = (["-i", key] if key else []) + [a for o in options for a in ("-o", o)]
 
-    def run(self, words: list[str], check: bool = True, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    def run(self, words: list[str], check: bool = True, stdin=subprocess.DEVNULL,
+            timeout: float | None = SHORT_CALL_S) -> subprocess.CompletedProcess:
         """Run ``words`` on the device; ``stdout`` is what the command printed.
 
         The command prints a random marker first, and only what follows it is kept: a login
@@ -119,8 +125,12 @@ class Ssh:
         marker = f"edgecn-answer-{secrets.token_hex(8)}"
         command = f"printf '%s\\n' {marker}; " + " ".join(shlex.quote(w) for w in words)
         # Every option, then "--": the destination and the command can never be read as options.
-        proc = subprocess.run(["ssh", *self.common, *port, "--", self.dest, command], stdin=stdin,
-                              capture_output=True, encoding="utf-8", errors="replace")
+        try:
+            proc = subprocess.run(["ssh", *self.common, *port, "--", self.dest, command], stdin=stdin,
+                                  capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise EdgecnError(f"{words[0]} on {self.dest} did not finish within {timeout:.0f} s",
+                              "check that the device is up and not overloaded (`ssh` to it by hand)") from None
         proc.stdout = proc.stdout.partition(marker + "\n")[2]
         if check and proc.returncode != 0:
             self._fail(proc, words[0])
@@ -132,7 +142,8 @@ class Ssh:
         recursive = ["-r"] if len(files) == 1 and Path(files[0]).is_dir() else []
         # Absolute local paths: scp would take "a:b.tflite" for a host. Remote names are generated and safe.
         proc = subprocess.run(["scp", "-q", *recursive, *self.common, *port, "--", *[os.path.abspath(f) for f in files],
-                               f"{self.dest}:{remote_dir}/{name}"], capture_output=True, text=True)
+                               f"{self.dest}:{remote_dir}/{name}"], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True)
         if proc.returncode != 0:
             self._fail(proc, "scp")
 
@@ -255,8 +266,10 @@ def profile_remote(request) -> dict:
                       STOP_WITH_INPUT]
             # sh removes the folder when the runner ends, however it ends: the host may be gone by then.
             words = ["sh", "-c", 'd="$1"; shift; "$@"; s=$?; rm -rf "$d"; exit "$s"', "sh", remote_dir, *runner]
+            each = request.bound_seconds()
+            bound = None if each is None else each * len(request.artifacts) * len(request.threads or (None,))
             with tether() as stdin:
-                proc = ssh.run(words, check=False, stdin=stdin)
+                proc = ssh.run(words, check=False, stdin=stdin, timeout=bound)
             if proc.returncode not in (0, 3):  # 3: some failed, the rest measured (kept)
                 ssh._fail(proc, python)
         finally:

@@ -65,6 +65,12 @@ class ProfileRequest:
             object.__setattr__(self, "threads", tuple(int(t) for t in self.threads))
         if not self.artifacts:
             raise EdgecnError("nothing to profile", "pass at least one artifact")
+        if self.threads is not None:
+            object.__setattr__(self, "threads", tuple(dict.fromkeys(self.threads)))  # each setting once
+            if len(self.threads) > MAX_THREAD_SETTINGS:
+                raise EdgecnError(f"--threads lists {len(self.threads)} settings; at most {MAX_THREAD_SETTINGS} are "
+                                  "profiled in one run (each is a process, each measured in full)",
+                                  "pass the settings that matter, e.g. --threads 1,2,4")
         if self.op_profile and self.fps:
             raise EdgecnError("--op-profile and --fps do not mix", "profile ops in a separate run")
 
@@ -86,6 +92,34 @@ class ProfileRequest:
         warmup, warmup_s = (10, 0.5) if self.warmup is None else (self.warmup, 0.0)
         return Plan(runs=runs, min_seconds=least, max_seconds=most, warmup=warmup, warmup_seconds=warmup_s,
                     fps=self.fps)
+
+    def least_seconds(self) -> float:
+        """The least time this request measures (warm-up and timed loop, every artifact and setting;
+        loading and the accuracy pass come on top)."""
+        plan = self.plan()
+        timed = max(plan.min_seconds, (plan.runs - 1) / plan.fps if plan.fps else 0.0)
+        each = plan.warmup_seconds + min(plan.max_seconds, timed)
+        return each * len(self.artifacts) * len(self.threads or (None,))
+
+    def bound_seconds(self) -> float | None:
+        """How long one artifact at one setting may take before its runner is taken for hung:
+        twice its timed part plus ``CHILD_SLACK_S`` (loading, a compile, an accuracy pass), when
+        the plan ends by time (the default, or --duration); None with --runs, whose length
+        follows the model's latency."""
+        return None if self.runs is not None else 2 * (self.duration or self.plan().max_seconds) + CHILD_SLACK_S
+
+    def check_length(self, say=None) -> None:
+        """Say up front when the plan measures for more than a minute; refuse one of more than
+        ``MAX_PLAN_HOURS`` (a typo such as --fps 0.01 with --runs 1000 would run for a day)."""
+        least = self.least_seconds()
+        shape = (f"{len(self.artifacts)} artifact(s) x {len(self.threads or (None,))} thread setting(s), "
+                 f"{self.plan().describe()}{f', frames at {self.fps:g} fps' if self.fps else ''}")
+        if least > MAX_PLAN_HOURS * 3600:
+            raise EdgecnError(f"this plan measures for at least {_duration(least)} ({shape})",
+                              f"lower --runs or --duration, raise --fps, or profile fewer settings; at most "
+                              f"{MAX_PLAN_HOURS} h in one run")
+        if least > 60 and say is not None:
+            say(f"edgecn profile: measuring for at least {_duration(least)} ({shape})")
 
     def thread_settings(self) -> list[int]:
         """The thread counts to profile: as given, else every core this process may use.
@@ -123,6 +157,9 @@ def profile(request: ProfileRequest) -> dict:
     runtimes in one process fight), and their JSON is merged; ``batch`` runs many artifacts of
     one kind at one setting in this process instead.
     """
+    import sys
+
+    request.check_length(say=lambda line: print(line, file=sys.stderr))
     if request.remote is not None:
         from edgecn.runner.remote import profile_remote
 
@@ -159,6 +196,16 @@ def profile(request: ProfileRequest) -> dict:
 
 
 FORMAT = "edgecn-profile"
+MAX_THREAD_SETTINGS = 64
+MAX_PLAN_HOURS = 8
+CHILD_SLACK_S = 900.0
+"""Beyond its plan, what a child runner may take (loading, compiling, an accuracy pass) before it is taken for hung."""
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
 _NUMBER = (int, float)
 _MEASURED = {"artifact": str, "name": str, "runtime": str, "runs": int, "load_ms": _NUMBER, "first_ms": _NUMBER,
              "throughput_ips": _NUMBER, "latency_ms": dict, "integrity": dict}
@@ -250,9 +297,15 @@ def _child(request: ProfileRequest) -> list[dict]:
     import sys
 
     (artifact,), (threads,) = request.artifacts, request.threads
-    with tether() as stdin:
-        proc = subprocess.run([sys.executable, "-m", "edgecn.runner", *request.to_argv(), STOP_WITH_INPUT],
-                              stdin=stdin, capture_output=True, text=True, env=child_env())
+    bound = request.bound_seconds()
+    try:
+        with tether() as stdin:
+            proc = subprocess.run([sys.executable, "-m", "edgecn.runner", *request.to_argv(), STOP_WITH_INPUT],
+                                  stdin=stdin, capture_output=True, text=True, env=child_env(), timeout=bound)
+    except subprocess.TimeoutExpired:  # killed by run(); recorded, and the others go on
+        return [{"artifact": artifact, "name": Path(artifact).name, "threads": threads,
+                 "error": f"the runner process did not finish within {_duration(bound)} (its plan ends sooner): "
+                          "stopped; it may hang on this artifact"}]
     if proc.returncode != 0:  # recorded, and the others go on: one bad artifact does not lose the rest
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         last = last.split("error: ", 1)[1] if "edgecn profile: error: " in last else last

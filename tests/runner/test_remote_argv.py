@@ -64,8 +64,10 @@ def test_hostile_remote_urls_never_reach_ssh_as_options(ssh_stand_in):
     for argv in runs:
         cut = argv.index("--")
         before, after = argv[:cut], argv[cut + 1:]
-        allowed = {"-i", "/k", "-o", "BatchMode=yes", "StrictHostKeyChecking=no", "ConnectTimeout=15", "-p"}
+        allowed = {"-i", "/k", "-o", "BatchMode=yes", "StrictHostKeyChecking=no", "ConnectTimeout=15", "-p",
+                   "ServerAliveInterval=15", "ServerAliveCountMax=4"}
         assert "ConnectTimeout=15" in before, argv  # an unreachable device fails in seconds
+        assert "ServerAliveInterval=15" in before, argv  # and one that vanishes mid-run in about a minute
         assert all(a in allowed or a.isdigit() for a in before), argv
         assert len(after) == 2 and not after[0].startswith("-"), argv
     assert accepted >= 100 and refused >= 1000, (accepted, refused)

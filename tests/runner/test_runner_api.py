@@ -97,3 +97,14 @@ def test_realtime_counts_drops_when_too_slow(artifacts):
     with open_runner(artifacts / "model.onnx", threads=1) as r:
         rt = realtime(r, random_inputs(entry.input), Plan(runs=200, min_seconds=0, fps=20000))["realtime"]
     assert rt["dropped_frames"] > 0 and rt["deadline_misses"] > 0
+
+
+def test_a_frame_due_after_the_plan_ends_is_not_waited_for(artifacts):
+    """--fps 0.001: the next frame would come in 1000 s; the plan ends at 0.5 s, so the run does."""
+    import time
+
+    entry = Manifest.load(artifacts).find(artifacts / "model.tflite")
+    with open_runner(artifacts / "model.tflite", threads=1) as r:
+        start = time.perf_counter()
+        out = realtime(r, random_inputs(entry.input), Plan(runs=5, min_seconds=0, max_seconds=0.5, fps=0.001))
+    assert time.perf_counter() - start < 10 and out["realtime"]["processed"] == 1

@@ -143,3 +143,50 @@ def test_a_killed_profile_leaves_no_runner_processes(artifacts, native_env, tmp_
             except ProcessLookupError:
                 pass
         parent.wait()
+
+
+def test_thread_settings_are_taken_once_and_capped():
+    assert ProfileRequest(("a.tflite",), threads=(1, 2, 1, 4, 2)).threads == (1, 2, 4)
+    with pytest.raises(EdgecnError, match="at most 64"):
+        ProfileRequest(("a.tflite",), threads=tuple(range(1, 200)))
+
+
+@pytest.mark.parametrize("kw, outcome", [
+    (dict(), "quiet"),                                     # benchmark_model's plan: about 1.5 s
+    (dict(duration=120.0), "said"),
+    (dict(fps=0.001), "said"),                             # one frame per 1000 s: the plan's 150 s cap ends it
+    (dict(threads=tuple(range(1, 65))), "said"),           # 64 settings x 1.5 s
+    (dict(runs=1000, fps=0.01), "refused"),                # 28 h of frames
+    (dict(duration=9 * 3600.0), "refused"),
+    (dict(artifacts=tuple(f"m{i}.tflite" for i in range(40)), duration=900.0), "refused"),  # 10 h in all
+])
+def test_long_plans_are_said_up_front_and_day_long_ones_refused(kw, outcome):
+    request = ProfileRequest(**{"artifacts": ("a.tflite",), **kw})
+    said: list[str] = []
+    if outcome == "refused":
+        with pytest.raises(EdgecnError, match="measures for at least"):
+            request.check_length(said.append)
+    else:
+        request.check_length(said.append)
+        assert (len(said) == 1) == (outcome == "said"), said
+
+
+def test_a_day_long_plan_is_refused_before_anything_runs(artifacts, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "edgecn.runner", str(artifacts / "model.tflite"), "--runs", "1000",
+                           "--fps", "0.01"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "measures for at least 27.8 h" in proc.stderr and "Fix:" in proc.stderr, proc.stderr
+
+
+def test_a_child_runner_that_hangs_is_stopped_at_its_bound(artifacts, native_env, tmp_path, monkeypatch):
+    """A runner process that never finishes (here: its native runner never starts) is stopped after
+    its plan's bound, recorded as failed, and the other settings go on."""
+    from edgecn.runner import session
+
+    hang = tmp_path / "hang"
+    hang.write_text("#!/bin/sh\nexec cat > /dev/null\n")  # says nothing; gone when its input closes
+    hang.chmod(0o755)
+    monkeypatch.setenv("EDGECN_PTE_RUNNER", str(hang))
+    monkeypatch.setattr(session, "CHILD_SLACK_S", 3.0)
+    request = ProfileRequest((str(artifacts / "model.pte"),), threads=(1,), duration=0.5)
+    (result,) = session._child(request)
+    assert "did not finish within" in result["error"] and "hang" in result["error"]
