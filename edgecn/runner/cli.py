@@ -78,7 +78,15 @@ def check_optional(args) -> None:
 def run(args) -> int:
     """Profile, then print a table or JSON (and a plot); returns the exit status."""
     check_optional(args)
-    doc = profile(ProfileRequest.from_args(args))
+    try:
+        doc = profile(ProfileRequest.from_args(args))
+    except KeyboardInterrupt as stop:  # what was measured before the stop is shown, then the stop goes on
+        partial = getattr(stop, "partial_document", None)
+        if partial is not None:
+            print(json.dumps(partial, indent=1) if args.json else report.render(partial))
+            print(f"edgecn profile: stopped after {len(partial['results'])} of {partial['planned']} artifact and "
+                  "thread settings; shown above are those measured", file=sys.stderr)
+        raise
     if args.plot:
         report.plot(doc, args.plot)
     print(json.dumps(doc, indent=1) if args.json else report.render(doc))

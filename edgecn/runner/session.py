@@ -156,6 +156,9 @@ def profile(request: ProfileRequest) -> dict:
     settings run one subprocess each (runtimes' thread pools are sized once per process, and two
     runtimes in one process fight), and their JSON is merged; ``batch`` runs many artifacts of
     one kind at one setting in this process instead.
+
+    Stopped part way (Ctrl-C, SIGTERM) with some settings measured, the KeyboardInterrupt
+    carries them as ``partial_document`` (marked ``interrupted``, with the ``planned`` count).
     """
     import sys
 
@@ -164,8 +167,6 @@ def profile(request: ProfileRequest) -> dict:
         from edgecn.runner.remote import profile_remote
 
         return profile_remote(request)
-    import edgecn
-    from edgecn.runner import sysinfo
     from edgecn.runner.check import check_artifact
     from edgecn.runner.profile import Options, profile_artifact, verify
 
@@ -190,7 +191,21 @@ def profile(request: ProfileRequest) -> dict:
                        op_profile=request.op_profile, force=request.force, keep_samples=request.keep_samples)
         results = [profile_artifact(request.artifacts[0], opts)]
     else:
-        results = [r for a, t in combos for r in _child(request.replace(artifacts=(a,), threads=(t,)))]
+        results = []
+        try:
+            for a, t in combos:
+                results += _child(request.replace(artifacts=(a,), threads=(t,)))
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: what was measured travels with it
+            if results:
+                stop.partial_document = dict(_document(plan, results), interrupted=True, planned=len(combos))
+            raise
+    return _document(plan, results)
+
+
+def _document(plan, results: list[dict]) -> dict:
+    import edgecn
+    from edgecn.runner import sysinfo
+
     return {"format": FORMAT, "version": 1, "edgecn": edgecn.__version__, "environment": sysinfo.environment(),
             "plan": plan.describe(), "results": results}
 

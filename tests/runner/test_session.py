@@ -190,3 +190,25 @@ def test_a_child_runner_that_hangs_is_stopped_at_its_bound(artifacts, native_env
     request = ProfileRequest((str(artifacts / "model.pte"),), threads=(1,), duration=0.5)
     (result,) = session._child(request)
     assert "did not finish within" in result["error"] and "hang" in result["error"]
+
+
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stopped_profile_shows_what_it_measured(artifacts, tmp_path, sig, code):
+    """Three thread settings, one child each; stopped while the second runs: the first is shown."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "edgecn.runner", str(artifacts / "model.tflite"), "--threads",
+                             "1,2,3", "--duration", "3", "--json"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(seen) < 2 and time.monotonic() < deadline:  # a second child: the first has finished
+        seen |= _descendants(proc.pid)
+        time.sleep(0.2)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err[-2000:]
+    doc = json.loads(out)
+    assert doc["interrupted"] and doc["planned"] == 3 and doc["results"][0]["threads"] == 1, doc
+    assert "stopped after 1 of 3" in err and "Traceback" not in err
