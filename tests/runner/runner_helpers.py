@@ -38,3 +38,15 @@ def outputs(script: str, path, out, python: str = sys.executable, env: dict | No
                           cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return np.load(out), proc.stdout.strip()
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    """Poll ``predicate`` every 0.1 s for up to ``timeout`` seconds; its last answer."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()

@@ -27,6 +27,7 @@ import pytest
 from edgecn.errors import EdgecnError
 from edgecn.runner.session import read_document
 from edgecn.terminal import is_visible
+from runner_helpers import wait_for
 from sshd_helpers import remote_argv, sshd
 
 POISON = ("\x1b]0;owned\x07", "\x1b[2J\x1b[H", "\x9b31m", "line\rover", "\u202egnp.exe", "\x07\x08\x7f")
@@ -223,15 +224,6 @@ def test_a_run_leaves_nothing_on_the_device_however_it_ends(device, artifacts, t
         device["banner"].write_text("")
 
 
-def _wait(predicate, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 @pytest.mark.parametrize("how", ["SIGINT to the group", "SIGTERM", "SIGKILL"])
 def test_stopping_the_host_stops_the_device_runner_and_clears_its_folder(device, artifacts, tmp_path, how):
     """Ctrl-C (the terminal signals the host and its ssh), SIGTERM or SIGKILL of the host alone."""
@@ -239,15 +231,15 @@ def test_stopping_the_host_stops_the_device_runner_and_clears_its_folder(device,
                                                          "--threads", "1")],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        assert _wait(lambda: _device_processes(device, runner_only=True), 60), "the device runner never started"
+        assert wait_for(lambda: _device_processes(device, runner_only=True), 60), "the device runner never started"
         time.sleep(0.5)
         if how == "SIGINT to the group":
             os.killpg(host.pid, signal.SIGINT)
         else:
             host.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGKILL)
         host.wait(timeout=60)
-        assert _wait(lambda: not _device_processes(device), 30), f"still running: {_device_processes(device)}"
-        assert _wait(lambda: _left_on_device(device) == [], 15), _left_on_device(device)
+        assert wait_for(lambda: not _device_processes(device), 30), f"still running: {_device_processes(device)}"
+        assert wait_for(lambda: _left_on_device(device) == [], 15), _left_on_device(device)
         assert host.returncode == {"SIGINT to the group": 130, "SIGTERM": 143, "SIGKILL": -9}[how]
     finally:
         if host.poll() is None:

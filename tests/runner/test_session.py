@@ -13,6 +13,7 @@ import pytest
 from edgecn.errors import EdgecnError
 from edgecn.runner.cli import build_parser
 from edgecn.runner.session import ProfileRequest, Remote, profile
+from runner_helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,17 +105,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait(predicate, timeout: float) -> bool:
-    import time
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 @pytest.mark.parametrize("suffix", [".tflite", ".onnx", ".pte"])
 @pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", "SIGINT"])
 def test_a_killed_profile_leaves_no_runner_processes(artifacts, native_env, tmp_path, suffix, sig):
@@ -132,10 +122,10 @@ def test_a_killed_profile_leaves_no_runner_processes(artifacts, native_env, tmp_
     below: set[int] = set()
     try:
         wanted = 2 if suffix == ".pte" else 1  # the child runner, and the native one under it
-        assert _wait(lambda: len(below.update(_descendants(parent.pid)) or below) >= wanted, 90), "no child started"
+        assert wait_for(lambda: len(below.update(_descendants(parent.pid)) or below) >= wanted, 90), "no child started"
         parent.send_signal(getattr(signal, sig))
         parent.wait(timeout=30)
-        assert _wait(lambda: not any(map(_alive, below)), 30), f"left running after {sig} of the parent: {below}"
+        assert wait_for(lambda: not any(map(_alive, below)), 30), f"left running after {sig} of the parent: {below}"
     finally:
         for pid in [parent.pid, *below]:
             try:
