@@ -85,6 +85,8 @@ def _check_structure(payload: dict, where: str) -> None:
     if not isinstance(state, dict) or not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                            for k, v in state.items()):
         raise EdgecnError(f"{where} has no 'state_dict' of named tensors", fix)
+    for key, tensor in state.items():  # before any value is read: a crafted shape could ask for terabytes
+        check_tensor(tensor, f"{where}: tensor {key!r}")
     if not isinstance(config, dict) or not isinstance(config.get("name"), str):
         raise EdgecnError(f"{where} has no model 'config' (an object naming the model)", fix)
     if not isinstance(extra, dict):
@@ -95,11 +97,96 @@ def _check_structure(payload: dict, where: str) -> None:
         check_number(config["in_channels"], int, 1, 4, f"{where}: config.in_channels")
     if not isinstance(config.get("overrides", {}), dict):
         raise EdgecnError(f"{where}: config.overrides must be an object of model options", fix)
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = [k for k, v in state.items() if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all())]
     if bad:
         raise EdgecnError(f"{where} holds NaN or infinite weights ({', '.join(bad[:3])}"
                           f"{' ...' if len(bad) > 3 else ''}): the training that wrote it diverged",
                           "retrain with a lower --lr, or use an earlier checkpoint")
+
+
+MAX_TENSOR_ELEMENTS = 1 << 31
+"""Most elements in one saved tensor (8 GiB of float32); no layer of a CNN comes near it."""
+
+_REAL = (torch.float16, torch.bfloat16, torch.float32, torch.float64,
+         torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
+
+
+def check_tensor(tensor: torch.Tensor, where: str) -> None:
+    """A saved tensor is dense, on the CPU, real-valued and owns every element it shows.
+
+    ``torch.load`` accepts sparse tensors, tensors on the ``meta`` device (a shape without
+    data), complex numbers and zero-stride views that show one stored value as billions of
+    elements; any of them reaches a layer as an internal error, an allocation of terabytes,
+    or weights silently cast. Only the tensor's metadata is read here, never its values.
+    """
+    fix = "re-create it with `edgecn train` (the file was edited or written by another tool)"
+    if tensor.layout != torch.strided:
+        raise EdgecnError(f"{where} is a {str(tensor.layout).removeprefix('torch.')} tensor; saved weights are dense", fix)
+    if tensor.device.type != "cpu":
+        raise EdgecnError(f"{where} holds no data (it is on the {tensor.device.type!r} device: a shape without values)", fix)
+    if tensor.dtype not in _REAL:
+        raise EdgecnError(f"{where} has dtype {str(tensor.dtype).removeprefix('torch.')}; weights are real numbers "
+                          "(float16/32/64, bfloat16, integers or bool)", fix)
+    if tensor.numel() > MAX_TENSOR_ELEMENTS:
+        raise EdgecnError(f"{where} has {tensor.numel():,} elements, more than the {MAX_TENSOR_ELEMENTS:,} any layer holds", fix)
+    stored = tensor.untyped_storage().nbytes() // max(1, tensor.element_size())
+    if tensor.numel() > 1 and (0 in tensor.stride() or tensor.numel() > stored):
+        raise EdgecnError(f"{where} shows {tensor.numel():,} elements but stores {stored:,} (a zero-stride or "
+                          "overlapping view); saved weights store every element", fix)
+
+
+def _kind(dtype: torch.dtype) -> str:
+    return "bool" if dtype == torch.bool else "float" if dtype.is_floating_point else "integer"
+
+
+def fit_state(model: torch.nn.Module, state: dict, where: str) -> None:
+    """Load ``state`` into ``model`` after checking that every tensor fits it.
+
+    Names, shapes and kinds (float, integer, bool) are compared first, so a config that
+    disagrees with its weights (another class count, input channels, model or form) is one
+    error naming the tensors, not a cast or a torch traceback. Layers with constraints on
+    their values (an index within its channels, a stage within its schedule) check them
+    after loading through ``state_problems()``.
+
+    Raises:
+        EdgecnError: naming up to three tensors that do not fit and what the model expects.
+    """
+    expected = model.state_dict()
+    problems = [f"{k!r} is missing" for k in expected if k not in state]
+    problems += [f"{k!r} is not a tensor of this model" for k in state if k not in expected]
+    for key in (k for k in expected if k in state):
+        want, got = expected[key], state[key]
+        if tuple(want.shape) != tuple(got.shape):
+            problems.append(f"{key!r} has shape {list(got.shape)}, the model's is {list(want.shape)}")
+        elif _kind(want.dtype) != _kind(got.dtype):
+            problems.append(f"{key!r} holds {str(got.dtype).removeprefix('torch.')} values, "
+                            f"the model's are {_kind(want.dtype)}")
+    config = getattr(model, "edgecn_config", None) or {}
+    described = ", ".join(f"{k}={config[k]!r}" for k in ("name", "num_classes", "in_channels", "form") if k in config)
+    fix = ("the config saved beside the weights must describe them; re-create the checkpoint with `edgecn train` "
+           "(it was edited, or written by another tool or version)")
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise EdgecnError(f"{where} does not fit the model its config describes ({described}): "
+                          f"{'; '.join(problems[:3])}{more}", fix)
+    model.load_state_dict(state)
+    for name, module in model.named_modules():
+        for problem in getattr(module, "state_problems", lambda: [])():
+            raise EdgecnError(f"{where}: {name or 'the model'}: {problem}", fix)
+
+
+def check_given(config: dict, where: str, **given) -> None:
+    """Options given beside a checkpoint (``--input-size``, ``--num-classes``) agree with its config.
+
+    A checkpoint fixes its model; an option that says otherwise would build or price a model
+    other than the one its weights were trained as, so it is an error, not silently ignored.
+    ``None`` means not given.
+    """
+    differ = [f"--{k.replace('_', '-')} {v}" for k, v in given.items() if v is not None and v != config.get(k)]
+    if differ:
+        saved = ", ".join(f"{k.replace('_', '-')} {config.get(k)}" for k, v in given.items() if v is not None)
+        raise EdgecnError(f"{' and '.join(differ)} disagree with {where}, whose model has {saved}",
+                          "drop the option (the checkpoint's own value is used), or train a checkpoint at that value")
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
@@ -112,11 +199,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
 
     payload = read_checkpoint(path)
     config = payload["config"]
-    model = rebuild_model(config)
-    model.edgecn_config = config
     try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as e:
-        raise EdgecnError(f"checkpoint {str(path)!r} does not match model {config.get('name')!r} ({str(e).splitlines()[0][:160]})",
-                          "it was probably edited or written by another version; re-create it with `edgecn train`") from e
+        model = rebuild_model(config)
+    except EdgecnError as e:  # the saved config is input too: say which file it came from
+        raise EdgecnError(f"checkpoint {str(path)!r}: {e.what}", e.fix) from e
+    model.edgecn_config = config
+    fit_state(model, payload["state_dict"], f"checkpoint {str(path)!r}")
     return model.eval(), payload.get("extra", {})

@@ -268,13 +268,14 @@ def _previous_artifacts(folder: Path) -> set[tuple[str, str]]:
 
 
 def _model_and_data(cfg: BuildConfig, say):
-    from edgecn.checkpoint import load_checkpoint
+    from edgecn.checkpoint import check_given, load_checkpoint
     from edgecn.condense import deployable
     from edgecn.train.data import load_dataset
 
     extra = {}
     if cfg.checkpoint:
         model, extra = load_checkpoint(cfg.checkpoint)
+        check_given(model.edgecn_config, f"checkpoint {str(cfg.checkpoint)!r}", input_size=cfg.input_size)
     else:
         model = _train_default(cfg, say)
     conf = model.edgecn_config
@@ -285,7 +286,7 @@ def _model_and_data(cfg: BuildConfig, say):
                           "training split calibrates them)")
     if cfg.data is None and cfg.checkpoint:
         say(f"[build] data: {data} (recorded in the checkpoint)")
-    ds = load_dataset(data, input_size=cfg.input_size or conf["input_size"])
+    ds = load_dataset(data, input_size=conf["input_size"])
     if conf["num_classes"] != len(ds.labels):
         raise EdgecnError(f"checkpoint has {conf['num_classes']} classes but data {data!r} has {len(ds.labels)}",
                           "pass the checkpoint trained on this data (or --data it was trained on)")

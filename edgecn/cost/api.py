@@ -35,12 +35,13 @@ def load_model(checkpoint: str | None, model: str | None, input_size: int | None
     """The condensed eval model to tune, and an example input of its size."""
     import torch
 
-    from edgecn.checkpoint import load_checkpoint
+    from edgecn.checkpoint import check_given, load_checkpoint
     from edgecn.condense import deployable, set_progress
     from edgecn.models import create_model
 
     if checkpoint:
         net, _ = load_checkpoint(checkpoint)
+        check_given(net.edgecn_config, f"checkpoint {str(checkpoint)!r}", input_size=input_size, num_classes=num_classes)
     else:
         torch.manual_seed(0)
         net = create_model(model, num_classes=num_classes, input_size=input_size)

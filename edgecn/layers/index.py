@@ -26,5 +26,10 @@ class ChannelGather(nn.Module):
     def forward(self, x):
         return torch.index_select(x, 1, self.index)
 
+    def state_problems(self) -> list[str]:
+        """What is wrong with loaded indices (each must name one of the input channels)."""
+        bad = self.index[(self.index < 0) | (self.index >= self.in_channels)]
+        return [f"channel index {int(bad[0])} is outside 0..{self.in_channels - 1}"] if bad.numel() else []
+
     def extra_repr(self) -> str:
         return f"{self.in_channels} -> {self.out_channels}"

@@ -69,6 +69,11 @@ class LearnedGroupConv(nn.Module):
         x = self.drop(self.relu(self.norm(x)))
         return F.conv2d(x, self.conv.weight * self.mask)
 
+    def state_problems(self) -> list[str]:
+        """What is wrong with a loaded condensing stage (it counts 0..C-1)."""
+        stage, last = int(self.stage), max(0, self.condense_factor - 1)
+        return [] if 0 <= stage <= last else [f"condensing stage {stage} is outside 0..{last}"]
+
     # -- condensing ---------------------------------------------------------------------
     def group_mask(self) -> torch.Tensor:
         """(G, in) boolean: which inputs each group still reads."""

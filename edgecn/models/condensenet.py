@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from edgecn.layers import BnReluConv, LearnedGroupConv, LearnedLinear
-from edgecn.models import register_model
+from edgecn.models import Option, register_model
 
 
 class DenseLayer(nn.Module):
@@ -90,16 +90,20 @@ def _variant(stages, growth, default_groups, default_stride):
     return build
 
 
-register_model("condensenet-86", family="condensenet", input_size=32, num_classes=10,
+OPTIONS = {"groups": Option(int, 1, 256), "condense_factor": Option(int, 1, 256, optional=True),
+           "stem_stride": Option(int, 1, 4, optional=True), "bottleneck": Option(int, 1, 16),
+           "group_3x3": Option(int, 1, 256, optional=True), "classifier_keep": Option(float, 0.01, 1.0)}
+
+register_model("condensenet-86", family="condensenet", options=OPTIONS, input_size=32, num_classes=10,
                description="CIFAR CondenseNet: 3 blocks x 14 layers, growth 8-16-32, G=C=4")(
     _variant([14, 14, 14], [8, 16, 32], 4, 1))
-register_model("condensenet-74-c4", family="condensenet", input_size=224, num_classes=1000,
+register_model("condensenet-74-c4", family="condensenet", options=OPTIONS, input_size=224, num_classes=1000,
                description="ImageNet CondenseNet: blocks 4-6-8-10-8, growth 8-16-32-64-128, G=C=4")(
     _variant([4, 6, 8, 10, 8], [8, 16, 32, 64, 128], 4, 2))
-register_model("condensenet-74-c8", family="condensenet", input_size=224, num_classes=1000,
+register_model("condensenet-74-c8", family="condensenet", options=OPTIONS, input_size=224, num_classes=1000,
                description="ImageNet CondenseNet: blocks 4-6-8-10-8, growth 8-16-32-64-128, G=C=8")(
     _variant([4, 6, 8, 10, 8], [8, 16, 32, 64, 128], 8, 2))
-register_model("condensenet-light", family="condensenet", input_size=32, num_classes=10,
+register_model("condensenet-light", family="condensenet", options=OPTIONS, input_size=32, num_classes=10,
                description="small CIFAR-style CondenseNet for quick CPU runs: 3 blocks x 4 layers, growth 8-16-32, G=C=4",
                aliases=("condensenet",))(
     _variant([4, 4, 4], [8, 16, 32], 4, 1))

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from edgecn.layers import BnReluConv
-from edgecn.models import register_model
+from edgecn.models import Option, register_model
 
 
 class _Bottleneck(nn.Module):
@@ -64,13 +64,13 @@ class DenseNetBC(nn.Module):
         return self.classifier(self.flatten(self.features(x)))
 
 
-@register_model("densenet-bc-100", family="densenet", input_size=32, num_classes=10,
+@register_model("densenet-bc-100", family="densenet", options={"growth": Option(int, 1, 1024)}, input_size=32, num_classes=10,
                 description="CIFAR DenseNet-BC, depth 100, k=12 (the paper's uncondensed reference)")
 def densenet_bc_100(num_classes, input_size, in_channels, growth=12):
     return DenseNetBC([16, 16, 16], growth, num_classes, in_channels)
 
 
-@register_model("densenet-121", family="densenet", input_size=224, num_classes=1000,
+@register_model("densenet-121", family="densenet", options={"growth": Option(int, 1, 1024)}, input_size=224, num_classes=1000,
                 description="ImageNet DenseNet-BC-121, k=32")
 def densenet_121(num_classes, input_size, in_channels, growth=32):
     return DenseNetBC([6, 12, 24, 16], growth, num_classes, in_channels, imagenet_stem=True)

@@ -11,7 +11,7 @@ from torch import nn
 
 from edgecn.errors import EdgecnError
 from edgecn.layers.fire import Fire
-from edgecn.models import register_model
+from edgecn.models import Option, register_model
 
 # (in, squeeze, expand1x1, expand3x3) for Fire 2..9; "M" is a 3x3/2 max pool.
 _V10 = [(96, 16, 64, 64), (128, 16, 64, 64), (128, 32, 128, 128), "M", (256, 32, 128, 128),
@@ -73,8 +73,10 @@ def _variant(version: str, default_bypass: str):
     return build
 
 
+OPTIONS = {"bypass": Option(BYPASSES), "dropout": Option(float, 0.0, 0.99), "final_relu": Option(bool)}
+
 for _v in ("1_0", "1_1"):
     for _b in BYPASSES:
         _name = f"squeezenet{_v}" + ("" if _b == "none" else f"-{_b}-bypass")
-        register_model(_name, family="squeezenet", input_size=224, num_classes=1000,
+        register_model(_name, family="squeezenet", options=OPTIONS, input_size=224, num_classes=1000,
                        description=f"SqueezeNet v{_v.replace('_', '.')}, " + ("no bypass" if _b == "none" else f"{_b} bypass"))(_variant(_v, _b))

@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from edgecn import metrics
-from edgecn.checkpoint import read_checkpoint, save_checkpoint
+from edgecn.checkpoint import fit_state, read_checkpoint, save_checkpoint
 from edgecn.condense import condensing_stage_of, group_lasso, set_progress
 from edgecn.errors import EdgecnError
 from edgecn.runner.evaluate import learned_nothing
-from edgecn.train import distributed
+from edgecn.train import distributed, resume
 from edgecn.train.config import RESULT_FIELDS, TrainConfig
 from edgecn.train.guard import DivergenceGuard, diverged
 from edgecn.train.loader import HeldoutBatches, training_batches
@@ -137,8 +137,8 @@ def _run(config: TrainConfig, ctx: distributed.Context, progress: bool) -> Train
     optimizer = _optimizer(model, config)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=precision.dtype == torch.float16)
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
+        resume.load_optimizer(optimizer, state.get("optimizer"), state["where"])
+        if resume.check_scaler(scaler, state.get("scaler"), state["where"]):
             scaler.load_state_dict(state["scaler"])
     history = list(state["history"]) if state else []
     batches = training_batches(ds, config, ctx)
@@ -393,8 +393,8 @@ def _check_out_dir(out: Path, config: TrainConfig) -> None:
 def _restore(path: Path, model, config: TrainConfig, ctx) -> dict:
     payload = read_checkpoint(path)
     extra = payload.get("extra", {})
-    saved = extra.get("config", {})
-    if extra.get("kind") != "train-state" or payload["config"].get("name") != config.model:
+    saved = extra.get("config")
+    if extra.get("kind") != "train-state" or payload["config"].get("name") != config.model or not isinstance(saved, dict):
         raise EdgecnError(f"{str(path)!r} is not a training state of model {config.model!r}",
                           "resume with the --model (and other options) of the run that wrote it")
     diff = [f"{k}={saved.get(k)!r}" for k in RESULT_FIELDS if saved.get(k) != config.to_dict()[k]]
@@ -403,6 +403,9 @@ def _restore(path: Path, model, config: TrainConfig, ctx) -> dict:
     if diff:
         raise EdgecnError(f"{str(path)!r} was written with different options ({', '.join(diff)})",
                           "resume with the same options, or start a new run with another --out")
-    model.load_state_dict(payload["state_dict"])
-    torch.set_rng_state(extra["rng"]["torch"])
-    return extra
+    where = f"training state {str(path)!r}"
+    rng = resume.check_rng(extra, where)
+    resume.check_history(extra, config.epochs, where)
+    fit_state(model, payload["state_dict"], where)
+    torch.set_rng_state(rng)
+    return {**extra, "where": where}

@@ -79,5 +79,5 @@ def test_checkpoint_for_another_model_is_refused(tmp_path, light):
     payload = torch.load(p, weights_only=True)
     payload["config"]["name"] = "condensenet-86"
     torch.save(payload, p)
-    with pytest.raises(EdgecnError, match="does not match"):
+    with pytest.raises(EdgecnError, match="does not fit the model its config describes"):
         load_checkpoint(p)
