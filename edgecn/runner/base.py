@@ -22,6 +22,10 @@ from edgecn.registry import Registry
 RUNNERS: Registry[type["Runner"]] = Registry("artifact suffix", package="edgecn.runner")
 
 
+_FEEDABLE = ("float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "int64", "bool")
+"""Tensor types a runner feeds and reads (numpy's names); others (strings, bfloat16) are refused at load."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TensorInfo:
     """What a runtime says about one input or output."""
@@ -89,6 +93,15 @@ class Runner:
         start = time.perf_counter()
         self._load()
         self.inputs, self.outputs = self._details()
+        unknown = [f"{t.name!r} ({t.dtype})" for t in self.inputs + self.outputs if t.dtype not in _FEEDABLE]
+        if unknown:
+            self._unload()
+            raise EdgecnError(f"{str(self.path)!r} has tensors of types edgecn cannot feed or read: {', '.join(unknown[:3])}",
+                              f"use a model whose inputs and outputs are {', '.join(_FEEDABLE)}")
+        if not self.outputs:
+            self._unload()
+            raise EdgecnError(f"{str(self.path)!r} has no outputs: running it would give nothing to read or time",
+                              "pass an artifact whose model returns its result (a build's .tflite, .pte or .onnx)")
         # Cached so that checking a feed costs well under a microsecond per inference.
         self._expected = [(t.shape, np.dtype(t.dtype)) for t in self.inputs]
         self.load_time = time.perf_counter() - start

@@ -31,6 +31,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from edgecn.errors import EdgecnError
+from edgecn.runner import signature
 from edgecn.runner.base import open_runner
 from edgecn.runner.evaluate import output_quant, to_logits
 from edgecn.runner.inputs import prepare
@@ -124,6 +125,11 @@ class Classifier:
         """Load the artifact into its runtime (``with`` does this for you)."""
         if not self.runner.active:
             self.runner.activate()
+            try:
+                signature.agree(self.runner, self.input, self.output, self._labels, f"artifact {str(self.path)!r}")
+            except EdgecnError:
+                self.runner.deactivate()
+                raise
             self._quant = output_quant(self.runner, self.output)
         return self
 

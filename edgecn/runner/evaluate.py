@@ -15,6 +15,7 @@ import numpy as np
 
 from edgecn.errors import EdgecnError
 from edgecn.metrics import top1
+from edgecn.runner import signature
 from edgecn.runner.base import Runner, TensorInfo, open_runner
 from edgecn.runner.manifest import TensorSpec
 
@@ -70,9 +71,16 @@ class Predictor:
 
     def __enter__(self) -> "Predictor":
         self.runner.activate()
-        if self._in is None:
-            info: TensorInfo = self.runner.inputs[0]
-            self._in = TensorSpec(info.name, info.shape, info.dtype, "NCHW", info.quant)
+        where = f"artifact {str(self.runner.path)!r}"
+        try:
+            if self._in is None:
+                info: TensorInfo = signature.image_input(self.runner, where)
+                self._in = TensorSpec(info.name, info.shape, info.dtype, "NCHW", info.quant)
+            else:
+                signature.agree(self.runner, self._in, self._out, None, where)
+        except EdgecnError:
+            self.runner.deactivate()
+            raise
         self._quant = output_quant(self.runner, self._out)
         return self
 

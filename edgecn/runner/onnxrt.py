@@ -12,7 +12,8 @@ from edgecn.errors import EdgecnError
 from edgecn.runner.base import Runner, TensorInfo, register
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int8)": "int8",
-              "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(double)": "float64"}
+              "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(double)": "float64",
+              "tensor(bool)": "bool", "tensor(int16)": "int16", "tensor(uint16)": "uint16"}
 
 
 def _ort():

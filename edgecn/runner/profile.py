@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgecn.errors import EdgecnError
 from edgecn.runner import inputs as inputs_mod
-from edgecn.runner import measure, sysinfo
+from edgecn.runner import measure, signature, sysinfo
 from edgecn.runner.base import open_runner
 from edgecn.runner.evaluate import output_quant
 from edgecn.runner.manifest import ArtifactEntry, entry_from_spec, find_manifest_for
@@ -116,7 +116,9 @@ def profile_artifact(path: str | os.PathLike, opts: Options) -> dict:
     return {"artifact": str(path), "name": path.name, "runtime": runner.runtime, "versions": versions,
             "threads": opts.threads, "size_bytes": len(content), "integrity": _strip(integrity),
             "precision": entry.precision if entry else None,
-            "input": {"source": feed.timing.source, "shape": list(runner.inputs[0].shape), "dtype": runner.inputs[0].dtype},
+            "input": {"source": feed.timing.source, "shape": list(runner.inputs[0].shape) if runner.inputs else [],
+                      "dtype": runner.inputs[0].dtype if runner.inputs else None,
+                      "tensors": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in runner.inputs]},
             "import_ms": runner.import_time * 1e3, "load_ms": runner.load_time * 1e3, "first_ms": first * 1e3,
             "warmup_ms": [t * 1e3 for t in warm], **result, "accuracy": accuracy, "op_profile": ops,
             "peak_rss_mb": sysinfo.peak_rss_mb(), "sensors": sensors.summary(), "finished": sysinfo.now()}
@@ -135,7 +137,13 @@ def _inputs(runner, entry: ArtifactEntry | None, opts: Options, labels: list[str
                           "profile it in its build folder (beside manifest.json)"
                           + ("" if runner.path.suffix.lower() in EMBEDDED else f", copy {sidecar(runner.path).name} with it")
                           + ", or rebuild it with this edgecn (which writes the spec)")
-    spec = inputs_mod.input_spec(runner.inputs[0], entry.input if entry else None)
+    where = f"artifact {str(runner.path)!r}"
+    if entry is not None:
+        signature.agree(runner, entry.input, entry.output, labels, where)
+    elif not (opts.data or opts.accuracy) and not _one_image(runner):
+        return _Feeds(inputs_mod.Inputs("random", signature.random_feeds(runner)), None)
+    spec = inputs_mod.input_spec(signature.image_input(runner, where) if entry is None else runner.inputs[0],
+                                 entry.input if entry else None)
     if opts.data or opts.accuracy:
         data = opts.data or _data_for_accuracy(runner.path, trained_on)
         feed = (inputs_mod.digits_inputs(spec) if data == "digits"
@@ -145,6 +153,14 @@ def _inputs(runner, entry: ArtifactEntry | None, opts: Options, labels: list[str
                               "use --data digits or a folder with one subfolder per class")
         return _Feeds(feed, feed if opts.accuracy else None)
     return _Feeds(inputs_mod.random_inputs(spec), None)
+
+
+def _one_image(runner) -> bool:
+    try:
+        signature.image_input(runner, "")
+        return True
+    except EdgecnError:
+        return False
 
 
 def _data_for_accuracy(path: Path, trained_on: str | None) -> str:

@@ -77,7 +77,7 @@ class PteRunner(Runner):
             process = NativeProcess(self._binary, self.model_file(), self.threads, etdump=dump)
             try:
                 for _ in range(runs):
-                    process.run([feed])
+                    process.run(self._arrange(feed))
             finally:
                 process.close()
             if not dump.exists():

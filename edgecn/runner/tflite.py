@@ -83,7 +83,7 @@ class TFLiteRunner(Runner):
             raise EdgecnError(f"LiteRT could not load {str(self.path)!r}: {str(e).splitlines()[0]}",
                               "rebuild the artifact, or update ai-edge-litert if it uses newer ops") from e
         self._in = [d["index"] for d in self._it.get_input_details()]
-        self._out = self._it.get_output_details()[0]["index"]
+        self._out = next((d["index"] for d in self._it.get_output_details()), None)  # none: activate() refuses it
 
     def _details(self):
         return ([_info(d) for d in self._it.get_input_details()], [_info(d) for d in self._it.get_output_details()])
