@@ -77,7 +77,7 @@ class Predictor:
                 info: TensorInfo = signature.image_input(self.runner, where)
                 self._in = TensorSpec(info.name, info.shape, info.dtype, "NCHW", info.quant)
             else:
-                signature.agree(self.runner, self._in, self._out, None, where)
+                signature.agree(self.runner, self._in, self._out, None, where, images=False)
         except EdgecnError:
             self.runner.deactivate()
             raise

@@ -37,8 +37,13 @@ def _close(a: dict | None, b: dict | None) -> bool:
                                        and math.isclose(a["scale"], b["scale"], rel_tol=1e-5)))
 
 
-def agree(runner: Runner, spec_in: TensorSpec, spec_out: TensorSpec | None, labels, where: str) -> None:
+def agree(runner: Runner, spec_in: TensorSpec, spec_out: TensorSpec | None, labels, where: str,
+          images: bool = True) -> None:
     """``runner``'s tensors are what its spec says: one input of that shape and dtype, labels that fit.
+
+    ``images``: images will be fed, so the layout must give 1-4 image channels (a manifest
+    edited from NCHW to NHWC shows as 8 or 16 "channels"). Off for the build's and the
+    tuner's own tensors (a model segment takes any channel count).
 
     Raises:
         EdgecnError: naming every disagreement (up to three) between the file and its spec.
@@ -56,7 +61,7 @@ def agree(runner: Runner, spec_in: TensorSpec, spec_out: TensorSpec | None, labe
         if spec_in.layout == "NC" and len(spec_in.shape) != 2:
             problems.append(f"its spec's layout NC needs a 2-D shape, not {list(spec_in.shape)}")
         channels = _channels(spec_in)
-        if channels is not None and channels not in (1, 2, 3, 4):
+        if images and channels is not None and channels not in (1, 2, 3, 4):
             problems.append(f"its spec's layout {spec_in.layout} makes {channels} image channels of {list(spec_in.shape)}")
         mean = (spec_in.normalize or {}).get("mean") or []
         if channels and len(mean) not in (0, 1, channels):
