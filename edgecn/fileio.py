@@ -45,9 +45,59 @@ def write_error(path: Path, e: OSError) -> EdgecnError:
              errno.EACCES: "choose an output location you can write to",
              errno.EPERM: "choose an output location you can write to",
              errno.ENOTDIR: "a part of the path is a file: choose another output location",
-             errno.EISDIR: "a folder has that name: choose another output name"}
-    return EdgecnError(f"could not write {str(path)!r}: {e.strerror or e}",
+             errno.EISDIR: "a folder has that name: choose another output name",
+             errno.EFBIG: "raise the file-size limit (`ulimit -f unlimited`) or write somewhere it does not apply"}
+    if e.errno == errno.EFBIG or "File too large" in str(e):
+        return EdgecnError(f"could not write {str(path)!r}: the file-size limit (ulimit -f, {_size_limit()}) was reached",
+                           fixes[errno.EFBIG])
+    limit = _size_limit()
+    note = f" (a file-size limit of {limit} is set: ulimit -f)" if limit not in ("unlimited", "unknown") else ""
+    return EdgecnError(f"could not write {str(path)!r}: {e.strerror or e}{note}",
                        fixes.get(e.errno, "choose another output location"))
+
+
+def _size_limit() -> str:
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        return "unlimited" if soft == resource.RLIM_INFINITY else f"{soft:,} bytes"
+    except (ImportError, OSError, ValueError):
+        return "unknown"
+
+
+def check_size_limit(need: int, what: str) -> None:
+    """Refuse up front when ``ulimit -f`` is below what ``what`` writes (about ``need`` bytes).
+
+    Python's own writes turn a limit into an error that names it, but the converters are
+    native code: LiteRT's ends the whole process with status 1 and no message when a
+    temporary file reaches the limit. So a build checks the limit before any work.
+    """
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return
+    if soft != resource.RLIM_INFINITY and soft < need:
+        raise EdgecnError(f"{what} writes files of up to about {need >> 20} MiB, more than the file-size limit of "
+                          f"{soft:,} bytes (ulimit -f)", "raise it (`ulimit -f unlimited`) or run where it does not apply")
+
+
+def writes_fail_past_size_limit() -> None:
+    """Make a write past ``ulimit -f`` fail with EFBIG instead of killing the process.
+
+    The default action of SIGXFSZ ends the process at once (core dumped, exit 153) in the
+    middle of a write: no message, and a temporary file left behind. Ignored, the write
+    returns EFBIG, which ``write_error`` names, and every clean-up runs. Called by both CLIs.
+    """
+    import signal
+
+    if hasattr(signal, "SIGXFSZ"):
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        except ValueError:  # not the main thread: the embedding program decides
+            pass
 
 
 def _umask() -> int:
@@ -265,6 +315,41 @@ def _swap_lock(path: Path):
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def claim_folder(path: str | os.PathLike, what: str) -> Iterator[Path]:
+    """Hold folder ``path`` for one writer for the whole block; a second is refused at once.
+
+    Two runs writing one folder (``edgecn train --out runs/x`` started twice) would each
+    write whole files, but interleave them: a ``best.pt`` of one run beside the ``final.pt``
+    of the other. The claim is a non-blocking POSIX flock on the folder itself (no lock
+    file is left; the kernel drops it when the process dies, however it dies). A folder
+    made for the claim is removed again if the block leaves it empty.
+    """
+    path = Path(path)
+    made = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise write_error(path, e) from e
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no flock on this platform: one writer is the user's to ensure
+            pass
+        except BlockingIOError:
+            raise EdgecnError(f"another {what} is writing {str(path)!r} right now",
+                              "wait for it to finish, or choose another --out") from None
+        yield path
+    finally:
+        os.close(fd)
+        if made:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if the block wrote nothing there
 
 
 def _remove_abandoned_stages(path: Path) -> None:

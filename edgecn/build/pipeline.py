@@ -25,7 +25,7 @@ from edgecn.build.config import BuildConfig, BuildResult
 from edgecn.build.report import deflated_size, manifest_dict, markdown_report
 from edgecn.build.validate import compare, top1
 from edgecn.errors import EdgecnError
-from edgecn.fileio import atomic_dir, atomic_write_bytes, atomic_write_text, sha256_file
+from edgecn.fileio import atomic_dir, atomic_write_bytes, atomic_write_text, check_size_limit, sha256_file
 from edgecn.logs import native_output_to
 from edgecn.models.stats import count
 from edgecn.runner.evaluate import learned_nothing
@@ -179,6 +179,8 @@ def build(cfg: BuildConfig) -> BuildResult:
     backends = _backends(cfg, target)
     say(f"[build] target {target.name}: backends {', '.join(backends)}, precisions {', '.join(target.precisions)}")
     model, ds = _model_and_data(cfg, say)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    check_size_limit(max(64 << 20, 8 * weights), "edgecn build")  # converters' temporary files included
     x_held, y_held = ds.heldout.tensors
     example = x_held[:1].clone()
     with torch.no_grad():  # in chunks: 359 images at 224x224 in one batch took 4.3 GB for CondenseNet-74

@@ -16,6 +16,7 @@ from typing import Callable
 
 from edgecn import __version__
 from edgecn.errors import TERMINATED_EXIT, USER_ERROR_EXIT, EdgecnError, Terminated, raise_on_sigterm
+from edgecn.fileio import writes_fail_past_size_limit
 from edgecn.registry import Registry
 from edgecn.terminal import STDOUT_CLOSED, safe_output
 
@@ -111,6 +112,7 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return USER_ERROR_EXIT
     raise_on_sigterm()
+    writes_fail_past_size_limit()
     try:
         return int(args.run(args) or 0)
     except EdgecnError as e:

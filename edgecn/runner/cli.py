@@ -11,6 +11,7 @@ import json
 import sys
 
 from edgecn.errors import TERMINATED_EXIT, USER_ERROR_EXIT, EdgecnError, Terminated, raise_on_sigterm
+from edgecn.fileio import writes_fail_past_size_limit
 from edgecn.limits import number, numbers
 from edgecn.runner import report
 from edgecn.runner.session import STOP_WITH_INPUT, ProfileRequest, profile
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     raise_on_sigterm()
+    writes_fail_past_size_limit()
     if args.stop_with_input:
         stop_when_input_closes()
     try:

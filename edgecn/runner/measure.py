@@ -69,6 +69,31 @@ def stats_ms(seconds: list[float]) -> dict:
             "std": float(a.std()), "cv": float(a.std()) / mean if mean > 0 else 0.0}
 
 
+MAX_PLAN_HOURS = 8
+"""Longest measurement edgecn starts in one run; a longer one is a typo (--runs 100000000)."""
+
+
+def check_estimate(plan: Plan, first: float, warm: list[float], where: str, say=None) -> None:
+    """With ``--runs`` (no time cap) the length follows the latency: estimated once it is known.
+
+    ``runs`` times the warmed-up latency (or the frame period at ``fps``): more than
+    ``MAX_PLAN_HOURS`` is refused before the timed loop starts, more than a minute is said.
+    """
+    from edgecn.errors import EdgecnError
+
+    if plan.max_seconds != float("inf"):
+        return
+    each = float(np.median(warm)) if warm else first
+    each = max(each, 1.0 / plan.fps) if plan.fps else each
+    total = max(each * plan.runs, plan.min_seconds)
+    length = f"{total / 3600:.1f} h" if total >= 3600 else f"{total / 60:.1f} min"
+    if total > MAX_PLAN_HOURS * 3600:
+        raise EdgecnError(f"--runs {plan.runs} at about {each * 1e3:.3g} ms each would measure {where} for about {length}",
+                          f"lower --runs, or use --duration SECONDS (at most {MAX_PLAN_HOURS} h in one run)")
+    if total > 60 and say is not None:
+        say(f"edgecn profile: {where}: {plan.runs} runs at about {each * 1e3:.3g} ms each, about {length}")
+
+
 def first_and_warmup(runner: Runner, inputs: Inputs, plan: Plan) -> tuple[float, list[float]]:
     """Time the first inference (caches cold, delegate set-up), then warm up by count and by time."""
     runner.infer(inputs.arrays[0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -105,6 +106,7 @@ def profile_artifact(path: str | os.PathLike, opts: Options) -> dict:
         with runner:
             feed = _inputs(runner, entry, opts, integrity.get("labels") or [], integrity.get("data"))
             first, warm = measure.first_and_warmup(runner, feed.timing, opts.plan)
+            measure.check_estimate(opts.plan, first, warm, path.name, _say)
             loop = measure.realtime if opts.plan.fps else measure.timed
             result = loop(runner, feed.timing, opts.plan)
             accuracy = (measure.top1(runner, feed.labelled, output_quant(runner, entry.output if entry else None))
@@ -139,7 +141,7 @@ def _inputs(runner, entry: ArtifactEntry | None, opts: Options, labels: list[str
                           + ", or rebuild it with this edgecn (which writes the spec)")
     where = f"artifact {str(runner.path)!r}"
     if entry is not None:
-        signature.agree(runner, entry.input, entry.output, labels, where)
+        signature.agree(runner, entry.input, entry.output, labels, where, images=bool(opts.data or opts.accuracy))
     elif not (opts.data or opts.accuracy) and not _one_image(runner):
         return _Feeds(inputs_mod.Inputs("random", signature.random_feeds(runner)), None)
     spec = inputs_mod.input_spec(signature.image_input(runner, where) if entry is None else runner.inputs[0],
@@ -153,6 +155,10 @@ def _inputs(runner, entry: ArtifactEntry | None, opts: Options, labels: list[str
                               "use --data digits or a folder with one subfolder per class")
         return _Feeds(feed, feed if opts.accuracy else None)
     return _Feeds(inputs_mod.random_inputs(spec), None)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _one_image(runner) -> bool:

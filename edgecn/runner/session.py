@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from edgecn.errors import EdgecnError
-from edgecn.runner.measure import Plan
+from edgecn.runner.measure import MAX_PLAN_HOURS, Plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,7 +212,6 @@ def _document(plan, results: list[dict]) -> dict:
 
 FORMAT = "edgecn-profile"
 MAX_THREAD_SETTINGS = 64
-MAX_PLAN_HOURS = 8
 CHILD_SLACK_S = 900.0
 """Beyond its plan, what a child runner may take (loading, compiling, an accuracy pass) before it is taken for hung."""
 

@@ -25,6 +25,7 @@ from edgecn import metrics
 from edgecn.checkpoint import fit_state, read_checkpoint, save_checkpoint
 from edgecn.condense import condensing_stage_of, group_lasso, set_progress
 from edgecn.errors import EdgecnError
+from edgecn.fileio import check_size_limit, claim_folder
 from edgecn.runner.evaluate import learned_nothing
 from edgecn.train import distributed, resume
 from edgecn.train.config import RESULT_FIELDS, TrainConfig
@@ -113,8 +114,12 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     Raises:
         EdgecnError: bad data, an out_dir that already holds a run, or a mismatched resume.
     """
+    check_size_limit(16 << 20, "edgecn train")  # data loaders and libraries need temporary files too
     ctx = distributed.setup()
-    result = _run(config, ctx, progress)
+    # One writer per run folder: a second `train` into the same --out is refused, not interleaved.
+    claim = claim_folder(config.out_dir, "training run") if ctx.is_main else contextlib.nullcontext()
+    with claim:
+        result = _run(config, ctx, progress)
     distributed.teardown(ctx)
     return result
 

@@ -50,3 +50,16 @@ def wait_for(predicate, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return predicate()
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child the test stops with SIGINT: Ctrl-C's default action restored.
+
+    A shell starts background jobs (``make test &``, nohup, some CI runners) with SIGINT
+    ignored, and the ignore is inherited; Python then never raises KeyboardInterrupt, so a
+    test of what Ctrl-C does would test nothing. A terminal's Ctrl-C reaches a process
+    whose SIGINT is at its default, which is what this restores.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -6,14 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgecn.errors import EdgecnError
 from edgecn.runner.cli import build_parser
 from edgecn.runner.session import ProfileRequest, Remote, profile
-from runner_helpers import wait_for
+from runner_helpers import interruptible, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,7 +121,7 @@ def test_a_killed_profile_leaves_no_runner_processes(artifacts, native_env, tmp_
     art = folder / f"model{suffix}"
     parent = subprocess.Popen([sys.executable, "-m", "edgecn.runner", str(art), str(art), "--duration", "120",
                                "--threads", "1"], cwd=tmp_path, env=native_env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                              stderr=subprocess.DEVNULL, preexec_fn=interruptible)
     below: set[int] = set()
     try:
         wanted = 2 if suffix == ".pte" else 1  # the child runner, and the native one under it
@@ -190,7 +193,7 @@ def test_a_stopped_profile_shows_what_it_measured(artifacts, tmp_path, sig, code
 
     proc = subprocess.Popen([sys.executable, "-m", "edgecn.runner", str(artifacts / "model.tflite"), "--threads",
                              "1,2,3", "--duration", "3", "--json"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     seen: set[int] = set()
     deadline = time.monotonic() + 120
     while len(seen) < 2 and time.monotonic() < deadline:  # a second child: the first has finished
@@ -202,3 +205,45 @@ def test_a_stopped_profile_shows_what_it_measured(artifacts, tmp_path, sig, code
     doc = json.loads(out)
     assert doc["interrupted"] and doc["planned"] == 3 and doc["results"][0]["threads"] == 1, doc
     assert "stopped after 1 of 3" in err and "Traceback" not in err
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(runs=st.integers(1, 100_000_000), latency=st.floats(1e-6, 10.0), fps=st.one_of(st.none(), st.floats(0.001, 1000.0)),
+       warm=st.integers(0, 5))
+def test_runs_plans_are_estimated_from_the_measured_latency(runs, latency, fps, warm):
+    """With --runs the length follows the model: runs x latency (or the frame period) past 8 h is
+    refused before the timed loop, past a minute said; a time-capped plan is never estimated."""
+    from edgecn.runner.measure import MAX_PLAN_HOURS, Plan, check_estimate
+
+    plan = Plan(runs=runs, min_seconds=0.0, max_seconds=float("inf"), fps=fps)
+    total = runs * max(latency, 1 / fps if fps else 0.0)
+    said: list[str] = []
+    if total > MAX_PLAN_HOURS * 3600 * 1.0001:
+        with pytest.raises(EdgecnError, match="would measure m.tflite for about"):
+            check_estimate(plan, latency, [latency] * warm, "m.tflite", said.append)
+    elif total < MAX_PLAN_HOURS * 3600 * 0.9999:
+        check_estimate(plan, latency, [latency] * warm, "m.tflite", said.append)
+        assert bool(said) == (total > 60 * 1.0001) or 60 * 0.9999 <= total <= 60 * 1.0001, (total, said)
+    check_estimate(Plan(runs=runs), latency, [latency] * warm, "m.tflite", said.append)  # capped at 150 s: no estimate
+
+
+def test_a_long_runs_plan_is_said_once_the_latency_is_known(artifacts, tmp_path):
+    """100 million runs of a small model: the estimate (hours) is said right after the warm-up,
+    before the timed loop, in the child runner whose output the parent passes on."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "edgecn.runner", str(artifacts / "steady" / "model.tflite"),
+                             "--runs", "100000000", "--force"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+    try:
+        said = ""
+        deadline = time.monotonic() + 120
+        while "runs at about" not in said and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            said += line
+        assert "100000000 runs at about" in said, said[-2000:]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
