@@ -317,6 +317,23 @@ def _swap_lock(path: Path):
         os.close(fd)  # closing releases the lock
 
 
+_CLAIMS: set[int] = set()
+"""Descriptors holding a ``claim_folder`` lock in this process."""
+
+
+def _drop_claims_in_child() -> None:
+    # A forked child (a DataLoader worker) shares the parent's descriptor, and an flock lasts
+    # while any copy is open: a worker outliving a killed parent would hold the run folder.
+    for fd in list(_CLAIMS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _CLAIMS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_claims_in_child)
+
+
 @contextlib.contextmanager
 def claim_folder(path: str | os.PathLike, what: str) -> Iterator[Path]:
     """Hold folder ``path`` for one writer for the whole block; a second is refused at once.
@@ -344,8 +361,10 @@ def claim_folder(path: str | os.PathLike, what: str) -> Iterator[Path]:
         except BlockingIOError:
             raise EdgecnError(f"another {what} is writing {str(path)!r} right now",
                               "wait for it to finish, or choose another --out") from None
+        _CLAIMS.add(fd)
         yield path
     finally:
+        _CLAIMS.discard(fd)
         os.close(fd)
         if made:
             with contextlib.suppress(OSError):

@@ -158,7 +158,7 @@ CASES: list[Bad] = [
         put("run/last.pt", of(TFLITE))),
     Bad("train-resume-not-a-train-state", (*TRAIN, "--out", "run", "--resume"), "not a training state",
         put("run/last.pt", of("light.pt"))),
-    Bad("train-out-under-a-file", (*TRAIN, "--out", "light.pt/run"), "cannot create folder|not writable"),
+    Bad("train-out-under-a-file", (*TRAIN, "--out", "light.pt/run"), "cannot create folder|not writable|Not a directory"),
     Bad("train-out-read-only", (*TRAIN, "--out", "disk/run"), "could not write|not writable|Read-only", disk="ro"),
     Bad("train-out-full-disk", (*TRAIN, "--out", "disk/run"), "could not write", disk="full"),
     # condense: every kind of bad checkpoint, and bad outputs
