@@ -142,7 +142,7 @@ def _inputs(runner, entry: ArtifactEntry | None, opts: Options, labels: list[str
     where = f"artifact {str(runner.path)!r}"
     if entry is not None:
         signature.agree(runner, entry.input, entry.output, labels, where, images=bool(opts.data or opts.accuracy))
-    elif not (opts.data or opts.accuracy) and not _one_image(runner):
+    elif not (opts.data or opts.accuracy) and not signature.takes_one_image(runner):
         return _Feeds(inputs_mod.Inputs("random", signature.random_feeds(runner)), None)
     spec = inputs_mod.input_spec(signature.image_input(runner, where) if entry is None else runner.inputs[0],
                                  entry.input if entry else None)
@@ -159,14 +159,6 @@ def _inputs(runner, entry: ArtifactEntry | None, opts: Options, labels: list[str
 
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def _one_image(runner) -> bool:
-    try:
-        signature.image_input(runner, "")
-        return True
-    except EdgecnError:
-        return False
 
 
 def _data_for_accuracy(path: Path, trained_on: str | None) -> str:

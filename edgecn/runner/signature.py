@@ -86,19 +86,30 @@ def agree(runner: Runner, spec_in: TensorSpec, spec_out: TensorSpec | None, labe
         raise EdgecnError(f"{where} does not match its spec: {'; '.join(problems[:3])}{more}", REBUILD)
 
 
-def image_input(runner: Runner, where: str) -> TensorInfo:
-    """The one image input of an artifact fed images without a spec (its layout is then guessed)."""
-    ins = runner.inputs
+def _image_problem(ins: list[TensorInfo]) -> str | None:
+    """Why images cannot be fed to these inputs without a spec, or None when they can."""
     shape = tuple(ins[0].shape) if len(ins) == 1 else ()
     kind = np.dtype(ins[0].dtype).kind if len(ins) == 1 else ""
     described = ", ".join(f"{t.dtype}{list(t.shape)}" for t in ins) or "none"
-    fix = "time it with random inputs (drop --data), or pass an image classifier built by edgecn (it carries its spec)"
     if len(ins) != 1 or len(shape) != 4 or shape[0] != 1 or not ({shape[1], shape[3]} & {1, 3, 4}) or kind == "b":
-        raise EdgecnError(f"{where} does not take one image (its inputs: {described}), so images cannot be fed to it", fix)
+        return f"does not take one image (its inputs: {described}), so images cannot be fed to it"
     if kind in "iu" and ins[0].quant is None:
-        raise EdgecnError(f"{where} takes {described} with no quantization and carries no spec, so how an image "
-                          "maps to its integers is unknown", fix)
-    return ins[0]
+        return f"takes {described} with no quantization and carries no spec, so how an image maps to its integers is unknown"
+    return None
+
+
+def takes_one_image(runner: Runner) -> bool:
+    """Whether ``image_input`` would accept ``runner``."""
+    return _image_problem(runner.inputs) is None
+
+
+def image_input(runner: Runner, where: str) -> TensorInfo:
+    """The one image input of an artifact fed images without a spec (its layout is then guessed)."""
+    problem = _image_problem(runner.inputs)
+    if problem:
+        raise EdgecnError(f"{where} {problem}", "time it with random inputs (drop --data), or pass an image "
+                                                "classifier built by edgecn (it carries its spec)")
+    return runner.inputs[0]
 
 
 def random_feeds(runner: Runner, count: int = 8, seed: int = 0) -> list:
